@@ -1,0 +1,181 @@
+"""Every event payload Store publishes, by producer. Each is registered under its type.
+
+Consumers rely on these: add optional fields freely, but rename or retype nothing — publish
+a new version instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from libs.contracts.common import Owner
+from libs.contracts.envelope import Contract, Event, event
+
+Interval = Literal["day", "week", "month", "year"]
+
+
+# --- catalog ---------------------------------------------------------------------------------
+
+
+@event("catalog.product.changed.v1")
+class ProductChanged(Event):
+    """A product was created or its data changed."""
+
+    product_key: str
+    active: bool
+    shippable: bool
+    tax_code: str | None = None
+    names: dict[str, str] = Field(default_factory=dict, description="Name per locale.")
+
+
+@event("catalog.pricing.changed.v1")
+class PricingChanged(Event):
+    """A price was created, or deactivated; carries what a cache of prices needs."""
+
+    pricing_id: str
+    product_key: str
+    unit_amount: int = Field(ge=0)
+    currency: str
+    interval: Interval | None = None
+    interval_count: int = 1
+    active: bool = True
+    replaced_by: str | None = None
+
+
+# --- cart ------------------------------------------------------------------------------------
+
+
+class CartLineSnapshot(Contract):
+    pricing_id: str
+    quantity: int = Field(ge=1)
+
+
+@event("cart.cart.merged.v1")
+class CartMerged(Event):
+    """An anonymous cart's lines moved into a user's cart."""
+
+    cart_id: str
+    anonymous_id: str
+    user_id: str
+    lines: list[CartLineSnapshot]
+
+
+@event("cart.cart.checked_out.v1")
+class CartCheckedOut(Event):
+    """A cart was frozen for an order; it will not change any more."""
+
+    cart_id: str
+    order_id: str
+    owner: Owner
+    lines: list[CartLineSnapshot]
+
+
+@event("identity.anonymous.merged.v1")
+class AnonymousMerged(Event):
+    """An anonymous shopper logged in: everything of `anonymous_id` now belongs to `user_id`."""
+
+    anonymous_id: str
+    user_id: str
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+
+@event("orders.order.created.v1")
+class OrderCreated(Event):
+    order_id: str
+    number: str
+    owner: Owner
+    customer_id: str | None = None
+    currency: str
+    total: int = Field(ge=0)
+
+
+@event("orders.order.paid.v1")
+class OrderPaid(Event):
+    """An order was paid. Published once per order."""
+
+    order_id: str
+    number: str
+    owner: Owner
+    customer_id: str | None = None
+    currency: str
+    total: int = Field(ge=0)
+    paid_at: datetime
+    attempt_id: str | None = None
+
+
+# --- payments --------------------------------------------------------------------------------
+
+
+@event("payments.payment.succeeded.v1")
+class PaymentSucceeded(Event):
+    attempt_id: str
+    order_id: str
+    amount: int = Field(ge=0)
+    currency: str
+    provider: str
+    provider_reference: str | None = None
+    succeeded_at: datetime
+
+
+@event("payments.payment.failed.v1")
+class PaymentFailed(Event):
+    attempt_id: str
+    order_id: str
+    reason: str | None = None
+
+
+@event("payments.payment.expired.v1")
+class PaymentExpired(Event):
+    attempt_id: str
+    order_id: str
+
+
+@event("payments.subscription.activated.v1")
+class SubscriptionActivated(Event):
+    subscription_id: str
+    order_id: str
+    owner: Owner
+    status: str
+    current_period_end: datetime | None = None
+
+
+@event("payments.subscription.renewed.v1")
+class SubscriptionRenewed(Event):
+    subscription_id: str
+    order_id: str
+    amount: int = Field(ge=0)
+    currency: str
+    current_period_end: datetime | None = None
+    invoice_reference: str | None = None
+
+
+@event("payments.subscription.canceled.v1")
+class SubscriptionCanceled(Event):
+    subscription_id: str
+    order_id: str
+    at_period_end: bool
+    canceled_at: datetime | None = None
+
+
+class CustomerFacts(Event):
+    customer_id: str
+    owner: Owner
+    is_default: bool
+    name: str
+    email: str
+    country: str
+
+
+@event("payments.customer.created.v1")
+class CustomerCreated(CustomerFacts):
+    pass
+
+
+@event("payments.customer.changed.v1")
+class CustomerChanged(CustomerFacts):
+    deleted: bool = False

@@ -1,0 +1,153 @@
+"""Service-to-service HTTP: one pooled client per target, problems passed through, 503 on outage.
+
+In embedded mode the transport is the target app itself (in-process ASGI); in distributed
+mode it is a pooled HTTP connection. The calling code cannot tell the difference.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from libs.contracts.common import FieldError
+from libs.runtime.observability import CORRELATION_HEADER, current_correlation_id
+from libs.runtime.problems import PROBLEM_MEDIA_TYPE, ProblemError, ServiceUnavailable
+
+M = TypeVar("M")
+
+SERVICE_TOKEN_HEADER = "x-service-token"
+
+
+class RemoteProblem(ProblemError):
+    """A problem answered by another service, passed on with its status and code."""
+
+
+class ServiceClient:
+    """A typed, pooled HTTP client for one service."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 5.0,
+        service_token: str | None = None,
+    ) -> None:
+        self.name = name
+        headers = {SERVICE_TOKEN_HEADER: service_token} if service_token else {}
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            headers=headers,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        files: Any = None,
+    ) -> httpx.Response:
+        """Send a request; errors come back as ProblemError, outages as ServiceUnavailable."""
+        merged = dict(headers or {})
+        correlation_id = current_correlation_id()
+        if correlation_id:
+            merged[CORRELATION_HEADER] = correlation_id
+        try:
+            response = await self._client.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                headers=merged,
+                content=content,
+                files=files,
+            )
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"The {self.name} service is unavailable.") from exc
+        if response.status_code >= 400:
+            raise self._problem(response)
+        return response
+
+    def _problem(self, response: httpx.Response) -> ProblemError:
+        body: dict[str, Any] = {}
+        if response.headers.get("content-type", "").startswith(
+            (PROBLEM_MEDIA_TYPE, "application/json")
+        ):
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+        status = response.status_code
+        if status >= 500:
+            return ServiceUnavailable(
+                body.get("detail") or f"The {self.name} service failed to answer.",
+                code=body.get("code", "service_unavailable") if status == 503 else "upstream_error",
+                status=503 if status == 503 else 502,
+            )
+        errors = [FieldError.model_validate(e) for e in body.get("errors") or []] or None
+        return RemoteProblem(
+            body.get("detail"),
+            status=status,
+            code=body.get("code", f"http_{status}"),
+            title=body.get("title", "Error"),
+            errors=errors,
+        )
+
+    async def call(self, method: str, path: str, response_model: type[M] | Any, **kwargs: Any) -> M:
+        """Send a request and parse the JSON answer into `response_model`."""
+        response = await self.request(method, path, **kwargs)
+        if isinstance(response_model, type) and issubclass(response_model, BaseModel):
+            return response_model.model_validate_json(response.content)  # type: ignore[return-value]
+        return TypeAdapter(response_model).validate_json(response.content)  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class ServiceDirectory:
+    """Where each service is: a URL (distributed) or an in-process app (embedded)."""
+
+    def __init__(self, *, urls: dict[str, str], timeout_s: float, service_token: str) -> None:
+        self._urls = urls
+        self._apps: dict[str, Any] = {}
+        self._clients: dict[str, ServiceClient] = {}
+        self._timeout_s = timeout_s
+        self._service_token = service_token
+
+    def register_app(self, name: str, app: Any) -> None:
+        """Serve `name` from an in-process ASGI app instead of the network."""
+        self._apps[name] = app
+
+    def client(self, name: str) -> ServiceClient:
+        """The shared client of a service, created on first use."""
+        if name not in self._clients:
+            app = self._apps.get(name)
+            transport = (
+                httpx.ASGITransport(app=app, raise_app_exceptions=False)
+                if app is not None
+                else None
+            )
+            base_url = f"http://{name}.internal" if app is not None else self._urls[name]
+            self._clients[name] = ServiceClient(
+                name=name,
+                base_url=base_url,
+                transport=transport,
+                timeout_s=self._timeout_s,
+                service_token=self._service_token,
+            )
+        return self._clients[name]
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()

@@ -1,0 +1,225 @@
+"""What every service process needs at run time, wired from settings: database with outbox
+and inbox, the bus, Redis, other services' clients. Built by a service's `build_deps`, started
+and stopped by its app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy import MetaData, Table, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from libs.contracts.envelope import Envelope, Event
+from libs.runtime.bus import EventBus, RetryPolicy, create_bus
+from libs.runtime.db import create_engine, session_factory
+from libs.runtime.http import ServiceDirectory
+from libs.runtime.migrations import upgrade
+from libs.runtime.observability import set_correlation_id
+from libs.runtime.outbox import (
+    WAKE_KEY,
+    DuplicateDelivery,
+    OutboxRelay,
+    handle_once,
+    inbox_table,
+    outbox_table,
+    record_event,
+)
+from libs.runtime.redis import create_redis
+from libs.runtime.settings import RuntimeSettings
+
+log = structlog.get_logger(__name__)
+
+P = TypeVar("P", bound=Event)
+EventHandler = Callable[[AsyncSession, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What the services of one process share in embedded mode: the bus, Redis, the directory."""
+
+    bus: EventBus
+    fake_redis_server: Any
+    directory: ServiceDirectory
+    composed: bool = False  # True when a composer (embedded mode) starts and stops the bus
+
+
+def shared_for(settings: RuntimeSettings, *, composed: bool = False) -> Shared:
+    """Adapters for one process; in embedded mode pass the same `Shared` to every service."""
+    import fakeredis
+
+    retry = RetryPolicy(settings.consumer_max_retries, settings.consumer_retry_delay_ms)
+    return Shared(
+        bus=create_bus(
+            settings.broker_url,
+            exchange=settings.exchange,
+            queue_prefix=settings.queue_prefix,
+            retry=retry,
+        ),
+        fake_redis_server=fakeredis.FakeServer(),
+        directory=ServiceDirectory(
+            urls=settings.service_urls(),
+            timeout_s=settings.http_timeout_s,
+            service_token=settings.service_token,
+        ),
+        composed=composed,
+    )
+
+
+@dataclass
+class Runtime:
+    """One service's plumbing. Business code uses `transaction`, `record` and `subscribe`."""
+
+    name: str
+    settings: RuntimeSettings
+    metadata: MetaData
+    database_url: str
+    migrations_dir: Path
+    shared: Shared
+    migrate_on_start: bool = False
+    uses_redis: bool = False
+    engine: AsyncEngine = field(init=False)
+    sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    outbox: Table = field(init=False)
+    inbox: Table = field(init=False)
+    relay: OutboxRelay = field(init=False)
+    redis: Any = field(init=False, default=None)
+    _owns_bus: bool = field(init=False, default=True)
+    _bus_task: asyncio.Task[None] | None = field(init=False, default=None)
+    _started: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.outbox = self.metadata.tables.get("outbox") or outbox_table(self.metadata)
+        self.inbox = self.metadata.tables.get("inbox") or inbox_table(self.metadata)
+        self.engine = create_engine(self.database_url)
+        self.sessions = session_factory(self.engine)
+        self.relay = OutboxRelay(
+            engine=self.engine,
+            outbox=self.outbox,
+            publish=self.bus.publish,
+            poll_interval_s=self.settings.outbox_poll_interval_ms / 1000,
+        )
+        if self.uses_redis:
+            self.redis = create_redis(
+                self.settings.redis_url, fake_server=self.shared.fake_redis_server
+            )
+
+    @property
+    def bus(self) -> EventBus:
+        return self.shared.bus
+
+    def client(self, service: str) -> Any:
+        """The pooled client of another service."""
+        return self.shared.directory.client(service)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: commits on success (events included), then wakes the relay."""
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            if session.info.pop(WAKE_KEY, False):
+                self.relay.notify()
+
+    async def record(self, session: AsyncSession, payload: Event) -> Envelope:
+        """Publish `payload` when (and only if) the session's transaction commits."""
+        return await record_event(session, self.outbox, payload, producer=self.name)
+
+    def subscribe(self, handlers: Mapping[type[Event], EventHandler]) -> None:
+        """Handle events exactly once per event id, each in its own transaction."""
+        wrapped = {
+            model.event_type: self._once(model, handler) for model, handler in handlers.items()
+        }
+        self.bus.subscribe(self.name, wrapped)
+
+    def _once(
+        self, model: type[Event], handler: EventHandler
+    ) -> Callable[[Envelope], Awaitable[None]]:
+        async def deliver(envelope: Envelope) -> None:
+            set_correlation_id(envelope.correlation_id)
+            payload = model.model_validate(envelope.payload)
+            try:
+                async with self.transaction() as session:
+                    await handle_once(
+                        session,
+                        self.inbox,
+                        consumer=self.name,
+                        event_id=envelope.event_id,
+                        handle=lambda: handler(session, payload),
+                    )
+            except DuplicateDelivery:
+                log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)
+
+        return deliver
+
+    async def start(self) -> None:
+        """Migrate (embedded), connect the bus (retrying in the background), start the relay."""
+        if self._started:
+            return
+        self._started = True
+        owns_bus = self._owns_bus = not self.shared.composed
+        if self.migrate_on_start:
+            await upgrade(self.engine, self.migrations_dir)
+        if owns_bus:
+            self._bus_task = asyncio.create_task(self._connect_bus(), name=f"{self.name}-bus")
+        await self.relay.start()
+
+    async def _connect_bus(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.bus.start()
+                log.info("bus.connected", service=self.name)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("bus.unreachable", service=self.name, error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.relay.stop()
+        if self._bus_task is not None:
+            self._bus_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._bus_task
+        if self._owns_bus:
+            await self.bus.stop()
+            await self.shared.directory.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, bool]:
+        """Which backing services answer right now."""
+        checks: dict[str, Callable[[], Awaitable[Any]]] = {
+            "database": self._ping_database,
+            "broker": self._ping_bus,
+        }
+        if self.redis is not None:
+            checks["redis"] = self.redis.ping
+        results: dict[str, bool] = {}
+        for name, check in checks.items():
+            try:
+                results[name] = bool(await asyncio.wait_for(check(), 2.0))
+            except Exception:
+                results[name] = False
+        return results
+
+    async def _ping_database(self) -> bool:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+
+    async def _ping_bus(self) -> bool:
+        return await self.bus.ping()

@@ -1,0 +1,69 @@
+"""Settings shared by every process: where data lives, which bus and Redis to use, logging.
+
+Defaults are the embedded mode (no outside servers). Each service adds its own settings class
+with its own prefix and embeds these as `runtime`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MEMORY_URL = "memory://"
+
+
+class RuntimeSettings(BaseSettings):
+    """Cross-cutting settings, read from `STORE_*` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="STORE_", extra="ignore")
+
+    data_dir: Path = Field(Path(".store-data"), description="Folder for SQLite files and media.")
+    broker_url: str = Field(
+        MEMORY_URL, description="`memory://` (in-process bus) or an AMQP URL of RabbitMQ."
+    )
+    redis_url: str = Field(
+        MEMORY_URL, description="`memory://` (in-process substitute) or a Redis URL."
+    )
+    exchange: str = Field("store.events", description="The durable topic exchange of all events.")
+    queue_prefix: str = Field("store", description="Prefix of every consumer's queue name.")
+    consumer_max_retries: int = Field(
+        5, ge=0, description="Retries before a message is dead-lettered."
+    )
+    consumer_retry_delay_ms: int = Field(
+        200, ge=1, description="First retry delay; doubles each time."
+    )
+    outbox_poll_interval_ms: int = Field(250, ge=5, description="Relay poll interval when idle.")
+    service_token: str = Field(
+        "dev-service-token", description="Shared secret for the services' internal write APIs."
+    )
+    log_format: Literal["console", "json"] | None = Field(
+        None, description="Log format; default json in distributed mode, console in embedded."
+    )
+    log_level: str = Field("INFO", description="Log level.")
+    catalog_url: str = Field("http://127.0.0.1:8001", description="Catalog service base URL.")
+    cart_url: str = Field("http://127.0.0.1:8002", description="Cart service base URL.")
+    orders_url: str = Field("http://127.0.0.1:8003", description="Orders service base URL.")
+    payments_url: str = Field("http://127.0.0.1:8004", description="Payments service base URL.")
+    http_timeout_s: float = Field(5.0, gt=0, description="Timeout of service-to-service calls.")
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker_url == MEMORY_URL
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("console" if self.embedded else "json")
+
+    def sqlite_url(self, name: str) -> str:
+        return f"sqlite+aiosqlite:///{self.data_dir / (name + '.db')}"
+
+    def service_urls(self) -> dict[str, str]:
+        return {
+            "catalog": self.catalog_url,
+            "cart": self.cart_url,
+            "orders": self.orders_url,
+            "payments": self.payments_url,
+        }

@@ -1,0 +1,187 @@
+"""Fixtures for real backing services.
+
+A service URL comes from the environment first (STORE_TEST_POSTGRES_URL, STORE_TEST_REDIS_URL,
+STORE_TEST_AMQP_URL), then from testcontainers where Docker works; otherwise the test is
+skipped with the reason — unless STORE_TEST_REQUIRE_SERVICES=1 (as in CI), where a missing
+service fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("STORE_TEST_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (STORE_TEST_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 1):
+            return True
+    except OSError:
+        return False
+
+
+def _from_env_or_container(env: str, container_factory: object, kind: str) -> Iterator[str]:
+    url = os.environ.get(env)
+    if url:
+        if not _reachable(url):
+            unavailable(f"{kind} at {env}={url} is not reachable")
+        yield url
+        return
+    try:
+        container = container_factory()  # type: ignore[operator]
+        container.start()
+    except Exception as exc:
+        unavailable(
+            f"{kind}: set {env}, or run Docker for testcontainers ({exc.__class__.__name__})"
+        )
+        return
+    try:
+        yield container.url  # set by the factory wrappers below
+    finally:
+        container.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A PostgreSQL server URL (libpq form) whose user may create databases."""
+
+    def factory() -> object:
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None)
+        original_start = container.start
+
+        def start() -> object:
+            original_start()
+            container.url = container.get_connection_url()  # type: ignore[attr-defined]
+            return container
+
+        container.start = start  # type: ignore[method-assign]
+        return container
+
+    yield from _from_env_or_container("STORE_TEST_POSTGRES_URL", factory, "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    def factory() -> object:
+        from testcontainers.redis import RedisContainer
+
+        container = RedisContainer("redis:7-alpine")
+        original_start = container.start
+
+        def start() -> object:
+            original_start()
+            host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
+            container.url = f"redis://{host}:{port}/0"  # type: ignore[attr-defined]
+            return container
+
+        container.start = start  # type: ignore[method-assign]
+        return container
+
+    yield from _from_env_or_container("STORE_TEST_REDIS_URL", factory, "Redis")
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    def factory() -> object:
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        container = RabbitMqContainer("rabbitmq:3.13-alpine")
+        original_start = container.start
+
+        def start() -> object:
+            original_start()
+            host, port = container.get_container_host_ip(), container.get_exposed_port(5672)
+            container.url = f"amqp://guest:guest@{host}:{port}/"  # type: ignore[attr-defined]
+            return container
+
+        container.start = start  # type: ignore[method-assign]
+        return container
+
+    yield from _from_env_or_container("STORE_TEST_AMQP_URL", factory, "RabbitMQ")
+
+
+async def create_database(server_url: str, prefix: str = "store_test") -> str:
+    """Create a fresh, uniquely named database; returns its SQLAlchemy asyncpg URL."""
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    parts = urlsplit(server_url)
+    return f"postgresql+asyncpg://{parts.netloc}/{name}"
+
+
+async def drop_database(server_url: str, database_url: str) -> None:
+    import asyncpg
+
+    name = urlsplit(database_url).path.lstrip("/")
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pg_database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A fresh empty PostgreSQL database for one test, dropped afterwards."""
+    url = await create_database(postgres_server_url)
+    yield url
+    await drop_database(postgres_server_url, url)
+
+
+@dataclass(frozen=True)
+class BusNames:
+    """A uniquely named exchange and queue prefix, so runs never see each other's messages."""
+
+    url: str
+    exchange: str
+    queue_prefix: str
+
+
+@pytest.fixture
+async def bus_names(amqp_url: str) -> AsyncIterator[BusNames]:
+    token = uuid.uuid4().hex[:10]
+    names = BusNames(amqp_url, f"store.test.{token}", f"test.{token}")
+    yield names
+    await delete_bus_names(names)
+
+
+async def delete_bus_names(names: BusNames) -> None:
+    """Remove the exchange and every queue a test declared under its prefix."""
+    import aio_pika
+
+    connection = await aio_pika.connect(names.url)
+    try:
+        channel = await connection.channel()
+        await channel.exchange_delete(names.exchange)
+        for consumer in ("catalog", "cart", "orders", "payments", "probe", "consumer", "external"):
+            for suffix in ("", ".retry", ".dlq"):
+                await channel.queue_delete(f"{names.queue_prefix}.{consumer}{suffix}")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
