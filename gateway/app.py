@@ -1,0 +1,172 @@
+"""The gateway app: the public store API in front of the four services."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Path, Response
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import cart_router, payments_router, store_router
+from gateway.clients import Clients
+from gateway.deps import Deps, GatewayDeps
+from gateway.identity import AnonymousCookie, Caller, TokenVerifier
+from gateway.interactor import StoreInteractor
+from gateway.settings import GatewaySettings
+from libs.runtime.asyncapi import asyncapi_document
+from libs.runtime.observability import ObservabilityMiddleware, metrics_endpoint
+from libs.runtime.problems import install_problem_handlers
+from libs.runtime.runtime import Shared, shared_for
+
+SERVICES = ("catalog", "cart", "orders", "payments")
+
+Extra = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    shared: Shared | None = None,
+    extra_lifespan: Extra | None = None,
+) -> FastAPI:
+    """Build the gateway. `shared` carries the service directory (URLs or in-process apps)."""
+    settings = settings or GatewaySettings()
+    shared = shared or shared_for(settings.runtime)
+    deps = GatewayDeps(
+        settings=settings,
+        interactor=StoreInteractor(Clients(shared.directory)),
+        verifier=TokenVerifier(settings),
+        cookie=AnonymousCookie(settings),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            if extra_lifespan is None:
+                yield
+            else:
+                async with extra_lifespan():
+                    yield
+        finally:
+            await shared.directory.aclose()
+
+    app = FastAPI(
+        title="Store API",
+        version="0.1.0",
+        description="The store API: catalog, cart, checkout, orders, customers, subscriptions. "
+        "Money is integer minor units plus an ISO 4217 currency; errors are "
+        "application/problem+json with a stable `code`.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = deps
+    install_problem_handlers(app)
+    app.add_middleware(AnonymousCookieMiddleware, cookie=deps.cookie)
+    app.add_middleware(ObservabilityMiddleware, service="gateway")
+    app.include_router(store_router.router)
+    app.include_router(cart_router.router)
+    app.include_router(payments_router.router)
+    app.include_router(_operations_router(shared))
+    return app
+
+
+def _operations_router(shared: Shared) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+    runtime = shared_settings_of(shared)
+
+    @router.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        """The gateway process is up."""
+        return {"status": "ok", "service": "gateway"}
+
+    @router.get("/readyz", summary="Readiness")
+    async def readyz() -> JSONResponse:
+        """Every service answers its own readiness check."""
+
+        async def check(name: str) -> bool:
+            try:
+                response = await shared.directory.client(name).request("GET", "/readyz")
+                return response.status_code == 200
+            except Exception:
+                return False
+
+        results = await asyncio.gather(*(check(name) for name in SERVICES))
+        checks = dict(zip(SERVICES, results, strict=True))
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "service": "gateway", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/asyncapi", summary="AsyncAPI document of every event")
+    async def asyncapi() -> dict[str, Any]:
+        """The events on the bus, generated from the contracts."""
+        return asyncapi_document(exchange=runtime["exchange"], queue_prefix=runtime["queue_prefix"])
+
+    @router.get("/media/{path:path}", include_in_schema=False)
+    async def media(path: Annotated[str, Path(max_length=500)], deps: Deps) -> Response:
+        upstream = await deps.interactor.clients.catalog.media(path)
+        headers = {
+            k: v
+            for k, v in upstream.headers.items()
+            if k in ("content-type", "cache-control", "etag", "last-modified")
+        }
+        return Response(upstream.content, status_code=upstream.status_code, headers=headers)
+
+    router.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
+    return router
+
+
+def shared_settings_of(shared: Shared) -> dict[str, str]:
+    bus = shared.bus
+    return {
+        "exchange": getattr(bus, "exchange_name", "store.events"),
+        "queue_prefix": getattr(bus, "queue_prefix", "store"),
+    }
+
+
+class AnonymousCookieMiddleware:
+    """Sets or clears the anonymous cookie according to what the request's Caller decided."""
+
+    def __init__(self, app: ASGIApp, *, cookie: AnonymousCookie) -> None:
+        self.app = app
+        self.cookie = cookie
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                caller: Caller | None = scope.get("state", {}).get("caller")
+                header = self._set_cookie_header(caller)
+                if header is not None:
+                    message.setdefault("headers", []).append((b"set-cookie", header.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    def _set_cookie_header(self, caller: Caller | None) -> str | None:
+        if caller is None:
+            return None
+        response = Response()
+        if caller.set_cookie and caller.anonymous_id:
+            response.set_cookie(
+                self.cookie.name,
+                self.cookie.dumps(caller.anonymous_id),
+                max_age=self.cookie.max_age_s,
+                httponly=True,
+                samesite="lax",
+                secure=self.cookie.secure,
+                path="/",
+            )
+        elif caller.clear_cookie:
+            response.delete_cookie(
+                self.cookie.name, httponly=True, samesite="lax", secure=self.cookie.secure, path="/"
+            )
+        else:
+            return None
+        return response.headers["set-cookie"]

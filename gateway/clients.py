@@ -1,0 +1,221 @@
+"""One typed client per service. The gateway reaches services only through these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pydantic import TypeAdapter
+
+from libs.contracts.cart import AddLineIn, CartOut, FrozenCart, MergeIn, MergeOut, SetQuantityIn
+from libs.contracts.catalog import ProductOut
+from libs.contracts.common import PRINCIPAL_HEADER, Page, Principal
+from libs.contracts.orders import OrderOut, PrepareOrderIn
+from libs.contracts.payments import (
+    CreateBillingIn,
+    CustomerOut,
+    PaymentOut,
+    StartPaymentIn,
+    SubscriptionOut,
+)
+from libs.runtime.http import ServiceClient
+
+_customers = TypeAdapter(list[CustomerOut])
+_subscriptions = TypeAdapter(list[SubscriptionOut])
+
+
+def _as(principal: Principal) -> dict[str, str]:
+    return {PRINCIPAL_HEADER: principal.model_dump_json()}
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+class CatalogClient:
+    def __init__(self, http: ServiceClient) -> None:
+        self.http = http
+
+    async def list_products(
+        self, *, locale: str | None, accept_language: str | None, **filters: Any
+    ) -> Page[ProductOut]:
+        headers = {"accept-language": accept_language} if accept_language else None
+        return await self.http.call(
+            "GET",
+            "/products",
+            Page[ProductOut],
+            params=_params(locale=locale, **filters),
+            headers=headers,
+        )
+
+    async def get_product(
+        self, key: str, *, locale: str | None, accept_language: str | None
+    ) -> ProductOut:
+        headers = {"accept-language": accept_language} if accept_language else None
+        return await self.http.call(
+            "GET", f"/products/{key}", ProductOut, params=_params(locale=locale), headers=headers
+        )
+
+    async def media(self, path: str) -> httpx.Response:
+        return await self.http.request("GET", f"/media/{path}")
+
+
+class CartClient:
+    def __init__(self, http: ServiceClient) -> None:
+        self.http = http
+
+    async def summary(self, principal: Principal, *, locale: str | None) -> CartOut:
+        return await self.http.call(
+            "GET", "/carts/current", CartOut, params=_params(locale=locale), headers=_as(principal)
+        )
+
+    async def add_line(
+        self, principal: Principal, line: AddLineIn, *, locale: str | None
+    ) -> CartOut:
+        return await self.http.call(
+            "POST",
+            "/carts/current/lines",
+            CartOut,
+            json=line.model_dump(),
+            params=_params(locale=locale),
+            headers=_as(principal),
+        )
+
+    async def set_quantity(
+        self, principal: Principal, line_id: str, body: SetQuantityIn, *, locale: str | None
+    ) -> CartOut:
+        return await self.http.call(
+            "PATCH",
+            f"/carts/current/lines/{line_id}",
+            CartOut,
+            json=body.model_dump(),
+            params=_params(locale=locale),
+            headers=_as(principal),
+        )
+
+    async def remove_line(
+        self, principal: Principal, line_id: str, *, locale: str | None
+    ) -> CartOut:
+        return await self.http.call(
+            "DELETE",
+            f"/carts/current/lines/{line_id}",
+            CartOut,
+            params=_params(locale=locale),
+            headers=_as(principal),
+        )
+
+    async def merge(self, *, anonymous_id: str, user_id: str) -> MergeOut:
+        body = MergeIn(anonymous_id=anonymous_id, user_id=user_id)
+        return await self.http.call("POST", "/carts/merge", MergeOut, json=body.model_dump())
+
+    async def checkout(self, principal: Principal, *, order_id: str) -> FrozenCart:
+        return await self.http.call(
+            "POST",
+            "/carts/current/checkout",
+            FrozenCart,
+            json={"order_id": order_id},
+            headers=_as(principal),
+        )
+
+
+class OrdersClient:
+    def __init__(self, http: ServiceClient) -> None:
+        self.http = http
+
+    async def prepare_order(self, principal: Principal, body: PrepareOrderIn) -> OrderOut:
+        return await self.http.call(
+            "POST", "/orders", OrderOut, json=body.model_dump(mode="json"), headers=_as(principal)
+        )
+
+    async def list_orders(
+        self, principal: Principal, *, paid: str | None, limit: int | None, cursor: str | None
+    ) -> Page[OrderOut]:
+        return await self.http.call(
+            "GET",
+            "/orders",
+            Page[OrderOut],
+            params=_params(paid=paid, limit=limit, cursor=cursor),
+            headers=_as(principal),
+        )
+
+    async def get_order(self, principal: Principal, order_id: str) -> OrderOut:
+        return await self.http.call("GET", f"/orders/{order_id}", OrderOut, headers=_as(principal))
+
+
+class PaymentsClient:
+    def __init__(self, http: ServiceClient) -> None:
+        self.http = http
+
+    async def create_customer(self, principal: Principal, body: CreateBillingIn) -> CustomerOut:
+        return await self.http.call(
+            "POST",
+            "/customers",
+            CustomerOut,
+            json=body.model_dump(mode="json"),
+            headers=_as(principal),
+        )
+
+    async def customers(self, principal: Principal) -> list[CustomerOut]:
+        return await self.http.call("GET", "/customers", _customers, headers=_as(principal))
+
+    async def organization_customers(self, principal: Principal, org_id: str) -> list[CustomerOut]:
+        return await self.http.call(
+            "GET", f"/organizations/{org_id}/customers", _customers, headers=_as(principal)
+        )
+
+    async def customer(self, principal: Principal, customer_id: str) -> CustomerOut:
+        return await self.http.call(
+            "GET", f"/customers/{customer_id}", CustomerOut, headers=_as(principal)
+        )
+
+    async def default_customer(self, principal: Principal) -> CustomerOut:
+        return await self.http.call(
+            "GET", "/customers/default", CustomerOut, headers=_as(principal)
+        )
+
+    async def delete_customer(self, principal: Principal, customer_id: str) -> None:
+        await self.http.request("DELETE", f"/customers/{customer_id}", headers=_as(principal))
+
+    async def set_default(self, principal: Principal, customer_id: str) -> CustomerOut:
+        return await self.http.call(
+            "POST", f"/customers/{customer_id}/default", CustomerOut, headers=_as(principal)
+        )
+
+    async def start_payment(self, principal: Principal, body: StartPaymentIn) -> PaymentOut:
+        return await self.http.call(
+            "POST",
+            "/payments",
+            PaymentOut,
+            json=body.model_dump(mode="json"),
+            headers=_as(principal),
+        )
+
+    async def subscriptions(self, principal: Principal) -> list[SubscriptionOut]:
+        return await self.http.call("GET", "/subscriptions", _subscriptions, headers=_as(principal))
+
+    async def cancel_subscription(
+        self, principal: Principal, subscription_id: str
+    ) -> SubscriptionOut:
+        return await self.http.call(
+            "POST",
+            f"/subscriptions/{subscription_id}/cancel",
+            SubscriptionOut,
+            headers=_as(principal),
+        )
+
+    async def forward(
+        self, method: str, path: str, *, body: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
+        """Pass a public request (webhook, hosted checkout page) through unchanged."""
+        return await self.http.request(method, path, content=body, headers=headers)
+
+
+class Clients:
+    """The four service clients, built from the process's service directory."""
+
+    def __init__(self, directory: Any) -> None:
+        self.catalog = CatalogClient(directory.client("catalog"))
+        self.cart = CartClient(directory.client("cart"))
+        self.orders = OrdersClient(directory.client("orders"))
+        self.payments = PaymentsClient(directory.client("payments"))
+        self.directory = directory

@@ -1,0 +1,76 @@
+"""Request dependencies of the gateway: the interactor, the caller, the locale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Header, Query, Request
+
+from gateway.identity import AnonymousCookie, Caller, TokenVerifier
+from gateway.interactor import Locale, StoreInteractor
+from gateway.settings import GatewaySettings
+from libs.runtime.problems import ProblemError, Unauthorized
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class GatewayDeps:
+    settings: GatewaySettings
+    interactor: StoreInteractor
+    verifier: TokenVerifier
+    cookie: AnonymousCookie
+
+
+def gateway_deps(request: Request) -> GatewayDeps:
+    return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+async def current_caller(
+    request: Request,
+    deps: Annotated[GatewayDeps, Depends(gateway_deps)],
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Caller:
+    """Identify the caller; on the first request with both a user and an anonymous cookie,
+    merge the anonymous shopper into the user and clear the cookie."""
+    caller = Caller()
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("Use `Authorization: Bearer <token>`.", code="invalid_token")
+        caller.user_id, caller.orgs = deps.verifier.verify(token.strip())
+    caller.anonymous_id = deps.cookie.loads(request.cookies.get(deps.cookie.name))
+    if caller.user_id and caller.anonymous_id:
+        try:
+            caller.merge_result = await deps.interactor.anonymous_to_user(
+                anonymous_id=caller.anonymous_id, user_id=caller.user_id
+            )
+            caller.clear_cookie = True
+        except ProblemError as exc:
+            # Serve the request as the user; the cookie stays, so the merge is retried next time.
+            log.warning("identity.merge_deferred", error=exc.code)
+        caller.anonymous_id = None
+    request.state.caller = caller
+    return caller
+
+
+def current_locale(
+    deps: Annotated[GatewayDeps, Depends(gateway_deps)],
+    locale: Annotated[
+        str | None,
+        Query(max_length=35, description="Locale of texts, e.g. `de`; else Accept-Language."),
+    ] = None,
+    accept_language: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Locale:
+    return Locale(
+        explicit=locale,
+        accept_language=accept_language[:200] if accept_language else None,
+        default=deps.settings.default_locale,
+    )
+
+
+Deps = Annotated[GatewayDeps, Depends(gateway_deps)]
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+CurrentLocale = Annotated[Locale, Depends(current_locale)]

@@ -1,0 +1,286 @@
+"""StoreInteractor: the only place that composes the services into the store's workflows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.clients import Clients
+from gateway.identity import Caller
+from libs.contracts.cart import AddLineIn, CartOut, MergeOut, SetQuantityIn
+from libs.contracts.catalog import ProductOut
+from libs.contracts.common import Page
+from libs.contracts.orders import OrderOut, PrepareOrderIn
+from libs.contracts.payments import (
+    BillingDetails,
+    CreateBillingIn,
+    CustomerOut,
+    PaymentLine,
+    PaymentOut,
+    StartPaymentIn,
+    SubscriptionOut,
+)
+from libs.contracts.store import CheckoutIn, CheckoutOut, PayIn
+from libs.runtime.problems import Conflict, NotFound, ProblemError
+
+log = structlog.get_logger(__name__)
+
+
+class NoCustomer(ProblemError):
+    status, code, title = 422, "no_customer", "No billing information"
+
+
+@dataclass(frozen=True)
+class Locale:
+    """The caller's language: an explicit ?locale=, else the Accept-Language header."""
+
+    explicit: str | None
+    accept_language: str | None
+    default: str
+
+    @property
+    def for_services(self) -> str:
+        if self.explicit:
+            return self.explicit
+        first = (self.accept_language or "").split(",")[0].split(";")[0].strip()
+        if first and first != "*" and len(first) <= 35:
+            return first.replace("-", "_")
+        return self.default
+
+
+class StoreInteractor:
+    """The store's use cases, each a composition of service calls."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+
+    # --- catalog ---------------------------------------------------------------------------
+
+    async def list_products(
+        self, *, locale: Locale, limit: int, cursor: str | None, recurring: bool | None
+    ) -> Page[ProductOut]:
+        """A page of active products with prices and images, texts in the caller's locale."""
+        return await self.clients.catalog.list_products(
+            locale=locale.explicit,
+            accept_language=locale.accept_language,
+            limit=limit,
+            cursor=cursor,
+            recurring=None if recurring is None else str(recurring).lower(),
+        )
+
+    async def get_product(self, key: str, *, locale: Locale) -> ProductOut:
+        """One product by key."""
+        return await self.clients.catalog.get_product(
+            key, locale=locale.explicit, accept_language=locale.accept_language
+        )
+
+    # --- cart ------------------------------------------------------------------------------
+
+    async def get_cart_summarized(self, caller: Caller, *, locale: Locale) -> CartOut:
+        """The caller's cart with names, prices, subtotals and totals; empty without identity."""
+        if caller.user_id is None and caller.anonymous_id is None:
+            return CartOut()
+        return await self.clients.cart.summary(caller.principal, locale=locale.for_services)
+
+    async def add_to_cart(self, caller: Caller, line: AddLineIn, *, locale: Locale) -> CartOut:
+        """Add a line (or raise its quantity); a caller without identity gets an anonymous id."""
+        caller.ensure_anonymous()
+        if caller.user_id is None:
+            caller.set_cookie = True  # refresh: the cookie's lifetime slides like the cart's
+        return await self.clients.cart.add_line(caller.principal, line, locale=locale.for_services)
+
+    async def update_line(
+        self, caller: Caller, line_id: str, body: SetQuantityIn, *, locale: Locale
+    ) -> CartOut:
+        """Set a line's quantity."""
+        caller.require_any()
+        return await self.clients.cart.set_quantity(
+            caller.principal, line_id, body, locale=locale.for_services
+        )
+
+    async def remove_line_from_cart(
+        self, caller: Caller, line_id: str, *, locale: Locale
+    ) -> CartOut:
+        """Remove a line."""
+        caller.require_any()
+        return await self.clients.cart.remove_line(
+            caller.principal, line_id, locale=locale.for_services
+        )
+
+    # --- identity --------------------------------------------------------------------------
+
+    async def anonymous_to_user(self, *, anonymous_id: str, user_id: str) -> MergeOut:
+        """Move the anonymous shopper's cart, customers and orders to the user (idempotent).
+
+        The cart service merges the carts and publishes `identity.anonymous.merged.v1` in the
+        same transaction; orders and payments re-own their data when they receive it.
+        """
+        result = await self.clients.cart.merge(anonymous_id=anonymous_id, user_id=user_id)
+        log.info("identity.merged", user_id=user_id, merged=result.merged)
+        return result
+
+    # --- customers -------------------------------------------------------------------------
+
+    async def create_billing(self, caller: Caller, body: CreateBillingIn) -> CustomerOut:
+        """Create billing information (a customer) for the user, the shopper or an organization."""
+        caller.ensure_anonymous()
+        return await self.clients.payments.create_customer(caller.principal, body)
+
+    async def get_customers_for_user(self, caller: Caller) -> list[CustomerOut]:
+        """The caller's own customers."""
+        caller.require_any()
+        return await self.clients.payments.customers(caller.principal)
+
+    async def get_customers_for_organization(
+        self, caller: Caller, org_id: str
+    ) -> list[CustomerOut]:
+        """An organization's customers, for its members only."""
+        caller.require_user()
+        return await self.clients.payments.organization_customers(caller.principal, org_id)
+
+    async def delete_customer(self, caller: Caller, customer_id: str) -> None:
+        """Delete one of the caller's customers; the default passes to another."""
+        caller.require_any()
+        await self.clients.payments.delete_customer(caller.principal, customer_id)
+
+    async def set_default_customer(self, caller: Caller, customer_id: str) -> CustomerOut:
+        """Make a customer the caller's default."""
+        caller.require_any()
+        return await self.clients.payments.set_default(caller.principal, customer_id)
+
+    # --- checkout and payment --------------------------------------------------------------
+
+    async def checkout(self, caller: Caller, body: CheckoutIn, *, locale: Locale) -> CheckoutOut:
+        """Cart → order → payment attempt. Every step is idempotent, so a retry completes it."""
+        caller.require_any()
+        principal = caller.principal
+        customer = await self._customer_for_checkout(caller, body)
+        frozen = await self.clients.cart.checkout(principal, order_id=str(uuid.uuid4()))
+        order = await self.clients.orders.prepare_order(
+            principal,
+            PrepareOrderIn(
+                order_id=frozen.order_id,
+                cart_id=frozen.cart_id,
+                owner=frozen.owner,
+                customer_id=customer.id,
+                billing=BillingDetails(
+                    name=customer.name,
+                    email=customer.email,
+                    address=customer.address,
+                    vat_id=customer.vat_id,
+                ),
+                locale=locale.for_services,
+                currency=frozen.currency,
+                lines=frozen.lines,
+            ),
+        )
+        payment = await self._pay_for_order(
+            caller,
+            order,
+            success_url=body.success_url,
+            cancel_url=body.cancel_url,
+            new_attempt=False,
+        )
+        return CheckoutOut(order=order, payment=payment)
+
+    async def pay_for_order(self, caller: Caller, order_id: str, body: PayIn) -> CheckoutOut:
+        """A new payment attempt for an unpaid order of the caller; 409 when already paid."""
+        caller.require_any()
+        order = await self.clients.orders.get_order(caller.principal, order_id)
+        if order.paid is not None:
+            raise Conflict("This order is already paid.", code="order_already_paid")
+        payment = await self._pay_for_order(
+            caller,
+            order,
+            success_url=body.success_url,
+            cancel_url=body.cancel_url,
+            new_attempt=True,
+        )
+        return CheckoutOut(order=order, payment=payment)
+
+    async def _customer_for_checkout(self, caller: Caller, body: CheckoutIn) -> CustomerOut:
+        payments = self.clients.payments
+        if body.billing is not None:
+            return await payments.create_customer(
+                caller.principal, CreateBillingIn(**body.billing.model_dump())
+            )
+        if body.customer_id is not None:
+            return await payments.customer(caller.principal, body.customer_id)
+        try:
+            return await payments.default_customer(caller.principal)
+        except ProblemError as exc:
+            if exc.status == 404:
+                raise NoCustomer(
+                    "Give `billing` or `customer_id`, or create billing information first."
+                ) from None
+            raise
+
+    async def _pay_for_order(
+        self,
+        caller: Caller,
+        order: OrderOut,
+        *,
+        success_url: str,
+        cancel_url: str,
+        new_attempt: bool,
+    ) -> PaymentOut:
+        details = order.details
+        lines = [
+            PaymentLine(
+                pricing_id=line["pricing_id"],
+                name=line["name"],
+                unit_amount=line["unit_amount"],
+                quantity=line["quantity"],
+                interval=line.get("interval"),
+                interval_count=line.get("interval_count") or 1,
+            )
+            for line in details.get("lines", [])
+        ]
+        if order.customer_id is None:
+            raise NotFound("The order has no customer.", code="customer_not_found")
+        return await self.clients.payments.start_payment(
+            caller.principal,
+            StartPaymentIn(
+                order_id=order.id,
+                order_number=order.number,
+                owner=order.owner,
+                customer_id=order.customer_id,
+                amount=order.total,
+                currency=order.currency,
+                lines=lines,
+                statement_descriptor=details.get("statement_descriptor"),
+                success_url=success_url,
+                cancel_url=cancel_url,
+                new_attempt=new_attempt,
+            ),
+        )
+
+    # --- orders and subscriptions ----------------------------------------------------------
+
+    async def get_user_orders(
+        self, caller: Caller, *, paid: str | None, limit: int, cursor: str | None
+    ) -> Page[OrderOut]:
+        """The caller's orders, newest first."""
+        if caller.user_id is None and caller.anonymous_id is None:
+            return Page[OrderOut](items=[])
+        return await self.clients.orders.list_orders(
+            caller.principal, paid=paid, limit=limit, cursor=cursor
+        )
+
+    async def get_order(self, caller: Caller, order_id: str) -> OrderOut:
+        """One of the caller's orders."""
+        caller.require_any()
+        return await self.clients.orders.get_order(caller.principal, order_id)
+
+    async def get_subscriptions(self, caller: Caller) -> list[SubscriptionOut]:
+        """The caller's subscriptions."""
+        if caller.user_id is None and caller.anonymous_id is None:
+            return []
+        return await self.clients.payments.subscriptions(caller.principal)
+
+    async def cancel_subscription(self, caller: Caller, subscription_id: str) -> SubscriptionOut:
+        """Cancel a subscription at the end of its current period."""
+        caller.require_any()
+        return await self.clients.payments.cancel_subscription(caller.principal, subscription_id)

@@ -1,0 +1,204 @@
+"""The `store` command."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+SERVICES = ("catalog", "cart", "orders", "payments")
+SERVABLE = (*SERVICES, "gateway")
+DEFAULT_PORTS = {"gateway": 8000, "catalog": 8001, "cart": 8002, "orders": 8003, "payments": 8004}
+
+app = typer.Typer(
+    help="Store: a commerce backend. Catalog, carts, orders and payments.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+def _configure_logging() -> None:
+    from libs.runtime.observability import configure_logging
+    from libs.runtime.settings import RuntimeSettings
+
+    runtime = RuntimeSettings()
+    configure_logging(fmt=runtime.effective_log_format, level=runtime.log_level)
+
+
+def _uvicorn_options() -> dict[str, Any]:
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "on"}
+    try:
+        import uvloop  # noqa: F401
+
+        options["loop"] = "uvloop"
+    except ImportError:
+        pass
+    try:
+        import httptools  # noqa: F401
+
+        options["http"] = "httptools"
+    except ImportError:
+        pass
+    return options
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the whole store in one process (embedded mode: SQLite, in-process bus and Redis)."""
+    import uvicorn
+
+    from libs.runtime.settings import RuntimeSettings
+
+    runtime = RuntimeSettings()
+    if not runtime.embedded:
+        raise typer.BadParameter("`store dev` is the embedded mode; unset STORE_BROKER_URL")
+    _configure_logging()
+    console.print(f"[bold]Store[/] (embedded) on http://{host}:{port}  data: {runtime.data_dir}")
+    console.print(
+        f"  products: http://{host}:{port}/api/store/products   docs: http://{host}:{port}/docs"
+    )
+    uvicorn.run(
+        "libs.cli.embedded:create_embedded_app",
+        factory=True,
+        host=host,
+        port=port,
+        **_uvicorn_options(),
+    )
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="catalog, cart, orders, payments or gateway.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port; default per service (gateway 8000, catalog 8001 … payments 8004)."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run one service (distributed mode)."""
+    import uvicorn
+
+    if service not in SERVABLE:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVABLE)}")
+    _configure_logging()
+    target = (
+        "gateway.app:create_app" if service == "gateway" else f"services.{service}.app:create_app"
+    )
+    uvicorn.run(
+        target,
+        factory=True,
+        host=host,
+        port=port or DEFAULT_PORTS[service],
+        workers=workers,
+        **_uvicorn_options(),
+    )
+
+
+@app.command()
+def migrate(
+    service: Annotated[
+        str | None, typer.Argument(help="One service; all of them when omitted.")
+    ] = None,
+) -> None:
+    """Apply each service's database migrations (Alembic) up to the latest."""
+    from libs.runtime.db import create_engine
+    from libs.runtime.migrations import upgrade
+
+    names = [service] if service else list(SERVICES)
+    for name in names:
+        if name not in SERVICES:
+            raise typer.BadParameter(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
+
+    async def run() -> None:
+        for name in names:
+            settings = _service_settings(name)
+            engine = create_engine(settings.resolved_database_url())
+            try:
+                await upgrade(
+                    engine,
+                    Path(importlib.import_module(f"services.{name}").__file__).parent
+                    / "migrations",
+                )
+            finally:
+                await engine.dispose()
+            console.print(f"[green]migrated[/] {name}")
+
+    asyncio.run(run())
+
+
+@app.command()
+def setupproducts(
+    config: Annotated[
+        str | None,
+        typer.Option(help="A file path or inline JSON; default ONE_OFF_PRODUCTS_AVAILABLE."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+    ] = False,
+) -> None:
+    """Create or update the catalog from ONE_OFF_PRODUCTS_AVAILABLE, priced in ISO_ALPHA_3_CURRENCY_CODE."""
+    from services.catalog.setup import run_setupproducts
+
+    raise typer.Exit(run_setupproducts(config=config, dry_run=dry_run))
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Argument(help="The user id (`sub`).")],
+    org: Annotated[
+        list[str] | None,
+        typer.Option("--org", help="An organization the user belongs to (repeatable)."),
+    ] = None,
+    expires_in: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 24 * 3600,
+) -> None:
+    """Print a user token signed with GATEWAY_JWT_SECRET (the dev secret by default)."""
+    from gateway.identity import issue_token
+    from gateway.settings import DEV_JWT_SECRET
+
+    secret = os.environ.get("GATEWAY_JWT_SECRET", DEV_JWT_SECRET)
+    typer.echo(issue_token(user, secret=secret, orgs=org or [], expires_in_s=expires_in))
+
+
+@app.command()
+def openapi() -> None:
+    """Print the store API's OpenAPI document."""
+    from gateway.app import create_app
+
+    typer.echo(json.dumps(create_app().openapi(), indent=2))
+
+
+@app.command()
+def asyncapi() -> None:
+    """Print the AsyncAPI document of every event."""
+    from libs.runtime.asyncapi import asyncapi_document
+    from libs.runtime.settings import RuntimeSettings
+
+    runtime = RuntimeSettings()
+    typer.echo(
+        json.dumps(
+            asyncapi_document(exchange=runtime.exchange, queue_prefix=runtime.queue_prefix),
+            indent=2,
+        )
+    )
+
+
+def _service_settings(name: str) -> Any:
+    module = importlib.import_module(f"services.{name}.settings")
+    return getattr(module, f"{name.capitalize()}Settings")()
+
+
+def main() -> None:
+    app()
