@@ -29,6 +29,10 @@ class ProductChanged(Event):
     shippable: bool
     tax_code: str | None = None
     names: dict[str, str] = Field(default_factory=dict, description="Name per locale.")
+    default_locale: str | None = Field(None, description="The locale names fall back to.")
+    sellable: bool | None = Field(
+        None, description="Active with at least one active price (listed in the shop)."
+    )
 
 
 @event("catalog.pricing.changed.v1")
