@@ -95,8 +95,10 @@ class Runtime:
     _started: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
-        self.outbox = self.metadata.tables.get("outbox") or outbox_table(self.metadata)
-        self.inbox = self.metadata.tables.get("inbox") or inbox_table(self.metadata)
+        # Not `get(...) or ...`: a Table refuses to be used as a boolean.
+        tables = self.metadata.tables
+        self.outbox = tables["outbox"] if "outbox" in tables else outbox_table(self.metadata)
+        self.inbox = tables["inbox"] if "inbox" in tables else inbox_table(self.metadata)
         self.engine = create_engine(self.database_url)
         self.sessions = session_factory(self.engine)
         self.relay = OutboxRelay(
