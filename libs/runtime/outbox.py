@@ -117,6 +117,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._skip_locked = not is_sqlite(str(engine.url))
+        self._failed = False
 
     def notify(self) -> None:
         """Wake the relay now: something was committed to the outbox."""
@@ -137,14 +138,22 @@ class OutboxRelay:
         await self.drain(raise_errors=False)
 
     async def _run(self) -> None:
+        backoff_s = self._poll_interval_s
         while True:
+            self._failed = False
             try:
                 sent = await self.drain(raise_errors=False)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be away for a moment; keep the relay alive
                 log.warning("outbox.relay_failed", exc_info=True)
-                sent = 0
+                sent, self._failed = 0, True
+            if self._failed:
+                # The broker or database is away: back off instead of hammering it.
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            backoff_s = self._poll_interval_s
             if sent:
                 continue
             try:
@@ -187,6 +196,7 @@ class OutboxRelay:
                         .values(attempts=table.c.attempts + 1, last_error=repr(exc)[:500])
                     )
                     log.warning("outbox.publish_failed", outbox_id=row_id, error=repr(exc))
+                    self._failed = True
                     if raise_errors:
                         raise
                     # Keep order: stop at the first failure, retry the rest next round.
