@@ -1,7 +1,9 @@
-"""Catalog DTOs: the public product shapes and the internal lookups other services use."""
+"""Catalog DTOs: the public product shapes, the internal lookups other services use, and the
+write API of `/admin/*` (service token required)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from pydantic import Field
@@ -76,3 +78,154 @@ class TaxRateOut(Contract):
     country_code: str
     inclusive: bool
     tax_code: str | None = None
+
+
+# --- write API (`/admin/*`, `x-service-token` required) --------------------------------------
+
+MAX_UNIT_AMOUNT = 999_999_999_999
+"""Largest accepted price in minor units (12 digits): far above any card network's limit."""
+
+
+class TranslationIn(Contract):
+    """The texts of a product in one locale."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=10_000)
+    checkout_description: str | None = Field(
+        None, max_length=500, description="Short text shown at checkout."
+    )
+    statement_descriptor: str | None = Field(
+        None,
+        description="What a card statement shows: 5-22 Latin characters, at least one letter, "
+        "none of < > \\ ' \" *.",
+    )
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {"examples": [{"name": "Mug", "description": "Stoneware, 330 ml"}]}
+    }
+
+
+class PriceIn(Contract):
+    """A price: integer minor units of an ISO 4217 currency, one-off or recurring."""
+
+    unit_amount: int = Field(ge=0, le=MAX_UNIT_AMOUNT, description="Minor units of `currency`.")
+    currency: str = Field(min_length=1, max_length=12, description="ISO 4217 code, e.g. EUR.")
+    interval: Interval | None = Field(None, description="null for a one-off price.")
+    interval_count: int = Field(
+        1, ge=1, description="Intervals between charges; at most one year in total."
+    )
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [{"unit_amount": 990, "currency": "EUR", "interval": "month"}]
+        }
+    }
+
+
+class ProductIn(Contract):
+    """`POST /admin/products`: a new product with its texts and, optionally, prices."""
+
+    key: str = Field(min_length=1, max_length=128, description="Unique, URL- and file-safe.")
+    tax_code: str | None = Field(None, max_length=64)
+    shippable: bool = True
+    active: bool = True
+    translations: dict[str, TranslationIn] = Field(
+        min_length=1, description="Texts by locale; the default locale's should be present."
+    )
+    prices: list[PriceIn] = Field(default_factory=list, max_length=100)
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "key": "mug",
+                    "tax_code": "standard",
+                    "shippable": True,
+                    "translations": {"en": {"name": "Mug"}, "de": {"name": "Tasse"}},
+                    "prices": [{"unit_amount": 1290, "currency": "EUR"}],
+                }
+            ]
+        }
+    }
+
+
+class ProductUpdateIn(Contract):
+    """`PATCH /admin/products/{key}`: only the fields given change (`tax_code: null` clears it)."""
+
+    tax_code: str | None = Field(None, max_length=64)
+    shippable: bool | None = None
+    active: bool | None = None
+
+
+class TranslationOut(TranslationIn):
+    locale: str
+
+
+class PricingOut(Contract):
+    """A price as the write API shows it, inactive and used ones included."""
+
+    id: str
+    product_key: str
+    unit_amount: int
+    currency: str
+    interval: Interval | None = None
+    interval_count: int = 1
+    active: bool
+    used: bool = Field(description="Sold at least once: it will never be edited in place.")
+    replaced_by: str | None = None
+    created_at: datetime
+
+
+class ProductImageOut(ImageOut):
+    id: str
+    position: int = Field(description="Lowest is the primary image.")
+    content_hash: str
+    content_type: str
+
+
+class ProductAdminOut(Contract):
+    """A product with everything it holds, as the write API returns it."""
+
+    key: str
+    tax_code: str | None = None
+    shippable: bool
+    active: bool
+    sellable: bool = Field(description="Active with at least one active price: listed in the shop.")
+    translations: dict[str, TranslationOut]
+    prices: list[PricingOut]
+    images: list[ProductImageOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaxRateIn(Contract):
+    display_name: str = Field(min_length=1, max_length=100)
+    percentage: Decimal = Field(ge=0, le=100, max_digits=7, decimal_places=4)
+    inclusive: bool
+    tax_code: str | None = Field(
+        None, max_length=64, description="null: the country's general rate."
+    )
+
+
+class TaxRatesIn(Contract):
+    """`PUT /admin/tax-rates/{country_code}`: replaces all the rates of that country."""
+
+    rates: list[TaxRateIn] = Field(max_length=100)
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "rates": [
+                        {"display_name": "MwSt. 19 %", "percentage": "19", "inclusive": True},
+                        {
+                            "display_name": "MwSt. 7 %",
+                            "percentage": "7",
+                            "inclusive": True,
+                            "tax_code": "reduced",
+                        },
+                    ]
+                }
+            ]
+        }
+    }

@@ -1,0 +1,55 @@
+"""Wiring: the catalog's runtime, media store and service, from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from libs.runtime.runtime import Runtime, Shared
+from services.catalog.events import SUBSCRIPTIONS
+from services.catalog.images import ImageRules, MediaStore
+from services.catalog.service import CatalogService
+from services.catalog.settings import CatalogSettings
+from services.catalog.tables import metadata
+
+
+@dataclass(frozen=True)
+class CatalogDeps:
+    settings: CatalogSettings
+    runtime: Runtime
+    service: CatalogService
+
+
+def build_runtime(settings: CatalogSettings, shared: Shared) -> Runtime:
+    return Runtime(
+        name="catalog",
+        settings=settings.runtime,
+        metadata=metadata,
+        database_url=settings.resolved_database_url(),
+        migrations_dir=Path(__file__).parent / "migrations",
+        shared=shared,
+        migrate_on_start=settings.runtime.embedded,
+        uses_redis=False,
+    )
+
+
+def build_service(settings: CatalogSettings, runtime: Runtime) -> CatalogService:
+    rules = ImageRules(
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        thumbnail_sizes=settings.thumbnail_sizes,
+    )
+    return CatalogService(
+        runtime=runtime,
+        media=MediaStore(settings.resolved_media_dir()),
+        rules=rules,
+        default_locale=settings.default_locale,
+        media_url_prefix=settings.media_url_prefix,
+    )
+
+
+def build_deps(settings: CatalogSettings, shared: Shared) -> CatalogDeps:
+    """The catalog's runtime (database, outbox, bus subscription) and service."""
+    runtime = build_runtime(settings, shared)
+    runtime.subscribe(SUBSCRIPTIONS)
+    return CatalogDeps(settings=settings, runtime=runtime, service=build_service(settings, runtime))

@@ -1,0 +1,100 @@
+"""Settings of the catalog service, read from `CATALOG_*` variables (and the two shop-wide ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.contracts.money import normalize_currency
+from libs.runtime.settings import RuntimeSettings
+
+MIB = 1024 * 1024
+
+# The shipped example, found relative to the package so it works from a checkout and the image.
+EXAMPLE_PRODUCTS = Path(__file__).resolve().parents[2] / "deploy" / "products" / "example.json"
+
+
+class CatalogSettings(BaseSettings):
+    """The catalog's configuration; defaults are the embedded mode."""
+
+    model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the catalog database; default: SQLite `catalog.db` in the "
+        "data folder.",
+    )
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    default_locale: str = Field(
+        "en", description="Locale whose texts are used when the requested one has none."
+    )
+    media_dir: Path | None = Field(
+        None, description="Folder of product images and thumbnails; default: `<data folder>/media`."
+    )
+    media_url_prefix: str = Field(
+        "/media", description="URL path under which the media folder is served."
+    )
+    seed: bool = Field(True, description="Seed an empty catalog in embedded mode.")
+    seed_file: Path | None = Field(
+        None,
+        description="Products seeded into an empty catalog in embedded mode; default: the shipped "
+        "`deploy/products/example.json`.",
+    )
+    thumbnail_sizes: tuple[int, ...] = Field(
+        (64, 256, 512), description="Thumbnail sizes in pixels (longest edge), as a JSON list."
+    )
+    max_image_bytes: int = Field(10 * MIB, gt=0, description="Largest accepted image upload.")
+    max_image_pixels: int = Field(
+        40_000_000, gt=0, description="Largest accepted image area (width x height)."
+    )
+    products_available: str | None = Field(
+        None,
+        validation_alias=AliasChoices("ONE_OFF_PRODUCTS_AVAILABLE", "products_available"),
+        description="`store setupproducts` input: a path to a JSON file, or the JSON itself.",
+    )
+    currency: str = Field(
+        "EUR",
+        validation_alias=AliasChoices("ISO_ALPHA_3_CURRENCY_CODE", "currency"),
+        description="Currency (ISO 4217) of the prices `store setupproducts` creates.",
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        return normalize_currency(value)
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        from services.catalog.domain import normalize_locale
+
+        return normalize_locale(value)
+
+    @field_validator("thumbnail_sizes")
+    @classmethod
+    def _positive_sizes(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(size <= 0 or size > 4096 for size in value):
+            raise ValueError("thumbnail sizes must be between 1 and 4096 pixels")
+        return tuple(sorted(set(value)))
+
+    @field_validator("media_url_prefix")
+    @classmethod
+    def _clean_prefix(cls, value: str) -> str:
+        if "://" in value:  # a CDN or another host in front of the media folder
+            return value.rstrip("/")
+        value = "/" + value.strip("/")
+        return value if value != "/" else ""
+
+    def resolved_database_url(self) -> str:
+        """The configured database, or the SQLite file of the embedded mode."""
+        return self.database_url or self.runtime.sqlite_url("catalog")
+
+    def resolved_media_dir(self) -> Path:
+        """The configured media folder, or `media/` in the data folder."""
+        return self.media_dir or self.runtime.data_dir / "media"
+
+    def resolved_seed_file(self) -> Path:
+        """The configured seed file, or the shipped example."""
+        return self.seed_file or EXAMPLE_PRODUCTS

@@ -1,0 +1,399 @@
+"""`store setupproducts`: make the catalog what a product configuration file describes.
+
+The configuration (format in docs/catalog.md, example in deploy/products/example.json) comes
+from `--config` or `ONE_OFF_PRODUCTS_AVAILABLE`: a path to a JSON file, or the JSON itself.
+Prices are in `ISO_ALPHA_3_CURRENCY_CODE`.
+
+- Each product is applied in its own transaction. A broken entry (bad field, missing or
+  refused image) is reported with its key and field and not applied at all; the others still
+  are, and the command exits non-zero.
+- Products the file lists become exactly what it says: texts in other locales, active prices
+  not listed and images not listed are removed (prices are deactivated, never deleted).
+  Products the file does not list are left alone.
+- Idempotent: a second run reports every product `unchanged` and writes nothing. Images are
+  compared by the SHA-256 of their file, so unchanged files are not even decoded again.
+- `--dry-run` reports the same steps and rolls every transaction back; no file is written.
+  The database schema is still migrated first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from libs.contracts.catalog import MAX_UNIT_AMOUNT, TaxRateIn
+from libs.runtime.migrations import upgrade
+from libs.runtime.problems import ProblemError
+from libs.runtime.runtime import shared_for
+from services.catalog.domain import (
+    ImageSource,
+    ProductSpec,
+    Texts,
+    amount_to_minor,
+    check_product_key,
+    check_statement_descriptor,
+    check_tax_code,
+    check_terms,
+    locale_for_field,
+)
+from services.catalog.service import CatalogService, SyncOutcome
+from services.catalog.settings import CatalogSettings
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK, EXIT_ENTRY_ERRORS, EXIT_BAD_CONFIG = 0, 1, 2
+
+
+# ---------------------------------------------------------------------------- the file format
+
+
+class _Strict(BaseModel):
+    # Unknown fields are refused: a misspelt field must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PriceEntry(_Strict):
+    amount: Decimal | None = Field(None, description='Major units, e.g. "12.90".')
+    unit_amount: int | None = Field(None, ge=0, le=MAX_UNIT_AMOUNT, description="Minor units.")
+    interval: str | None = None
+    interval_count: int = 1
+
+
+class TextsEntry(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=10_000)
+    checkout_description: str | None = Field(None, max_length=500)
+    statement_descriptor: str | None = None
+
+
+class ProductEntry(_Strict):
+    key: str = Field(min_length=1, max_length=128)
+    tax_code: str | None = None
+    shippable: bool = True
+    active: bool = True
+    translations: dict[str, TextsEntry] = Field(min_length=1)
+    prices: list[PriceEntry] = Field(default_factory=list, max_length=100)
+    images: list[str] = Field(default_factory=list, max_length=20)
+
+
+class TaxRateEntry(TaxRateIn):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigFile(_Strict):
+    description: str | None = None
+    products: list[dict[str, Any]] = Field(default_factory=list)
+    tax_rates: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+
+
+class ConfigError(Exception):
+    """The configuration as a whole cannot be used (missing, not JSON, wrong shape)."""
+
+
+class EntryError(Exception):
+    """One entry is broken: `field` says where."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ProductConfig:
+    """A parsed configuration: products still raw, so each is validated on its own."""
+
+    source: str
+    base_dir: Path
+    products: list[dict[str, Any]]
+    tax_rates: dict[str, list[dict[str, Any]]]
+
+
+def load_config(value: str) -> ProductConfig:
+    """Read a configuration from a file path or inline JSON (a value starting with { or [)."""
+    text = value.strip()
+    if text.startswith(("{", "[")):
+        source, base_dir = "inline JSON", Path.cwd()
+    else:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"no such file: {path}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        source, base_dir = str(path), path.resolve().parent
+    try:
+        # Decimals, not floats: 19.99 must stay exactly 19.99.
+        raw = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source} is not valid JSON: {exc}") from None
+    if isinstance(raw, list):
+        raw = {"products": raw}
+    try:
+        parsed = ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_error(exc)}") from None
+    return ProductConfig(source, base_dir, parsed.products, parsed.tax_rates)
+
+
+def parse_product(raw: dict[str, Any], *, currency: str, base_dir: Path) -> ProductSpec:
+    """Validate one product entry completely (images read too); EntryError names the field."""
+    try:
+        entry = ProductEntry.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise EntryError(_loc(error["loc"]), str(error["msg"])) from None
+    try:
+        key = check_product_key(entry.key, "key")
+        tax_code = check_tax_code(entry.tax_code, "tax_code")
+        translations: dict[str, Texts] = {}
+        for raw_locale, texts in entry.translations.items():
+            where = f"translations.{raw_locale}"
+            tag = locale_for_field(where, raw_locale)
+            if tag in translations:
+                raise EntryError(where, f"{tag} is given twice")
+            translations[tag] = Texts(
+                name=texts.name.strip(),
+                description=texts.description.strip(),
+                checkout_description=(texts.checkout_description or "").strip() or None,
+                statement_descriptor=check_statement_descriptor(
+                    texts.statement_descriptor, f"{where}.statement_descriptor"
+                ),
+            )
+        prices = []
+        for n, price in enumerate(entry.prices):
+            where = f"prices.{n}"
+            if (price.amount is None) == (price.unit_amount is None):
+                raise EntryError(where, 'give either `amount` (e.g. "12.90") or `unit_amount`')
+            if price.amount is not None:
+                unit_amount = amount_to_minor(price.amount, currency, f"{where}.amount")
+                if unit_amount > MAX_UNIT_AMOUNT:
+                    raise EntryError(f"{where}.amount", "is too large")
+            else:
+                unit_amount = int(price.unit_amount or 0)
+            terms = check_terms(
+                unit_amount=unit_amount,
+                currency=currency,
+                interval=price.interval,
+                interval_count=price.interval_count,
+                prefix=f"{where}.",
+            )
+            if terms in prices:
+                raise EntryError(where, f"same price as prices.{prices.index(terms)}")
+            prices.append(terms)
+        images = [_read_image(base_dir, name, f"images.{n}") for n, name in enumerate(entry.images)]
+    except ProblemError as exc:
+        raise _entry_error(exc) from None
+    hashes = [image.source_hash for image in images]
+    for n, digest in enumerate(hashes):
+        if hashes.index(digest) != n:
+            raise EntryError(f"images.{n}", f"same file as images.{hashes.index(digest)}")
+    return ProductSpec(
+        key=key,
+        tax_code=tax_code,
+        shippable=entry.shippable,
+        active=entry.active,
+        translations=translations,
+        prices=prices,
+        images=images,
+    )
+
+
+def _read_image(base_dir: Path, name: str, where: str) -> ImageSource:
+    path = (base_dir / name).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EntryError(where, f"cannot read image {path}: {exc.strerror or exc}") from None
+    return ImageSource(where, Path(name).name, data, hashlib.sha256(data).hexdigest())
+
+
+# ---------------------------------------------------------------------------- applying
+
+
+@dataclass
+class Report:
+    """What a run did, for the exit code and the summary line."""
+
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"created": 0, "updated": 0, "unchanged": 0, "error": 0}
+    )
+
+    @property
+    def failed(self) -> bool:
+        return self.counts["error"] > 0
+
+
+Printer = Any  # a rich Console, or None when seeding quietly
+
+
+async def apply_config(
+    service: CatalogService,
+    config: ProductConfig,
+    *,
+    currency: str,
+    dry_run: bool = False,
+    console: Printer = None,
+) -> Report:
+    """Apply tax rates (one transaction per country), then each product in its own."""
+    report = Report()
+    for country, rates in config.tax_rates.items():
+        label = f"tax rates {country}"
+        try:
+            parsed = []
+            for n, raw in enumerate(rates):
+                try:
+                    parsed.append(TaxRateEntry.model_validate(raw))
+                except ValidationError as exc:
+                    error = exc.errors()[0]
+                    raise EntryError(f"{n}.{_loc(error['loc'])}", str(error["msg"])) from None
+            result, status = await service.sync_tax_rates(
+                country=country,
+                rates=parsed,
+                prefix=f"tax_rates.{country}.",
+                country_field=f"tax_rates.{country}",
+                dry_run=dry_run,
+            )
+        except (EntryError, ProblemError) as exc:
+            error = exc if isinstance(exc, EntryError) else _entry_error(exc)
+            _line(console, "error", label, f"{error.field}: {error.message}")
+            report.counts["error"] += 1
+            continue
+        _line(console, status, label, f"{len(result)} rate(s)")
+
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(config.products):
+        label = str(raw.get("key")) if isinstance(raw, dict) and raw.get("key") else f"#{index}"
+        try:
+            spec = parse_product(raw, currency=currency, base_dir=config.base_dir)
+            if spec.key in seen:
+                raise EntryError("key", f"duplicate of product #{seen[spec.key]}")
+            seen[spec.key] = index
+            outcome = await service.sync_product(spec=spec, dry_run=dry_run)
+        except (EntryError, ProblemError) as exc:
+            error = exc if isinstance(exc, EntryError) else _entry_error(exc)
+            _line(console, "error", label, f"{error.field}: {error.message}")
+            log.warning("setupproducts.error", key=label, field=error.field, error=error.message)
+            report.counts["error"] += 1
+            continue
+        report.counts[outcome.status] += 1
+        _outcome(console, outcome)
+    return report
+
+
+async def setupproducts(
+    *, config: str | None, dry_run: bool, settings: CatalogSettings, console: Console
+) -> int:
+    """The command's body: migrate, read the configuration, apply it, print a summary."""
+    from services.catalog.bootstrap import build_runtime, build_service
+
+    value = config if config is not None else settings.products_available
+    if not value or not value.strip():
+        console.print(
+            "[red]error[/red] no products: set ONE_OFF_PRODUCTS_AVAILABLE (a JSON file or "
+            "inline JSON) or pass --config"
+        )
+        return EXIT_BAD_CONFIG
+    try:
+        parsed = load_config(value)
+    except ConfigError as exc:
+        console.print(f"[red]error[/red] {escape(str(exc))}")
+        return EXIT_BAD_CONFIG
+
+    runtime = build_runtime(settings, shared_for(settings.runtime))
+    try:
+        await upgrade(runtime.engine, runtime.migrations_dir)
+        service = build_service(settings, runtime)
+        mode = " [yellow](dry run: nothing is changed)[/yellow]" if dry_run else ""
+        console.print(
+            f"Setting up products from {escape(parsed.source)}, prices in {settings.currency}{mode}"
+        )
+        report = await apply_config(
+            service, parsed, currency=settings.currency, dry_run=dry_run, console=console
+        )
+    finally:
+        await runtime.engine.dispose()
+    summary = ", ".join(
+        f"{count} {'failed' if status == 'error' else status}"
+        for status, count in report.counts.items()
+    )
+    console.print(f"{'Would be' if dry_run else 'Done'}: {summary}")
+    return EXIT_ENTRY_ERRORS if report.failed else EXIT_OK
+
+
+def run_setupproducts(
+    *, config: str | None, dry_run: bool, settings: CatalogSettings | None = None
+) -> int:
+    """`store setupproducts [--config FILE|JSON] [--dry-run]`; returns the exit code."""
+    settings = settings or CatalogSettings()
+    console = Console(highlight=False, soft_wrap=True)
+    return asyncio.run(
+        setupproducts(config=config, dry_run=dry_run, settings=settings, console=console)
+    )
+
+
+async def seed_if_empty(service: CatalogService, settings: CatalogSettings) -> Report | None:
+    """Embedded mode: fill an empty catalog from the seed file (the shipped example)."""
+    if not await service.is_empty():
+        return None
+    path = settings.resolved_seed_file()
+    try:
+        config = load_config(str(path))
+    except ConfigError as exc:
+        log.warning("catalog.seed_skipped", reason=str(exc))
+        return None
+    report = await apply_config(service, config, currency=settings.currency)
+    log.info("catalog.seeded", source=str(path), **report.counts)
+    return report
+
+
+# ---------------------------------------------------------------------------- output
+
+_STYLES = {"created": "green", "updated": "cyan", "unchanged": "dim", "error": "bold red"}
+
+
+def _line(console: Printer, status: str, label: str, detail: str = "") -> None:
+    if console is None:
+        return
+    style = _STYLES.get(status, "")
+    text = f"  [{style}]{status:<10}[/{style}] {escape(label):<16}"
+    if detail:
+        text += f"  {escape(detail)}"
+    console.print(text)
+
+
+def _outcome(console: Printer, outcome: SyncOutcome) -> None:
+    if console is None:
+        return
+    if outcome.status == "created":
+        _line(console, "created", outcome.key, ", ".join(outcome.steps))
+        return
+    _line(console, outcome.status, outcome.key)
+    for step in outcome.steps:
+        console.print(f"      - {escape(step)}")
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "entry"
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{_loc(error['loc'])}: {error['msg']}"
+
+
+def _entry_error(exc: ProblemError) -> EntryError:
+    if exc.errors:
+        return EntryError(exc.errors[0].field, exc.errors[0].message)
+    return EntryError("entry", exc.detail or exc.title)
