@@ -1,0 +1,63 @@
+"""Wiring of the cart service: settings in, ready-made dependencies out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from libs.runtime.runtime import Runtime, Shared
+from services.cart.domain import Limits
+from services.cart.events import SUBSCRIPTIONS
+from services.cart.pricing import CatalogPricing, PriceCache, Prices, PricingSource
+from services.cart.service import CartService
+from services.cart.settings import CartSettings
+from services.cart.store import RedisCartRepository, SqlCartRepository
+from services.cart.tables import metadata
+
+
+@dataclass(frozen=True)
+class CartDeps:
+    settings: CartSettings
+    runtime: Runtime
+    service: CartService
+
+
+def build_deps(
+    settings: CartSettings, shared: Shared, *, pricing: PricingSource | None = None
+) -> CartDeps:
+    """The cart's runtime and service; `pricing` replaces the catalog client (tests)."""
+    runtime = Runtime(
+        name="cart",
+        settings=settings.runtime,
+        metadata=metadata,
+        database_url=settings.resolved_database_url(),
+        migrations_dir=Path(__file__).parent / "migrations",
+        shared=shared,
+        migrate_on_start=settings.runtime.embedded,
+        uses_redis=True,
+    )
+    cache = (
+        PriceCache(
+            runtime.redis,
+            prefix=settings.redis_prefix,
+            ttl_seconds=settings.price_cache_ttl_seconds,
+        )
+        if settings.price_cache_ttl_seconds > 0
+        else None
+    )
+    service = CartService(
+        runtime=runtime,
+        anonymous=RedisCartRepository(
+            runtime.redis,
+            prefix=settings.redis_prefix,
+            ttl_seconds=settings.anonymous_ttl_seconds,
+        ),
+        users=SqlCartRepository(runtime),
+        prices=Prices(pricing or CatalogPricing(lambda: runtime.client("catalog")), cache),
+        limits=Limits(max_quantity=settings.max_quantity_per_line, max_lines=settings.max_lines),
+    )
+    runtime.subscribe(
+        {model: partial(handler, service) for model, handler in SUBSCRIPTIONS.items()}
+    )
+    return CartDeps(settings=settings, runtime=runtime, service=service)
