@@ -1,0 +1,55 @@
+"""`python -m bench [--quick]`: the benchmark (see docs/performance.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.report import markdown, print_results
+from bench.run import plan, run
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+START = "<!-- bench:results:start (written by `python -m bench`; edit outside these marks) -->"
+END = "<!-- bench:results:end -->"
+
+
+def write_doc(text: str, path: Path = DOC) -> None:
+    """Replace the generated part of docs/performance.md, keeping the rest as written."""
+    block = f"{START}\n\n{text}\n{END}"
+    if path.exists():
+        current = path.read_text()
+        if START in current and END in current:
+            head, rest = current.split(START, 1)
+            tail = rest.split(END, 1)[1]
+            path.write_text(head + block + tail)
+            return
+        path.write_text(current.rstrip() + "\n\n" + block + "\n")
+        return
+    path.write_text(
+        "# Performance\n\nMeasured with `python -m bench` (see bench/).\n\n" + block + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="Seconds per workload, 1k catalog only, few payments; prints, writes nothing.",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="`store serve --workers N`.")
+    parser.add_argument(
+        "--no-write", action="store_true", help="Do not update docs/performance.md."
+    )
+    args = parser.parse_args(argv)
+    results = run(plan(quick=args.quick, workers=args.workers))
+    print_results(results)
+    if not args.quick and not args.no_write:
+        write_doc(markdown(results))
+        print(f"wrote {DOC}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Checkout and the dev provider's payment, driven from Python (each shopper is a short
+conversation, not one repeated request): checkouts per second, then payment confirmations at
+a target rate and how long each takes to show as `orders.order.paid.v1` on the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from bench.shop import PrepareError, Price, client, cookie_header, explain
+from bench.wrk import Measure
+
+URLS = {"success_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
+BILLING = {
+    "name": "Ada Lovelace",
+    "email": "ada@example.com",
+    "address": {
+        "line1": "Hauptstraße 1",
+        "city": "Berlin",
+        "postal_code": "10115",
+        "country": "DE",
+    },
+    "vat_id": None,
+}
+PAID_EVENT = "orders.order.paid.v1"
+
+
+@dataclass(frozen=True)
+class Unpaid:
+    order_id: str
+    pay_path: str
+    cookie: str
+
+
+@dataclass
+class Latencies:
+    values_ms: list[float] = field(default_factory=list)
+
+    def percentile(self, q: float) -> float:
+        if not self.values_ms:
+            return float("nan")
+        ordered = sorted(self.values_ms)
+        if len(ordered) == 1:
+            return ordered[0]
+        return statistics.quantiles(ordered, n=1000, method="inclusive")[round(q * 10) - 1]
+
+
+async def checkouts(
+    base_url: str,
+    price: Price,
+    *,
+    duration_s: float,
+    min_orders: int,
+    max_s: float,
+    concurrency: int = 32,
+) -> tuple[Measure, list[Unpaid]]:
+    """Shoppers add a line, post billing and check out, `concurrency` at a time, for at least
+    `duration_s` (longer, up to `max_s`, until `min_orders` orders exist)."""
+    orders: list[Unpaid] = []
+    latency = Latencies()
+    errors: list[str] = []
+    start = time.monotonic()
+
+    def more() -> bool:
+        elapsed = time.monotonic() - start
+        return elapsed < duration_s or (len(orders) < min_orders and elapsed < max_s)
+
+    async with client(base_url, concurrency) as http:
+
+        async def shopper() -> None:
+            added = await http.post(
+                "/api/store/cart/lines", json={"pricing_id": price.id, "quantity": 1}
+            )
+            if added.status_code != 200:
+                raise PrepareError(explain(added))
+            cookie = cookie_header(added)
+            billing = await http.post(
+                "/api/payments/billing", json=BILLING, headers={"cookie": cookie}
+            )
+            if billing.status_code not in (200, 201):
+                raise PrepareError(explain(billing))
+            cookie = cookie_header(billing, cookie)
+            sent = time.monotonic()
+            response = await http.post("/api/store/checkout", json=URLS, headers={"cookie": cookie})
+            if response.status_code != 200:
+                raise PrepareError(explain(response))
+            latency.values_ms.append((time.monotonic() - sent) * 1000)
+            body = response.json()
+            url = body["payment"]["checkout_url"]
+            orders.append(Unpaid(body["order"]["id"], urlsplit(url).path + "/pay", cookie))
+
+        async def worker() -> None:
+            while more() and len(errors) < 50:
+                try:
+                    await shopper()
+                except (PrepareError, httpx.HTTPError, KeyError, ValueError) as exc:
+                    errors.append(str(exc) or repr(exc))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.monotonic() - start
+    if not orders and errors:
+        raise PrepareError(f"no checkout succeeded: {errors[0]}")
+    return (
+        Measure(
+            requests=len(orders),
+            seconds=elapsed,
+            p50_ms=latency.percentile(50),
+            p99_ms=latency.percentile(99),
+            errors=len(errors),
+            error_detail=errors[0] if errors else "",
+        ),
+        orders,
+    )
+
+
+class PaidProbe:
+    """A private, auto-deleted queue bound to `orders.order.paid.v1` on the run's exchange:
+    the moment each order's paid event is published, as a consumer would see it."""
+
+    def __init__(self, amqp_url: str, exchange: str) -> None:
+        self.amqp_url = amqp_url
+        self.exchange = exchange
+        self.seen: dict[str, float] = {}
+        self.expected = 0
+        self.all_seen = asyncio.Event()
+        self._connection: Any = None
+
+    async def __aenter__(self) -> PaidProbe:
+        import aio_pika
+
+        self._connection = await aio_pika.connect(self.amqp_url, timeout=10)
+        channel = await self._connection.channel()
+        exchange = await channel.declare_exchange(
+            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=PAID_EVENT)
+        await queue.consume(self._on_message, no_ack=True)
+        return self
+
+    async def _on_message(self, message: Any) -> None:
+        now = time.monotonic()
+        try:
+            order_id = json.loads(message.body)["payload"]["order_id"]
+        except (ValueError, KeyError, TypeError):
+            return
+        self.seen.setdefault(order_id, now)
+        if self.expected and len(self.seen) >= self.expected:
+            self.all_seen.set()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+
+async def payments(
+    base_url: str,
+    orders: list[Unpaid],
+    *,
+    rate: float,
+    amqp_url: str,
+    exchange: str,
+    lost_after_s: float = 10.0,
+) -> tuple[Measure, int]:
+    """POST the dev checkout's `/pay` for each order at `rate` per second (open loop: on
+    schedule, whatever the answers), and time each until its paid event; returns the
+    latencies and how many never became paid within `lost_after_s`."""
+    sent_at: dict[str, float] = {}
+    errors: list[str] = []
+    async with PaidProbe(amqp_url, exchange) as probe, client(base_url, 64) as http:
+
+        async def pay(order: Unpaid) -> None:
+            sent_at[order.order_id] = time.monotonic()
+            try:
+                response = await http.post(order.pay_path, headers={"cookie": order.cookie})
+                if response.status_code >= 400:
+                    errors.append(explain(response))
+            except httpx.HTTPError as exc:
+                errors.append(repr(exc))
+
+        probe.expected = len(orders)
+        start = time.monotonic()
+        tasks = []
+        for i, order in enumerate(orders):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(pay(order)))
+        await asyncio.gather(*tasks)
+        send_seconds = time.monotonic() - start
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(probe.all_seen.wait(), lost_after_s)
+        seen = dict(probe.seen)
+    latency = Latencies(
+        [
+            (seen[o.order_id] - sent_at[o.order_id]) * 1000
+            for o in orders
+            if o.order_id in seen and seen[o.order_id] - sent_at[o.order_id] <= lost_after_s
+        ]
+    )
+    lost = len(orders) - len(latency.values_ms)
+    return (
+        Measure(
+            requests=len(orders),
+            seconds=send_seconds,
+            p50_ms=latency.percentile(50),
+            p99_ms=latency.percentile(99),
+            errors=len(errors) + lost,
+            error_detail="; ".join(
+                ([f"{lost} lost (not paid within {lost_after_s:.0f} s)"] if lost else [])
+                + ([f"{len(errors)} failed /pay: {errors[0]}"] if errors else [])
+            ),
+        ),
+        lost,
+    )

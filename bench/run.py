@@ -1,0 +1,466 @@
+"""The benchmark run: start the ceiling and the distributed store, drive each workload, judge
+the targets. A workload that fails is reported as failed (with what the shop answered) and
+the run goes on; only a broken harness stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench import checkout, shop
+from bench.machine import describe, rss_mb
+from bench.report import (
+    ADD_NEW,
+    ADD_RETURNING,
+    CATALOG,
+    CEILING,
+    CHECKOUT,
+    LOADGEN,
+    PAYMENT,
+    PRODUCT_BY_KEY,
+    PRODUCT_LIST,
+    SUMMARY,
+    Results,
+    Row,
+)
+from bench.wrk import Measure, run_wrk
+
+REPO = Path(__file__).resolve().parents[1]
+LIST_QUERY = "locale=de&limit=20"
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    duration_s: float  # each wrk workload
+    warmup_s: float  # an unreported wrk run before each one
+    connections: int
+    returning_shoppers: int
+    summary_shoppers: dict[int, int]  # lines -> how many carts of that size
+    catalog_sizes: tuple[tuple[str, int], ...]
+    checkout_s: float
+    checkout_max_s: float
+    payments: int
+    payment_rate: float
+    workers: int
+
+
+def plan(*, quick: bool, workers: int = 1) -> Plan:
+    if quick:
+        return Plan(
+            quick=True,
+            duration_s=1,
+            warmup_s=0,
+            connections=32,
+            returning_shoppers=32,
+            summary_shoppers={1: 8, 5: 8, 50: 2},
+            catalog_sizes=(("1k", 1_000),),
+            checkout_s=2,
+            checkout_max_s=6,
+            payments=20,
+            payment_rate=20,
+            workers=workers,
+        )
+    return Plan(
+        quick=False,
+        duration_s=10,
+        warmup_s=2,
+        connections=32,
+        returning_shoppers=500,
+        summary_shoppers={1: 64, 5: 64, 50: 32},
+        catalog_sizes=(("1k", 1_000), ("10k", 10_000), ("100k", 100_000)),
+        checkout_s=10,
+        checkout_max_s=40,
+        payments=500,
+        payment_rate=100,
+        workers=workers,
+    )
+
+
+def _say(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    return first[:300]
+
+
+@contextlib.contextmanager
+def _server(module: str) -> Iterator[str]:
+    """`python -m bench.<module> PORT` in its own process; yields its base URL."""
+    from tests.support.cluster import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"bench.{module}", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"bench.{module} exited: {process.stderr.read().decode()[-500:]}"
+                )  # type: ignore[union-attr]
+            try:
+                httpx.get(f"{url}/ping", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"bench.{module} did not start")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+class Bench:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.results = Results(machine=describe())
+        self.results.settings = {
+            "load": f"wrk, 1 thread, {plan.connections} connections, "
+            f"{plan.duration_s:g} s per workload after {plan.warmup_s:g} s of warm-up",
+            "services": f"`store serve` x 5, {plan.workers} worker(s) each, PostgreSQL, "
+            "Redis and RabbitMQ on loopback, all on this machine with the load generator",
+        }
+        self.workdir = Path(tempfile.mkdtemp(prefix="store-bench-"))
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def attempt(self, name: str, fn: Callable[[], Measure | Row]) -> Row:
+        _say(name)
+        try:
+            outcome = fn()
+            row = outcome if isinstance(outcome, Row) else Row(name, outcome)
+        except Exception as exc:  # a failing workload is a result, not the end of the run
+            row = Row(name, failure=_short(exc))
+        row.workload = name
+        self.results.rows.append(row)
+        return row
+
+    def fail(self, name: str, why: str) -> None:
+        self.results.rows.append(Row(name, failure=why))
+
+    def wrk(self, url: str, script: str, *args: str, connections: int | None = None) -> Measure:
+        conns = connections or self.plan.connections
+        if self.plan.warmup_s:
+            run_wrk(url, script, *args, duration_s=self.plan.warmup_s, connections=conns)
+        return run_wrk(url, script, *args, duration_s=self.plan.duration_s, connections=conns)
+
+    def lines_file(self, name: str, lines: list[str]) -> str:
+        path = self.workdir / name
+        path.write_text("\n".join(lines) + "\n")
+        return str(path)
+
+    def with_probe(self, measure: Measure, probe: Callable[[], httpx.Response]) -> Row:
+        """When wrk saw errors, one request of the same kind tells what the shop answered."""
+        row = Row("", measure)
+        if measure.errors:
+            try:
+                response = probe()
+                row.note = "e.g. " + shop.explain(response) if response.status_code >= 400 else ""
+            except httpx.HTTPError as exc:
+                row.note = f"e.g. {exc!r}"
+        return row
+
+    # --- the run -----------------------------------------------------------------------------
+
+    def ceilings(self) -> None:
+        with _server("ceiling") as url:
+            self.attempt(CEILING, lambda: self.wrk(f"{url}/ping", "get.lua"))
+        with _server("static_server") as url:
+            self.attempt(LOADGEN, lambda: self.wrk(f"{url}/ping", "get.lua", connections=64))
+            last = self.results.rows[-1]
+            last.note = "64 connections"
+
+    def store(self) -> None:
+        from tests.support.cluster import distributed
+
+        _say("starting the distributed store (migrate, setupproducts, 5 processes)")
+        try:
+            cluster = distributed(
+                postgres_url=os.environ.get(
+                    "STORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+                ),
+                redis_url=os.environ.get("STORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                amqp_url=os.environ.get(
+                    "STORE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"
+                ),
+                log_dir=self.workdir / "logs",
+                workers=self.plan.workers,
+            )
+            (self.workdir / "logs").mkdir(exist_ok=True)
+            running = cluster.__enter__()
+        except Exception as exc:
+            why = f"the store did not start: {_short(exc)}"
+            _say(why)
+            for name in self.store_workloads():
+                self.fail(name, why)
+            return
+        try:
+            self.workloads(running)
+        finally:
+            _say("stopping the store")
+            cluster.__exit__(None, None, None)
+
+    def store_workloads(self) -> list[str]:
+        names = [PRODUCT_LIST, PRODUCT_BY_KEY, ADD_NEW, ADD_RETURNING]
+        names += [SUMMARY.format(n) for n in self.plan.summary_shoppers]
+        names += [CATALOG.format(label) for label, _ in self.plan.catalog_sizes]
+        return [*names, CHECKOUT, PAYMENT]
+
+    def workloads(self, running) -> None:  # type: ignore[no-untyped-def]
+        base = running.base_url
+        sync = httpx.Client(base_url=base, timeout=15, cookies=shop.no_cookie_jar())
+        deadline_for = lambda seconds: time.monotonic() + seconds  # noqa: E731
+
+        async def read_catalog(max_pages: int = 200) -> tuple[list[str], list[shop.Price]]:
+            async with shop.client(base) as http:
+                return await shop.catalog_prices(http, max_pages=max_pages)
+
+        try:
+            keys, prices = asyncio.run(read_catalog())
+            seeded = shop.one_currency(prices)
+        except Exception as exc:
+            keys, seeded = [], []
+            _say(f"cannot read the catalog: {_short(exc)}")
+            catalog_error = f"cannot read the catalog: {_short(exc)}"
+        else:
+            catalog_error = "" if seeded else "the catalog lists no one-off prices"
+
+        # Browsing the seeded catalog.
+        list_url = f"{base}/api/store/products?{LIST_QUERY}"
+        self.attempt(
+            PRODUCT_LIST,
+            lambda: self.with_probe(
+                self.wrk(list_url, "get.lua"), lambda: sync.get(f"/api/store/products?{LIST_QUERY}")
+            ),
+        )
+
+        def by_key() -> Row:
+            if not keys:
+                raise shop.PrepareError(catalog_error or "no products")
+            paths = [f"/api/store/products/{k}?locale=de" for k in keys]
+            measure = self.wrk(base, "get.lua", self.lines_file("product-paths", paths))
+            return self.with_probe(measure, lambda: sync.get(paths[0]))
+
+        self.attempt(PRODUCT_BY_KEY, by_key)
+
+        # Adding to carts.
+        def pricing_file() -> str:
+            if not seeded:
+                raise shop.PrepareError(catalog_error)
+            return self.lines_file("pricings", [p.id for p in seeded[:5]])
+
+        def add_probe(cookie: str = "") -> httpx.Response:
+            return sync.post(
+                "/api/store/cart/lines",
+                json={"pricing_id": seeded[0].id, "quantity": 1},
+                headers={"cookie": cookie} if cookie else {},
+            )
+
+        def add_new() -> Row:
+            return self.with_probe(
+                self.wrk(base, "add_to_cart.lua", pricing_file()), lambda: add_probe()
+            )
+
+        self.attempt(ADD_NEW, add_new)
+
+        async def shoppers(count: int, lines: list[shop.Price]) -> list[str]:
+            async with shop.client(base, 16) as http:
+                return await shop.make_shoppers(
+                    http, count=count, lines=lines, deadline=deadline_for(120)
+                )
+
+        def add_returning() -> Row:
+            pricings = pricing_file()
+            cookies = asyncio.run(shoppers(self.plan.returning_shoppers, seeded[:1]))
+            measure = self.wrk(
+                base, "add_to_cart.lua", pricings, self.lines_file("returning", cookies)
+            )
+            row = self.with_probe(measure, lambda: add_probe(cookies[0]))
+            row.note = (row.note + "; " if row.note else "") + f"{len(cookies)} shoppers"
+            return row
+
+        self.attempt(ADD_RETURNING, add_returning)
+
+        # Growing the catalog to its first size gives the 50 distinct prices a 50-line cart needs.
+        sizes = list(self.plan.catalog_sizes)
+        size_notes: dict[str, str] = {}
+        current = len(keys)
+        currency = seeded[0].currency if seeded else "EUR"
+
+        def grow(target: int) -> str:
+            nonlocal current
+            if current >= target:
+                return f"{current} products"
+            started = time.monotonic()
+            how = self.grow_catalog(running, target - current, currency)
+            current = target
+            return f"grown by {how} in {time.monotonic() - started:.0f} s"
+
+        first_label, first_size = sizes[0]
+        growth_error = ""
+        try:
+            _say(f"growing the catalog to {first_size}")
+            size_notes[first_label] = grow(first_size)
+        except Exception as exc:
+            growth_error = f"growing the catalog failed: {_short(exc)}"
+            _say(growth_error)
+
+        try:
+            _, grown_prices = asyncio.run(read_catalog(max_pages=10))
+            distinct = shop.one_currency(grown_prices)
+        except Exception as exc:
+            distinct = seeded
+            _say(f"cannot re-read the catalog: {_short(exc)}")
+
+        for lines, count in self.plan.summary_shoppers.items():
+
+            def summary(lines: int = lines, count: int = count) -> Row:
+                if len(distinct) < lines:
+                    raise shop.PrepareError(
+                        f"only {len(distinct)} distinct prices for a {lines}-line cart"
+                        + (f" ({growth_error})" if growth_error else "")
+                    )
+                cookies = asyncio.run(shoppers(count, distinct[:lines]))
+                measure = self.wrk(
+                    f"{base}/api/store/cart",
+                    "get.lua",
+                    "",
+                    self.lines_file(f"carts-{lines}", cookies),
+                )
+                row = self.with_probe(
+                    measure, lambda: sync.get("/api/store/cart", headers={"cookie": cookies[0]})
+                )
+                row.note = (row.note + "; " if row.note else "") + f"{len(cookies)} carts"
+                return row
+
+            self.attempt(SUMMARY.format(lines), summary)
+
+        # The catalog list page as the catalog grows; each run pages deep through it.
+        for label, size in sizes:
+            name = CATALOG.format(label)
+            if label != first_label:
+                try:
+                    _say(f"growing the catalog to {size}")
+                    size_notes[label] = grow(size)
+                except Exception as exc:
+                    self.fail(name, f"growing the catalog failed: {_short(exc)}")
+                    continue
+            elif growth_error:
+                self.fail(name, growth_error)
+                continue
+
+            def pages(label: str = label) -> Row:
+                measure = self.wrk(base, "catalog_pages.lua", LIST_QUERY)
+                row = self.with_probe(
+                    measure, lambda: sync.get(f"/api/store/products?{LIST_QUERY}")
+                )
+                row.note = (row.note + "; " if row.note else "") + (
+                    f"following next_cursor; catalog {size_notes.get(label, '')}"
+                )
+                return row
+
+            self.attempt(name, pages)
+
+        # Checkout, then payments at the target rate.
+        orders: list[checkout.Unpaid] = []
+
+        def checkouts() -> Row:
+            nonlocal orders
+            if not seeded:
+                raise shop.PrepareError(catalog_error)
+            measure, orders = asyncio.run(
+                checkout.checkouts(
+                    base,
+                    seeded[0],
+                    duration_s=self.plan.checkout_s,
+                    min_orders=self.plan.payments,
+                    max_s=self.plan.checkout_max_s,
+                    concurrency=self.plan.connections,
+                )
+            )
+            return Row(CHECKOUT, measure, note="checkouts/s; latency of POST /checkout")
+
+        self.attempt(CHECKOUT, checkouts)
+
+        def payments() -> Row:
+            if not orders:
+                raise shop.PrepareError("no orders to pay (checkout failed)")
+            batch = orders[: self.plan.payments]
+            measure, lost = asyncio.run(
+                checkout.payments(
+                    base,
+                    batch,
+                    rate=self.plan.payment_rate,
+                    amqp_url=running.env["STORE_BROKER_URL"],
+                    exchange=running.env["STORE_EXCHANGE"],
+                )
+            )
+            self.results.payment_lost = lost
+            self.results.payment_rate = self.plan.payment_rate
+            return Row(
+                PAYMENT,
+                measure,
+                note=f"{len(batch)} payments at {self.plan.payment_rate:g}/s; from POST /pay "
+                "to the orders.order.paid.v1 event",
+            )
+
+        self.attempt(PAYMENT, payments)
+
+        for name, pid in running.pids().items():
+            self.results.memory[name] = rss_mb(pid)
+        sync.close()
+
+    def grow_catalog(self, running, count: int, currency: str) -> str:  # type: ignore[no-untyped-def]
+        """Add `count` products: the catalog's bulk generator when it exists, else its write
+        API (fine for a thousand, too slow for a hundred thousand)."""
+        if shop.bulk_generator() is not None:
+            return asyncio.run(shop.generate(running.env["CATALOG_DATABASE_URL"], count, currency))
+        if count > 20_000:
+            raise shop.PrepareError(
+                "services/catalog/bulk.py generate_products is needed for this size"
+            )
+        made = asyncio.run(
+            shop.admin_products(
+                f"http://127.0.0.1:{running.ports['catalog']}",
+                running.env["STORE_SERVICE_TOKEN"],
+                count=count,
+                currency=currency,
+                deadline=time.monotonic() + 180,
+            )
+        )
+        if made < count:
+            raise shop.PrepareError(f"the write API added only {made} of {count} products in time")
+        return "the catalog's write API"
+
+
+def run(plan: Plan) -> Results:
+    bench = Bench(plan)
+    started = time.monotonic()
+    bench.ceilings()
+    bench.store()
+    bench.results.settings["run took"] = f"{time.monotonic() - started:.0f} s"
+    return bench.results
