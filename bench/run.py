@@ -145,6 +145,7 @@ class Bench:
             "Redis and RabbitMQ on loopback, all on this machine with the load generator",
         }
         self.workdir = Path(tempfile.mkdtemp(prefix="store-bench-"))
+        self.generated = 0  # products added by the catalog's generator so far
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -438,7 +439,15 @@ class Bench:
         """Add `count` products: the catalog's bulk generator when it exists, else its write
         API (fine for a thousand, too slow for a hundred thousand)."""
         if shop.bulk_generator() is not None:
-            return asyncio.run(shop.generate(running.env["CATALOG_DATABASE_URL"], count, currency))
+            self.generated += count
+            return asyncio.run(
+                shop.generate(
+                    running.env["CATALOG_DATABASE_URL"],
+                    count,
+                    currency,
+                    start=self.generated - count,
+                )
+            )
         if count > 20_000:
             raise shop.PrepareError(
                 "services/catalog/bulk.py generate_products is needed for this size"

@@ -4,11 +4,11 @@ shoppers with carts, and growing the catalog to a given size."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from http.cookiejar import CookieJar
 from typing import Any
 
 import httpx
@@ -53,11 +53,18 @@ def cookie_header(response: httpx.Response, previous: str = "") -> str:
     return "; ".join(f"{k}={v}" for k, v in jar.items())
 
 
-def no_cookie_jar() -> httpx.Cookies:
-    """A client jar that keeps nothing: the harness carries each shopper's cookie itself."""
-    from http.cookiejar import CookieJar, DefaultCookiePolicy
+class _ForgetfulJar(CookieJar):
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
-    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+    def set_cookie(self, cookie: Any) -> None:
+        return None
+
+
+def no_cookie_jar() -> CookieJar:
+    """A client jar that keeps nothing: the harness carries each shopper's cookie itself.
+    (A CookieJar, not httpx.Cookies: the client copies the latter into a jar of its own.)"""
+    return _ForgetfulJar()
 
 
 def client(base_url: str, connections: int = 32) -> httpx.AsyncClient:
@@ -208,31 +215,21 @@ def bulk_generator() -> Any | None:
     return getattr(bulk, "generate_products", None)
 
 
-async def generate(database_url: str, count: int, currency: str) -> str:
-    """Add `count` products with the catalog's generator; its parameters are read from its
-    signature (database URL, count, currency), so small changes to it do not break the run."""
+async def generate(database_url: str, count: int, currency: str, *, start: int) -> str:
+    """Add `count` products straight into the catalog's database with its generator, then
+    ANALYZE (what autovacuum would do shortly after such a load anyway)."""
+    from sqlalchemy import text
+
+    from libs.runtime.db import create_engine
+
     generate_products = bulk_generator()
     if generate_products is None:
         raise PrepareError("services/catalog/bulk.py generate_products is not available")
-    parameters = inspect.signature(generate_products).parameters
-    kwargs: dict[str, Any] = {}
-    positional: list[Any] = []
-    for name, parameter in parameters.items():
-        if name in ("database_url", "url", "db_url", "dsn"):
-            value: Any = database_url
-        elif name in ("count", "n", "number", "how_many", "products", "total"):
-            value = count
-        elif name in ("currency", "currency_code"):
-            value = currency
-        elif parameter.default is not inspect.Parameter.empty:
-            continue
-        else:
-            raise PrepareError(f"generate_products needs {name!r}, which the harness cannot give")
-        if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
-            positional.append(value)
-        else:
-            kwargs[name] = value
-    result = generate_products(*positional, **kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return "bulk.py"
+    engine = create_engine(database_url)
+    try:
+        await generate_products(engine, count, currency, key_prefix="bench", start=start)
+        async with engine.begin() as connection:
+            await connection.execute(text("ANALYZE"))
+    finally:
+        await engine.dispose()
+    return "services/catalog/bulk.py"
