@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field
 
 from libs.contracts.common import Owner
 from libs.contracts.envelope import Contract
-from libs.contracts.events import CartLineSnapshot
+from libs.contracts.events import CartLineSnapshot, Interval
 from libs.contracts.payments import BillingDetails
 
 
@@ -39,3 +40,56 @@ class PrepareOrderIn(Contract):
 
 
 OrderPaidFilter = Literal["paid", "unpaid"]
+
+
+class OrderLineDetails(Contract):
+    """One line of an order as it was bought: catalog facts and taxed amounts, frozen."""
+
+    pricing_id: str
+    product_key: str
+    name: str = Field(description="In the shopper's locale at purchase time.")
+    checkout_description: str | None = None
+    unit_amount: int = Field(ge=0)
+    quantity: int = Field(ge=1)
+    interval: Interval | None = None
+    interval_count: int = 1
+    subtotal: int = Field(ge=0, description="unit_amount * quantity (gross for inclusive tax).")
+    taxable_amount: int = Field(ge=0, description="The net amount the tax was computed on.")
+    tax: int = Field(ge=0)
+    total: int = Field(ge=0, description="What the line costs: subtotal, plus exclusive tax.")
+    tax_rate_id: str | None = None
+    tax_code: str | None = None
+
+
+class OrderTaxLine(Contract):
+    """The tax of all lines sharing one rate, as printed on an invoice."""
+
+    rate_id: str
+    display_name: str
+    percentage: Decimal = Field(description='Exact, e.g. "19" or "7.7" (a JSON string).')
+    inclusive: bool
+    taxable_amount: int = Field(ge=0)
+    amount: int = Field(ge=0)
+
+
+class OrderDetails(Contract):
+    """`OrderOut.details`: the immutable snapshot of an order taken at purchase time.
+
+    Sums are exact: total = Σ line totals, tax = Σ line taxes = Σ tax line amounts,
+    subtotal = Σ line subtotals; all amounts are minor units of `currency`.
+    """
+
+    version: int = 1
+    cart_id: str
+    customer_id: str | None = None
+    locale: str
+    currency: str
+    lines: list[OrderLineDetails]
+    tax_lines: list[OrderTaxLine] = Field(default_factory=list)
+    subtotal: int = Field(ge=0)
+    tax: int = Field(ge=0)
+    total: int = Field(ge=0)
+    billing: BillingDetails
+    statement_descriptor: str | None = Field(
+        None, description="Of the first line's product; shown on the shopper's bank statement."
+    )

@@ -1,0 +1,99 @@
+"""HTTP routes of the orders service (internal: only the gateway calls them)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import ValidationError
+
+from libs.contracts.common import PRINCIPAL_HEADER, Owner, Page, Principal
+from libs.contracts.orders import OrderOut, OrderPaidFilter, PrepareOrderIn
+from libs.runtime.http import SERVICE_TOKEN_HEADER
+from libs.runtime.problems import Unauthorized
+from services.orders.domain import Order
+from services.orders.service import OrdersService
+
+
+def get_service(request: Request) -> OrdersService:
+    return request.app.state.orders.service  # type: ignore[no-any-return]
+
+
+def get_principal(
+    header: Annotated[str | None, Header(alias=PRINCIPAL_HEADER, include_in_schema=False)] = None,
+) -> Principal:
+    """The caller as the gateway established it; no header means nobody."""
+    if not header:
+        return Principal()
+    try:
+        return Principal.model_validate_json(header)
+    except ValidationError:
+        raise Unauthorized("The principal header is not valid.", code="invalid_principal") from None
+
+
+def require_service_token(
+    request: Request,
+    token: Annotated[
+        str | None, Header(alias=SERVICE_TOKEN_HEADER, include_in_schema=False)
+    ] = None,
+) -> None:
+    """Writes come from other services only: they carry the shared service token."""
+    expected = request.app.state.orders.settings.runtime.service_token
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("A valid service token is required.", code="invalid_service_token")
+
+
+Service = Annotated[OrdersService, Depends(get_service)]
+Caller = Annotated[Principal, Depends(get_principal)]
+
+router = APIRouter(tags=["orders"])
+
+
+def order_out(order: Order) -> OrderOut:
+    return OrderOut(
+        id=order.id,
+        number=order.number,
+        currency=order.currency,
+        total=order.total,
+        paid=order.paid,
+        created_at=order.created_at,
+        details=dict(order.details),
+        owner=Owner.model_validate(order.owner),
+        customer_id=order.customer_id,
+    )
+
+
+@router.post(
+    "/orders",
+    response_model=OrderOut,
+    status_code=201,
+    dependencies=[Depends(require_service_token)],
+    responses={200: {"model": OrderOut, "description": "The order already existed."}},
+)
+async def prepare_order(body: PrepareOrderIn, response: Response, service: Service) -> OrderOut:
+    """Create the order of a frozen cart (idempotent by order id and by cart id)."""
+    order, created = await service.prepare_order(order=body)
+    response.status_code = 201 if created else 200
+    return order_out(order)
+
+
+@router.get("/orders", response_model=Page[OrderOut])
+async def list_orders(
+    service: Service,
+    principal: Caller,
+    paid: OrderPaidFilter | None = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[OrderOut]:
+    """The caller's orders, newest first; `paid=paid|unpaid` filters."""
+    orders, next_cursor = await service.get_user_orders(
+        principal=principal, paid=paid, limit=limit, cursor=cursor
+    )
+    return Page[OrderOut](items=[order_out(order) for order in orders], next_cursor=next_cursor)
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut)
+async def get_order(order_id: str, service: Service, principal: Caller) -> OrderOut:
+    """One of the caller's orders."""
+    return order_out(await service.get_order(principal=principal, order_id=order_id))

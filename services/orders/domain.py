@@ -1,0 +1,242 @@
+"""Orders: the immutable snapshot of a purchase, its number, its paid state. Pure, no I/O."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pycountry
+
+from libs.contracts.catalog import PricingInfo, TaxRateOut
+from libs.contracts.common import Owner
+from libs.contracts.events import CartLineSnapshot
+from libs.contracts.money import normalize_currency
+from libs.contracts.orders import OrderDetails, OrderLineDetails, OrderTaxLine
+from libs.contracts.payments import BillingDetails
+from libs.runtime.problems import Conflict, InvalidInput, NotFound
+from services.orders.tax import TaxableLine, TaxRate, compute_taxes
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class OrderNotFound(NotFound):
+    code, title = "order_not_found", "Order not found"
+
+
+class PricingUnavailable(Conflict):
+    code, title = "pricing_unavailable", "A price in the cart can no longer be bought"
+
+
+class CurrencyMismatch(Conflict):
+    code, title = "currency_mismatch", "The cart mixes currencies"
+
+
+class OrderIdConflict(Conflict):
+    code, title = "order_id_conflict", "The order id is taken by another cart"
+
+
+class OrderNotYetVisible(Exception):
+    """An event names an order this service does not have (yet); the bus retries it later."""
+
+
+# --- the order ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    number: str
+    cart_id: str
+    owner: Owner
+    customer_id: str | None
+    organization_id: str | None
+    currency: str
+    total: int
+    details: Mapping[str, Any]
+    created_at: datetime
+    paid: datetime | None = None
+    paid_attempt_id: str | None = None
+
+
+def order_number(year: int, value: int) -> str:
+    """A short, sortable, human-friendly number: the year and a zero-padded sequence value."""
+    return f"{year}-{value:06d}"
+
+
+def parse_currency(code: str) -> str:
+    try:
+        return normalize_currency(code)
+    except ValueError as exc:
+        raise InvalidInput.for_field("currency", str(exc), code="unknown_currency") from None
+
+
+def parse_country(code: str) -> str:
+    country = code.strip().upper()
+    if pycountry.countries.get(alpha_2=country) is None:
+        raise InvalidInput.for_field(
+            "billing.address.country", f"unknown country {country!r}", code="unknown_country"
+        )
+    return country
+
+
+# --- the snapshot ------------------------------------------------------------------------------
+
+
+def check_pricings(
+    lines: Sequence[CartLineSnapshot], pricings: Mapping[str, PricingInfo], currency: str
+) -> None:
+    """Every line's price exists, can be sold now and is in the order's currency."""
+    unavailable = sorted(
+        {
+            line.pricing_id
+            for line in lines
+            if line.pricing_id not in pricings or not pricings[line.pricing_id].active
+        }
+    )
+    if unavailable:
+        raise PricingUnavailable(
+            f"Not available any more: {', '.join(unavailable)}.",
+            extra={"pricing_ids": unavailable},
+        )
+    mismatched = sorted(
+        {
+            line.pricing_id
+            for line in lines
+            if pricings[line.pricing_id].currency.strip().upper() != currency
+        }
+    )
+    if mismatched:
+        raise CurrencyMismatch(
+            f"Not priced in {currency}: {', '.join(mismatched)}.",
+            extra={"pricing_ids": mismatched},
+        )
+
+
+def choose_tax_rate(rates: Iterable[TaxRateOut], tax_code: str | None) -> TaxRateOut | None:
+    """The rate for a product's tax code: one made for that code, else the country's default.
+
+    Ties (a misconfiguration) go to the lowest id, so the choice never depends on query order.
+    """
+    candidates = list(rates)
+    specific = [rate for rate in candidates if tax_code is not None and rate.tax_code == tax_code]
+    default = [rate for rate in candidates if rate.tax_code is None]
+    for group in (specific, default):
+        if group:
+            return min(group, key=lambda rate: rate.id)
+    return None
+
+
+def build_details(
+    *,
+    cart_id: str,
+    customer_id: str | None,
+    locale: str,
+    currency: str,
+    billing: BillingDetails,
+    lines: Sequence[CartLineSnapshot],
+    pricings: Mapping[str, PricingInfo],
+    tax_rates: Mapping[str | None, TaxRateOut | None],
+) -> OrderDetails:
+    """The snapshot of a purchase: priced lines, taxes per line and per rate, exact totals.
+
+    `tax_rates` maps each product tax code (None for products without one) to its rate, or to
+    None when the billing country taxes it at nothing.
+    """
+    check_pricings(lines, pricings, currency)
+    infos = [pricings[line.pricing_id] for line in lines]
+    rates = [tax_rates.get(info.tax_code) for info in infos]
+    taxed = compute_taxes(
+        (
+            TaxableLine(
+                unit_amount=info.unit_amount,
+                quantity=line.quantity,
+                tax_rate=None
+                if rate is None
+                else TaxRate(
+                    rate_id=rate.id,
+                    percentage=rate.percentage,
+                    inclusive=rate.inclusive,
+                    display_name=rate.display_name,
+                ),
+            )
+            for line, info, rate in zip(lines, infos, rates, strict=True)
+        ),
+        currency,
+    )
+    detail_lines = [
+        OrderLineDetails(
+            pricing_id=info.pricing_id,
+            product_key=info.product_key,
+            name=info.name,
+            checkout_description=info.checkout_description,
+            unit_amount=result.unit_amount,
+            quantity=result.quantity,
+            interval=info.interval,
+            interval_count=info.interval_count,
+            subtotal=result.subtotal,
+            taxable_amount=result.taxable_amount,
+            tax=result.tax,
+            total=result.total,
+            tax_rate_id=result.rate_id,
+            tax_code=info.tax_code,
+        )
+        for info, result in zip(infos, taxed.lines, strict=True)
+    ]
+    return OrderDetails(
+        cart_id=cart_id,
+        customer_id=customer_id,
+        locale=locale,
+        currency=taxed.currency,
+        lines=detail_lines,
+        tax_lines=[
+            OrderTaxLine(
+                rate_id=tax_line.rate_id,
+                display_name=tax_line.display_name,
+                percentage=tax_line.percentage,
+                inclusive=tax_line.inclusive,
+                taxable_amount=tax_line.taxable_amount,
+                amount=tax_line.amount,
+            )
+            for tax_line in taxed.tax_lines
+        ],
+        subtotal=taxed.subtotal,
+        tax=taxed.tax,
+        total=taxed.total,
+        billing=billing,
+        statement_descriptor=infos[0].statement_descriptor,
+    )
+
+
+# --- the archive's cursor ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of the archive ends: the last order's (created_at, id)."""
+
+    created_at: datetime
+    order_id: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.created_at.isoformat(), self.order_id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        """Parse a cursor given back by a client; anything else is a 422 on `cursor`."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            created_at, order_id = json.loads(raw)
+            moment = datetime.fromisoformat(created_at)
+            if moment.tzinfo is None or not isinstance(order_id, str):
+                raise ValueError("incomplete cursor")
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise InvalidInput.for_field(
+                "cursor", "not a cursor this service gave out", code="invalid_cursor"
+            ) from None
+        return cls(created_at=moment, order_id=order_id)

@@ -1,0 +1,232 @@
+"""OrdersService: the verbs of the orders service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.contracts.common import Owner, Principal
+from libs.contracts.events import AnonymousMerged, OrderCreated, OrderPaid, PaymentSucceeded
+from libs.contracts.orders import OrderPaidFilter, PrepareOrderIn
+from libs.runtime.problems import InvalidInput, Unauthorized
+from libs.runtime.runtime import Runtime
+from services.orders.catalog import Catalog
+from services.orders.domain import (
+    Cursor,
+    Order,
+    OrderIdConflict,
+    OrderNotFound,
+    OrderNotYetVisible,
+    build_details,
+    check_pricings,
+    parse_country,
+    parse_currency,
+)
+from services.orders.settings import OrdersSettings
+from services.orders.store import SqlOrderRepository
+
+log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OrdersService:
+    """Prepares immutable orders, keeps the archive, records payment."""
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        catalog: Catalog,
+        settings: OrdersSettings,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.runtime = runtime
+        self.catalog = catalog
+        self.settings = settings
+        self.clock = clock
+
+    # --- prepare_order -----------------------------------------------------------------------
+
+    async def prepare_order(self, *, order: PrepareOrderIn) -> tuple[Order, bool]:
+        """The order of a frozen cart, created once; True when this call created it."""
+        currency = parse_currency(order.currency)
+        country = parse_country(order.billing.address.country)
+        existing = await self._existing(order_id=order.order_id, cart_id=order.cart_id)
+        if existing is not None:
+            return existing, False
+
+        # Prices and taxes come from the catalog now, outside the transaction (no lock held
+        # while waiting on the network).
+        pricing_ids = list(dict.fromkeys(line.pricing_id for line in order.lines))
+        pricings = await self.catalog.pricings(pricing_ids, locale=order.locale)
+        check_pricings(order.lines, pricings, currency)
+        tax_rates = await self.catalog.tax_rates(
+            country=country, tax_codes={pricings[pid].tax_code for pid in pricing_ids}
+        )
+        details = build_details(
+            cart_id=order.cart_id,
+            customer_id=order.customer_id,
+            locale=order.locale,
+            currency=currency,
+            billing=order.billing,
+            lines=order.lines,
+            pricings=pricings,
+            tax_rates=tax_rates,
+        )
+
+        try:
+            async with self.runtime.transaction() as session:
+                orders = SqlOrderRepository(session)
+                owner = await self._current_owner(orders, order.owner)
+                created_at = self.clock()
+                number = await orders.next_number(order_id=order.order_id, year=created_at.year)
+                new = Order(
+                    id=order.order_id,
+                    number=number,
+                    cart_id=order.cart_id,
+                    owner=owner,
+                    customer_id=order.customer_id,
+                    organization_id=owner.id if owner.kind == "organization" else None,
+                    currency=currency,
+                    total=details.total,
+                    details=details.model_dump(mode="json"),
+                    created_at=created_at,
+                )
+                await orders.add(new)
+                await self.runtime.record(
+                    session,
+                    OrderCreated(
+                        order_id=new.id,
+                        number=new.number,
+                        owner=new.owner,
+                        customer_id=new.customer_id,
+                        currency=new.currency,
+                        total=new.total,
+                    ),
+                )
+        except IntegrityError:
+            # Another prepare of the same order or cart committed first: theirs is the order.
+            existing = await self._existing(order_id=order.order_id, cart_id=order.cart_id)
+            if existing is None:
+                raise
+            return existing, False
+        log.info("order.created", order_id=new.id, number=new.number, total=new.total)
+        return new, True
+
+    async def _existing(self, *, order_id: str, cart_id: str) -> Order | None:
+        async with self.runtime.transaction() as session:
+            orders = SqlOrderRepository(session)
+            found = await orders.get(order_id)
+            if found is not None and found.cart_id != cart_id:
+                raise OrderIdConflict(f"Order {order_id} belongs to another cart.")
+            return found or await orders.get_for_cart(cart_id)
+
+    @staticmethod
+    async def _current_owner(orders: SqlOrderRepository, owner: Owner) -> Owner:
+        # A merge that was handled before this order was prepared still applies to it.
+        if owner.kind == "anonymous":
+            user_id = await orders.merged_user(owner.id)
+            if user_id is not None:
+                return Owner(kind="user", id=user_id)
+        return owner
+
+    # --- the archive -------------------------------------------------------------------------
+
+    async def get_order(self, *, principal: Principal, order_id: str) -> Order:
+        """One order, for its owner only; anyone else learns nothing (404)."""
+        async with self.runtime.transaction() as session:
+            order = await SqlOrderRepository(session).get(order_id)
+        if order is None or not principal.owns(order.owner):
+            raise OrderNotFound(f"No order {order_id}.")
+        return order
+
+    async def get_user_orders(
+        self,
+        *,
+        principal: Principal,
+        paid: OrderPaidFilter | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> tuple[list[Order], str | None]:
+        """The principal's orders, newest first, one page; the cursor of the next page."""
+        owner = principal.owner
+        if owner is None:
+            raise Unauthorized("Orders belong to a user or an anonymous shopper.")
+        size = limit or self.settings.page_size
+        if not 1 <= size <= self.settings.max_page_size:
+            raise InvalidInput.for_field(
+                "limit", f"must be between 1 and {self.settings.max_page_size}"
+            )
+        after = Cursor.decode(cursor) if cursor else None
+        async with self.runtime.transaction() as session:
+            page = await SqlOrderRepository(session).list_for_owner(
+                owner,
+                paid=None if paid is None else paid == "paid",
+                limit=size + 1,
+                after=after,
+            )
+        if len(page) <= size:
+            return page, None
+        last = page[size - 1]
+        return page[:size], Cursor(created_at=last.created_at, order_id=last.id).encode()
+
+    # --- what other services tell us ---------------------------------------------------------
+
+    async def mark_paid(self, *, session: AsyncSession, payment: PaymentSucceeded) -> None:
+        """Set `paid` once and publish OrderPaid once, whatever the number of successes."""
+        orders = SqlOrderRepository(session)
+        order = await orders.get(payment.order_id)
+        if order is None:
+            # The payment overtook the order (or its commit): fail so the bus redelivers it.
+            raise OrderNotYetVisible(f"order {payment.order_id} is not known (yet)")
+        if (payment.amount, payment.currency.upper()) != (order.total, order.currency):
+            log.error(
+                "order.payment_amount_differs",
+                order_id=order.id,
+                attempt_id=payment.attempt_id,
+                paid=f"{payment.amount} {payment.currency}",
+                expected=f"{order.total} {order.currency}",
+            )
+        if not await orders.mark_paid(
+            order.id, paid_at=payment.succeeded_at, attempt_id=payment.attempt_id
+        ):
+            # A second successful attempt: the order stays as it is; payments may refund it.
+            log.warning(
+                "order.already_paid",
+                order_id=order.id,
+                attempt_id=payment.attempt_id,
+                paid_attempt_id=order.paid_attempt_id,
+            )
+            return
+        await self.runtime.record(
+            session,
+            OrderPaid(
+                order_id=order.id,
+                number=order.number,
+                owner=order.owner,
+                customer_id=order.customer_id,
+                currency=order.currency,
+                total=order.total,
+                paid_at=payment.succeeded_at,
+                attempt_id=payment.attempt_id,
+            ),
+        )
+        log.info("order.paid", order_id=order.id, attempt_id=payment.attempt_id)
+
+    async def anonymous_to_user(self, *, session: AsyncSession, merged: AnonymousMerged) -> None:
+        """The anonymous shopper's orders become the user's, now and when prepared later."""
+        orders = SqlOrderRepository(session)
+        await orders.record_merge(
+            anonymous_id=merged.anonymous_id, user_id=merged.user_id, at=self.clock()
+        )
+        moved = await orders.reassign_anonymous(
+            anonymous_id=merged.anonymous_id, user_id=merged.user_id
+        )
+        log.info("orders.reowned", anonymous_id=merged.anonymous_id, moved=moved)

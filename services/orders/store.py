@@ -1,0 +1,149 @@
+"""The order repository: its port and the SQL adapter (SQLite and PostgreSQL alike).
+
+On purpose there is no method that changes an order's details, currency, total or number:
+the only updates are setting `paid` once and re-owning an anonymous shopper's orders.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.contracts.common import Owner
+from services.orders.domain import Cursor, Order, order_number
+from services.orders.tables import OrderNumberRow, OrderRow, OwnerMergeRow
+
+
+class OrderRepository(Protocol):
+    async def get(self, order_id: str) -> Order | None: ...
+
+    async def get_for_cart(self, cart_id: str) -> Order | None: ...
+
+    async def next_number(self, *, order_id: str, year: int) -> str: ...
+
+    async def add(self, order: Order) -> None: ...
+
+    async def list_for_owner(
+        self, owner: Owner, *, paid: bool | None, limit: int, after: Cursor | None
+    ) -> list[Order]: ...
+
+    async def mark_paid(self, order_id: str, *, paid_at: datetime, attempt_id: str | None) -> bool:
+        """Set `paid` if it is not set yet; True when this call set it."""
+        ...
+
+    async def merged_user(self, anonymous_id: str) -> str | None: ...
+
+    async def record_merge(self, *, anonymous_id: str, user_id: str, at: datetime) -> None: ...
+
+    async def reassign_anonymous(self, *, anonymous_id: str, user_id: str) -> int: ...
+
+
+class SqlOrderRepository:
+    """Orders in the service's SQL database, within the caller's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, order_id: str) -> Order | None:
+        row = await self.session.get(OrderRow, order_id)
+        return None if row is None else _to_order(row)
+
+    async def get_for_cart(self, cart_id: str) -> Order | None:
+        row = await self.session.scalar(select(OrderRow).where(OrderRow.cart_id == cart_id))
+        return None if row is None else _to_order(row)
+
+    async def next_number(self, *, order_id: str, year: int) -> str:
+        """Take the next value of the portable sequence (a gap if the transaction rolls back)."""
+        row = OrderNumberRow(order_id=order_id)
+        self.session.add(row)
+        await self.session.flush()
+        return order_number(year, row.value)
+
+    async def add(self, order: Order) -> None:
+        """Insert; a taken id or cart raises IntegrityError (the caller resolves the race)."""
+        self.session.add(
+            OrderRow(
+                id=order.id,
+                number=order.number,
+                cart_id=order.cart_id,
+                owner_kind=order.owner.kind,
+                owner_id=order.owner.id,
+                customer_id=order.customer_id,
+                organization_id=order.organization_id,
+                currency=order.currency,
+                total=order.total,
+                details=dict(order.details),
+                created_at=order.created_at,
+                paid=order.paid,
+                paid_attempt_id=order.paid_attempt_id,
+            )
+        )
+        await self.session.flush()
+
+    async def list_for_owner(
+        self, owner: Owner, *, paid: bool | None, limit: int, after: Cursor | None
+    ) -> list[Order]:
+        """One page of an owner's orders, newest first, after `after` (keyset)."""
+        query = select(OrderRow).where(
+            OrderRow.owner_kind == owner.kind, OrderRow.owner_id == owner.id
+        )
+        if paid is True:
+            query = query.where(OrderRow.paid.is_not(None))
+        elif paid is False:
+            query = query.where(OrderRow.paid.is_(None))
+        if after is not None:
+            query = query.where(
+                or_(
+                    OrderRow.created_at < after.created_at,
+                    and_(OrderRow.created_at == after.created_at, OrderRow.id < after.order_id),
+                )
+            )
+        query = query.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(limit)
+        return [_to_order(row) for row in (await self.session.scalars(query)).all()]
+
+    async def mark_paid(self, order_id: str, *, paid_at: datetime, attempt_id: str | None) -> bool:
+        result = await self.session.execute(
+            update(OrderRow)
+            .where(OrderRow.id == order_id, OrderRow.paid.is_(None))
+            .values(paid=paid_at, paid_attempt_id=attempt_id)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def merged_user(self, anonymous_id: str) -> str | None:
+        row = await self.session.get(OwnerMergeRow, anonymous_id)
+        return None if row is None else row.user_id
+
+    async def record_merge(self, *, anonymous_id: str, user_id: str, at: datetime) -> None:
+        if await self.session.get(OwnerMergeRow, anonymous_id) is None:
+            self.session.add(
+                OwnerMergeRow(anonymous_id=anonymous_id, user_id=user_id, merged_at=at)
+            )
+            await self.session.flush()
+
+    async def reassign_anonymous(self, *, anonymous_id: str, user_id: str) -> int:
+        result = await self.session.execute(
+            update(OrderRow)
+            .where(OrderRow.owner_kind == "anonymous", OrderRow.owner_id == anonymous_id)
+            .values(owner_kind="user", owner_id=user_id)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _to_order(row: OrderRow) -> Order:
+    return Order(
+        id=row.id,
+        number=row.number,
+        cart_id=row.cart_id,
+        owner=Owner(kind=row.owner_kind, id=row.owner_id),  # type: ignore[arg-type]
+        customer_id=row.customer_id,
+        organization_id=row.organization_id,
+        currency=row.currency,
+        total=row.total,
+        details=row.details,
+        created_at=row.created_at,
+        paid=row.paid,
+        paid_attempt_id=row.paid_attempt_id,
+    )

@@ -1,0 +1,101 @@
+"""Tables of the orders service.
+
+`orders.details` (and every column fixed at purchase time) never changes after the insert:
+the ORM refuses it here (`before_update`), and the database refuses it too — a trigger created
+by the first migration on PostgreSQL and on SQLite — so raw SQL cannot change it either.
+Only `owner_*` (re-owned on merge) and `paid`/`paid_attempt_id` (set once) may change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, String, event, inspect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from libs.runtime.db import JSONType, UTCDateTime, new_metadata
+from libs.runtime.outbox import inbox_table, outbox_table
+
+metadata = new_metadata()
+
+# Fixed at purchase time; any change is refused by the ORM hook below and the DB trigger.
+IMMUTABLE_COLUMNS = (
+    "id",
+    "number",
+    "cart_id",
+    "customer_id",
+    "organization_id",
+    "currency",
+    "total",
+    "details",
+    "created_at",
+)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    cart_id: Mapped[str] = mapped_column(String(64), unique=True)
+    owner_kind: Mapped[str] = mapped_column(String(20))
+    owner_id: Mapped[str] = mapped_column(String(200))
+    customer_id: Mapped[str | None] = mapped_column(String(64))
+    organization_id: Mapped[str | None] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int] = mapped_column(BigInteger)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    paid: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_attempt_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        # The archive: one owner's orders, newest first, keyset-paginated on (created_at, id).
+        Index("ix_orders_owner_created", "owner_kind", "owner_id", "created_at", "id"),
+    )
+
+
+class OrderNumberRow(Base):
+    """One row per order number handed out; the autoincrement value is the sequence.
+
+    An identity/serial column is portable (SQLite, PostgreSQL) and never blocks concurrent
+    checkouts; a rolled-back checkout leaves a gap, which is harmless for order numbers.
+    """
+
+    __tablename__ = "order_numbers"
+
+    value: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    order_id: Mapped[str] = mapped_column(String(36), unique=True)
+
+
+class OwnerMergeRow(Base):
+    """Anonymous shoppers merged into a user; orders prepared for them later go to the user."""
+
+    __tablename__ = "owner_merges"
+
+    anonymous_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(200))
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+outbox_table(metadata)
+inbox_table(metadata)
+
+
+class ImmutableOrderError(Exception):
+    """Something tried to change a column of an order that is fixed at purchase time."""
+
+
+@event.listens_for(OrderRow, "before_update")
+def _refuse_immutable_changes(_mapper: Any, _connection: Any, target: OrderRow) -> None:
+    state = inspect(target)
+    changed = [name for name in IMMUTABLE_COLUMNS if state.attrs[name].history.has_changes()]
+    if changed:
+        raise ImmutableOrderError(f"order {target.id}: {', '.join(changed)} cannot change")
