@@ -1,0 +1,268 @@
+"""Test helpers for the orders service: a fake catalog app, builders, a stepping clock."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query
+
+from libs.contracts.catalog import PricingInfo, PricingLookupIn, PricingLookupOut, TaxRateOut
+from libs.contracts.common import Owner, Principal
+from libs.contracts.events import CartLineSnapshot, Interval
+from libs.contracts.orders import PrepareOrderIn
+from libs.contracts.payments import Address, BillingDetails
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class FakeCatalog:
+    """A tiny catalog: prices with names per locale, tax rates; records every call.
+
+    Tax rates answer like this: `?country=C&tax_code=X` gives C's rates made for X plus C's
+    default rates (no tax code); without `tax_code`, C's default rates only.
+    """
+
+    prices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rates: list[TaxRateOut] = field(default_factory=list)
+    lookups: list[PricingLookupIn] = field(default_factory=list)
+    tax_queries: list[dict[str, str]] = field(default_factory=list)
+    # When set, a lookup waits until this many lookups are in flight (to line up races).
+    rendezvous: int = 0
+    _arrived: int = 0
+    _all_arrived: asyncio.Event | None = None
+
+    def add_price(
+        self,
+        unit_amount: int,
+        currency: str = "EUR",
+        *,
+        product_key: str | None = None,
+        names: dict[str, str] | None = None,
+        tax_code: str | None = None,
+        interval: Interval | None = None,
+        interval_count: int = 1,
+        active: bool = True,
+        statement_descriptor: str | None = None,
+    ) -> str:
+        pricing_id = new_id()
+        key = product_key or f"product-{pricing_id[:8]}"
+        self.prices[pricing_id] = {
+            "product_key": key,
+            "names": names or {"en": key.title()},
+            "unit_amount": unit_amount,
+            "currency": currency,
+            "tax_code": tax_code,
+            "interval": interval,
+            "interval_count": interval_count,
+            "active": active,
+            "statement_descriptor": statement_descriptor,
+        }
+        return pricing_id
+
+    def add_rate(
+        self,
+        percentage: str,
+        *,
+        country: str = "DE",
+        inclusive: bool = False,
+        tax_code: str | None = None,
+        name: str | None = None,
+    ) -> str:
+        rate = TaxRateOut(
+            id=new_id(),
+            display_name=name or f"VAT {percentage}%",
+            percentage=Decimal(percentage),
+            country_code=country,
+            inclusive=inclusive,
+            tax_code=tax_code,
+        )
+        self.rates.append(rate)
+        return rate.id
+
+    def info(self, pricing_id: str, locale: str | None) -> PricingInfo:
+        price = self.prices[pricing_id]
+        names = price["names"]
+        return PricingInfo(
+            pricing_id=pricing_id,
+            product_key=price["product_key"],
+            name=names.get(locale or "en") or names.get("en") or next(iter(names.values())),
+            statement_descriptor=price["statement_descriptor"],
+            unit_amount=price["unit_amount"],
+            currency=price["currency"],
+            interval=price["interval"],
+            interval_count=price["interval_count"],
+            active=price["active"],
+            tax_code=price["tax_code"],
+        )
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/internal/pricings/lookup")
+        async def lookup(body: PricingLookupIn) -> PricingLookupOut:
+            self.lookups.append(body)
+            await self._meet()
+            return PricingLookupOut(
+                items=[self.info(pid, body.locale) for pid in body.ids if pid in self.prices],
+                missing=[pid for pid in body.ids if pid not in self.prices],
+            )
+
+        @app.get("/internal/tax-rates")
+        async def tax_rates(country: str, tax_code: str | None = Query(None)) -> list[TaxRateOut]:
+            query = {"country": country} | ({"tax_code": tax_code} if tax_code else {})
+            self.tax_queries.append(query)
+            return [
+                rate
+                for rate in self.rates
+                if rate.country_code == country and rate.tax_code in {None, tax_code}
+            ]
+
+        return app
+
+    async def _meet(self) -> None:
+        if not self.rendezvous:
+            return
+        if self._all_arrived is None:
+            self._all_arrived = asyncio.Event()
+        self._arrived += 1
+        if self._arrived >= self.rendezvous:
+            self._all_arrived.set()
+        await asyncio.wait_for(self._all_arrived.wait(), 10)
+
+
+def billing(country: str = "DE") -> BillingDetails:
+    return BillingDetails(
+        name="Ada Lovelace",
+        email="ada@example.com",
+        address=Address(
+            line1="1 Analytical St", city="Berlin", postal_code="10115", country=country
+        ),
+    )
+
+
+def prepare_in(
+    owner: Owner,
+    lines: list[tuple[str, int]],
+    *,
+    currency: str = "EUR",
+    country: str = "DE",
+    locale: str = "en",
+    order_id: str | None = None,
+    cart_id: str | None = None,
+    customer_id: str | None = None,
+) -> PrepareOrderIn:
+    return PrepareOrderIn(
+        order_id=order_id or new_id(),
+        cart_id=cart_id or new_id(),
+        owner=owner,
+        customer_id=customer_id or new_id(),
+        billing=billing(country),
+        locale=locale,
+        currency=currency,
+        lines=[CartLineSnapshot(pricing_id=pid, quantity=qty) for pid, qty in lines],
+    )
+
+
+def user(user_id: str | None = None) -> Owner:
+    return Owner(kind="user", id=user_id or new_id())
+
+
+def anonymous(anonymous_id: str | None = None) -> Owner:
+    return Owner(kind="anonymous", id=anonymous_id or new_id())
+
+
+def principal_of(owner: Owner) -> Principal:
+    if owner.kind == "user":
+        return Principal(user_id=owner.id)
+    if owner.kind == "anonymous":
+        return Principal(anonymous_id=owner.id)
+    return Principal(user_id=new_id(), orgs=[owner.id])
+
+
+class SteppingClock:
+    """A clock that moves one second per reading, so "newest first" is never a tie."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._times: Iterator[datetime] = (
+            (start or datetime(2026, 3, 1, 12, tzinfo=UTC)) + timedelta(seconds=n)
+            for n in range(10**9)
+        )
+
+    def __call__(self) -> datetime:
+        return next(self._times)
+
+
+@dataclass
+class OrdersHarness:
+    """The orders service started on its own database, with a fake catalog and the bus."""
+
+    deps: Any
+    shared: Any
+    catalog: FakeCatalog
+
+    @property
+    def service(self) -> Any:
+        return self.deps.service
+
+    @property
+    def runtime(self) -> Any:
+        return self.deps.runtime
+
+    async def outbox_types(self) -> list[str]:
+        from sqlalchemy import select
+
+        outbox = self.runtime.outbox
+        async with self.runtime.sessions() as session:
+            rows = await session.execute(select(outbox.c.type).order_by(outbox.c.id))
+            return [row[0] for row in rows]
+
+    async def settle(self) -> None:
+        """Wait until every event on the in-process bus was handled (or dead-lettered)."""
+        await self.runtime.relay.drain()
+        await self.shared.bus.idle()
+
+
+@asynccontextmanager
+async def running_orders(
+    tmp_path: Path,
+    *,
+    catalog: FakeCatalog | None = None,
+    database_url: str | None = None,
+    **runtime_settings: Any,
+) -> AsyncIterator[OrdersHarness]:
+    """Build and start the orders service (migrating its database) like its app would."""
+    from libs.runtime.migrations import upgrade
+    from libs.runtime.runtime import shared_for
+    from libs.runtime.settings import RuntimeSettings
+    from services.orders.bootstrap import build_deps
+    from services.orders.settings import OrdersSettings
+
+    catalog = catalog or FakeCatalog()
+    runtime = RuntimeSettings(
+        data_dir=tmp_path,
+        outbox_poll_interval_ms=20,
+        consumer_retry_delay_ms=10,
+        **runtime_settings,
+    )
+    settings = OrdersSettings(runtime=runtime, database_url=database_url)
+    shared = shared_for(runtime)
+    shared.directory.register_app("catalog", catalog.app())
+    deps = build_deps(settings, shared, clock=SteppingClock())
+    if not runtime.embedded:
+        await upgrade(deps.runtime.engine, deps.runtime.migrations_dir)
+    await deps.runtime.start()
+    try:
+        yield OrdersHarness(deps=deps, shared=shared, catalog=catalog)
+    finally:
+        await deps.runtime.stop()
