@@ -53,7 +53,14 @@ class PaymentLine(Contract):
     unit_amount: int = Field(ge=0)
     quantity: int = Field(ge=1)
     interval: Interval | None = None
-    interval_count: int = 1
+    interval_count: int = Field(1, ge=1)
+    total: int | None = Field(
+        None,
+        ge=0,
+        description="What the line charges, exclusive taxes included; default "
+        "unit_amount * quantity. Give it when it differs (exclusive tax): the provider then "
+        "charges the line as one item of this amount, every period for recurring lines.",
+    )
 
 
 class StartPaymentIn(Contract):
@@ -78,6 +85,32 @@ class PaymentOut(Contract):
     checkout_url: str | None = None
 
 
+class PaymentAttemptOut(PaymentOut):
+    """Internal: `GET /payments/{attempt_id}` and `GET /orders/{order_id}/payments`."""
+
+    order_id: str
+    order_number: str
+    provider: str
+    mode: Literal["payment", "subscription"]
+    total: int
+    currency: str
+    refund_required: bool = Field(
+        False, description="Money arrived for an order that another attempt already paid."
+    )
+    refund_reason: str | None = None
+    failure_reason: str | None = None
+    created_at: datetime
+    paid_at: datetime | None = None
+
+
+class WebhookAck(Contract):
+    """The answer to a provider's webhook: received, and whether it was a repeat."""
+
+    received: bool = True
+    event_id: str
+    duplicate: bool = False
+
+
 class SubscriptionOut(Contract):
     id: str
     status: str
@@ -85,3 +118,12 @@ class SubscriptionOut(Contract):
     current_period_end: datetime | None = None
     cancel_at_period_end: bool = False
     created_at: datetime
+    owner: Owner | None = None
+    customer_id: str | None = None
+    interval: Interval | None = None
+    interval_count: int | None = None
+    amount: int | None = Field(None, description="What each renewal charges, in minor units.")
+    currency: str | None = None
+    canceled_at: datetime | None = Field(None, description="When cancellation was requested.")
+    ended_at: datetime | None = None
+    renewals: int = Field(0, description="How many renewals were paid.")

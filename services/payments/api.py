@@ -1,0 +1,245 @@
+"""HTTP routes of the payments service.
+
+Internal routes (the gateway calls them with the caller's principal header): customers,
+payments, subscriptions. Public routes, reached through the gateway's `/api/payments/*`
+proxy: the Stripe webhook and the dev provider's hosted checkout.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+
+from libs.contracts.common import PRINCIPAL_HEADER, Principal
+from libs.contracts.payments import (
+    CreateBillingIn,
+    CustomerOut,
+    PaymentAttemptOut,
+    PaymentOut,
+    StartPaymentIn,
+    SubscriptionOut,
+    WebhookAck,
+)
+from libs.runtime.http import SERVICE_TOKEN_HEADER
+from services.payments.bootstrap import PaymentsDeps
+from services.payments.domain import InvalidPrincipal, InvalidServiceToken
+from services.payments.service import CustomerService, PaymentService, SubscriptionService
+
+
+def get_deps(request: Request) -> PaymentsDeps:
+    return request.app.state.payments  # type: ignore[no-any-return]
+
+
+def get_principal(
+    header: Annotated[str | None, Header(alias=PRINCIPAL_HEADER, include_in_schema=False)] = None,
+) -> Principal | None:
+    """The caller as the gateway established it; no header means nobody."""
+    if not header:
+        return None
+    try:
+        return Principal.model_validate_json(header)
+    except ValidationError:
+        raise InvalidPrincipal("The principal header is not valid.") from None
+
+
+def require_service_token(
+    deps: Annotated[PaymentsDeps, Depends(get_deps)],
+    token: Annotated[
+        str | None, Header(alias=SERVICE_TOKEN_HEADER, include_in_schema=False)
+    ] = None,
+) -> None:
+    """Internal payment routes answer other services only (they carry the service token)."""
+    expected = deps.settings.runtime.service_token
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise InvalidServiceToken("A valid service token is required.")
+
+
+def get_customers(request: Request) -> CustomerService:
+    return get_deps(request).customers
+
+
+def get_payments(request: Request) -> PaymentService:
+    return get_deps(request).payments
+
+
+def get_subscriptions(request: Request) -> SubscriptionService:
+    return get_deps(request).subscriptions
+
+
+Caller = Annotated[Principal | None, Depends(get_principal)]
+Customers = Annotated[CustomerService, Depends(get_customers)]
+Payments = Annotated[PaymentService, Depends(get_payments)]
+Subscriptions = Annotated[SubscriptionService, Depends(get_subscriptions)]
+Id = Annotated[str, Path(min_length=1, max_length=255)]
+
+# --- customers -------------------------------------------------------------------------------
+
+customers_router = APIRouter(tags=["customers"])
+
+
+@customers_router.post("/customers", status_code=status.HTTP_201_CREATED)
+async def create_billing(body: CreateBillingIn, caller: Caller, service: Customers) -> CustomerOut:
+    """Create billing information: a customer of the caller, or of one of its organizations."""
+    return await service.create_billing(principal=caller, data=body)
+
+
+@customers_router.get("/customers")
+async def get_customers_for_user(caller: Caller, service: Customers) -> list[CustomerOut]:
+    """The caller's own customers, oldest first."""
+    return await service.get_customers_for_user(principal=caller)
+
+
+@customers_router.get("/customers/default")
+async def get_default_customer(caller: Caller, service: Customers) -> CustomerOut:
+    """The caller's default customer (404 `no_default_customer` when there is none)."""
+    return await service.get_default_customer(principal=caller)
+
+
+@customers_router.get("/customers/{customer_id}")
+async def get_customer(customer_id: Id, caller: Caller, service: Customers) -> CustomerOut:
+    """One of the caller's customers."""
+    return await service.get_customer(principal=caller, customer_id=customer_id)
+
+
+@customers_router.delete("/customers/{customer_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_customer(customer_id: Id, caller: Caller, service: Customers) -> Response:
+    """Delete a customer; a deleted default is replaced by the oldest remaining customer."""
+    await service.delete_customer(principal=caller, customer_id=customer_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@customers_router.post("/customers/{customer_id}/default")
+async def set_default_customer(customer_id: Id, caller: Caller, service: Customers) -> CustomerOut:
+    """Make a customer the default of its owner."""
+    return await service.set_default_customer(principal=caller, customer_id=customer_id)
+
+
+@customers_router.get("/organizations/{organization_id}/customers")
+async def get_customers_for_organization(
+    organization_id: Id, caller: Caller, service: Customers
+) -> list[CustomerOut]:
+    """An organization's customers; members only (403 `not_a_member`)."""
+    return await service.get_customers_for_organization(
+        principal=caller, organization_id=organization_id
+    )
+
+
+# --- payments (internal) ---------------------------------------------------------------------
+
+payments_router = APIRouter(tags=["payments"], dependencies=[Depends(require_service_token)])
+
+
+@payments_router.post(
+    "/payments",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": PaymentOut, "description": "The order's open attempt, reused."}},
+)
+async def start_payment(body: StartPaymentIn, response: Response, service: Payments) -> PaymentOut:
+    """A new payment attempt with a provider checkout, or the order's open one when retried."""
+    payment, created = await service.start_payment(data=body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return payment
+
+
+@payments_router.get("/payments/{attempt_id}")
+async def get_payment(attempt_id: Id, service: Payments) -> PaymentAttemptOut:
+    """One payment attempt."""
+    return await service.get_payment(attempt_id=attempt_id)
+
+
+@payments_router.get("/orders/{order_id}/payments")
+async def get_order_payments(order_id: Id, service: Payments) -> list[PaymentAttemptOut]:
+    """Every attempt to pay an order, oldest first."""
+    return await service.get_order_payments(order_id=order_id)
+
+
+# --- webhooks (public through the gateway) ---------------------------------------------------
+
+webhooks_router = APIRouter(tags=["webhooks"])
+
+
+@webhooks_router.post("/webhooks/stripe")
+async def stripe_webhook(request: Request, service: Payments) -> WebhookAck:
+    """Stripe's webhook: signature and age verified, applied once per event id."""
+    payload = await request.body()
+    return await service.receive_webhook(
+        provider_name="stripe", payload=payload, headers=request.headers
+    )
+
+
+# --- the dev provider's hosted checkout (public through the gateway) -------------------------
+
+dev_router = APIRouter(tags=["dev checkout"])
+
+
+@dev_router.get("/dev-checkout/{attempt_id}", response_class=HTMLResponse)
+async def dev_checkout_page(attempt_id: Id, service: Payments) -> HTMLResponse:
+    """The dev provider's checkout page: the order, its lines and total, Pay and Decline."""
+    page = await service.dev_checkout_page(attempt_id=attempt_id)
+    return HTMLResponse(page, headers={"cache-control": "no-store"})
+
+
+async def _press(
+    service: PaymentService, attempt_id: str, action: Literal["pay", "decline"]
+) -> RedirectResponse:
+    location = await service.dev_checkout_action(attempt_id=attempt_id, action=action)
+    return RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER)
+
+
+@dev_router.post("/dev-checkout/{attempt_id}/pay", response_class=RedirectResponse)
+async def dev_checkout_pay(attempt_id: Id, service: Payments) -> RedirectResponse:
+    """Pay: handled like the provider's verified webhook, then 303 to the success URL."""
+    return await _press(service, attempt_id, "pay")
+
+
+@dev_router.post("/dev-checkout/{attempt_id}/decline", response_class=RedirectResponse)
+async def dev_checkout_decline(attempt_id: Id, service: Payments) -> RedirectResponse:
+    """Decline: handled like the provider's verified webhook, then 303 to the cancel URL."""
+    return await _press(service, attempt_id, "decline")
+
+
+@dev_router.post("/dev-checkout/subscriptions/{subscription_id}/renew")
+async def dev_renew_subscription(subscription_id: Id, service: Payments) -> SubscriptionOut:
+    """Dev/test action: the period ends and is renewed, like a renewal webhook."""
+    return await service.dev_renew(subscription_id=subscription_id)
+
+
+# --- subscriptions ---------------------------------------------------------------------------
+
+subscriptions_router = APIRouter(tags=["subscriptions"])
+
+
+@subscriptions_router.get("/subscriptions")
+async def list_subscriptions(caller: Caller, service: Subscriptions) -> list[SubscriptionOut]:
+    """The caller's subscriptions, newest first."""
+    return await service.list_subscriptions(principal=caller)
+
+
+@subscriptions_router.get("/subscriptions/{subscription_id}")
+async def get_subscription(
+    subscription_id: Id, caller: Caller, service: Subscriptions
+) -> SubscriptionOut:
+    """One of the caller's subscriptions."""
+    return await service.get_subscription(principal=caller, subscription_id=subscription_id)
+
+
+@subscriptions_router.post("/subscriptions/{subscription_id}/cancel")
+async def cancel_subscription(
+    subscription_id: Id, caller: Caller, service: Subscriptions
+) -> SubscriptionOut:
+    """Cancel at the end of the current period."""
+    return await service.cancel_subscription(principal=caller, subscription_id=subscription_id)
+
+
+routers = [
+    customers_router,
+    payments_router,
+    webhooks_router,
+    dev_router,
+    subscriptions_router,
+]

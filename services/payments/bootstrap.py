@@ -1,0 +1,92 @@
+"""Wiring of the payments service: runtime, providers, services, subscriptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from libs.runtime.runtime import Runtime, Shared, shared_for
+from services.payments.dev_provider import DevProvider
+from services.payments.events import SUBSCRIPTIONS
+from services.payments.provider import PaymentProvider
+from services.payments.service import (
+    Clock,
+    CustomerService,
+    PaymentService,
+    SubscriptionService,
+    utcnow,
+)
+from services.payments.settings import PaymentsSettings
+from services.payments.tables import metadata
+
+
+@dataclass(frozen=True)
+class PaymentsDeps:
+    settings: PaymentsSettings
+    runtime: Runtime
+    providers: dict[str, PaymentProvider]
+    customers: CustomerService
+    payments: PaymentService
+    subscriptions: SubscriptionService
+
+    @property
+    def provider(self) -> PaymentProvider:
+        """The provider new payments go to: Stripe when configured, else the dev provider."""
+        return self.payments.provider
+
+
+def build_providers(settings: PaymentsSettings) -> dict[str, PaymentProvider]:
+    """The dev provider always (its past attempts stay readable); Stripe when a key is set."""
+    providers: dict[str, PaymentProvider] = {
+        "dev": DevProvider(
+            checkout_url=settings.dev_checkout_url,
+            checkout_ttl=timedelta(seconds=settings.dev_checkout_ttl_s),
+        )
+    }
+    if settings.stripe_secret_key is not None and settings.stripe_webhook_secret is not None:
+        from services.payments.stripe_provider import StripeProvider
+
+        providers["stripe"] = StripeProvider(
+            secret_key=settings.stripe_secret_key.get_secret_value(),
+            webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
+            api_base=settings.stripe_api_base,
+            timeout_s=settings.stripe_timeout_s,
+            max_network_retries=settings.stripe_max_network_retries,
+            webhook_tolerance_s=settings.stripe_webhook_tolerance_s,
+        )
+    return providers
+
+
+def build_deps(
+    settings: PaymentsSettings,
+    shared: Shared | None = None,
+    *,
+    providers: dict[str, PaymentProvider] | None = None,
+    clock: Clock = utcnow,
+) -> PaymentsDeps:
+    """Build the service from settings; tests may pass providers and a clock."""
+    shared = shared or shared_for(settings.runtime)
+    runtime = Runtime(
+        name="payments",
+        settings=settings.runtime,
+        metadata=metadata,
+        database_url=settings.resolved_database_url(),
+        migrations_dir=Path(__file__).parent / "migrations",
+        shared=shared,
+        migrate_on_start=settings.runtime.embedded,
+        uses_redis=False,
+    )
+    providers = providers if providers is not None else build_providers(settings)
+    active = "stripe" if "stripe" in providers else "dev"
+    customers = CustomerService(runtime=runtime, clock=clock)
+    deps = PaymentsDeps(
+        settings=settings,
+        runtime=runtime,
+        providers=providers,
+        customers=customers,
+        payments=PaymentService(runtime=runtime, providers=providers, active=active, clock=clock),
+        subscriptions=SubscriptionService(runtime=runtime, providers=providers, clock=clock),
+    )
+    runtime.subscribe({model: getattr(customers, verb) for model, verb in SUBSCRIPTIONS.items()})
+    return deps

@@ -1,0 +1,137 @@
+"""The payment provider port and the provider-neutral shapes that cross it.
+
+Adapters: `DevProvider` (dev_provider.py, no outside service) and `StripeProvider`
+(stripe_provider.py, the official SDK). Whatever a provider reports — a verified Stripe
+webhook or a click on the dev checkout page — becomes one `ProviderEvent`, and the service
+applies every `ProviderEvent` through the same code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from libs.contracts.payments import Address, PaymentLine
+from services.payments.domain import CheckoutMode
+
+EventKind = Literal[
+    "checkout_completed",  # the shopper finished the checkout; `paid` says if money arrived
+    "payment_succeeded",  # a delayed payment method settled
+    "payment_failed",  # declined, or a delayed payment method failed
+    "checkout_expired",  # the checkout closed without payment
+    "invoice_paid",  # a subscription invoice was paid (first one or a renewal)
+    "invoice_payment_failed",
+    "subscription_updated",
+    "subscription_deleted",
+    "ignored",  # a verified event Store does not act on
+]
+
+
+@dataclass(frozen=True)
+class ProviderCustomer:
+    """What a provider learns about a Store customer."""
+
+    customer_id: str
+    name: str
+    email: str
+    address: Address
+    vat_id: str | None
+    owner_key: str
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """Everything a provider needs to open a hosted checkout for one attempt."""
+
+    attempt_id: str
+    order_id: str
+    order_number: str
+    mode: CheckoutMode
+    currency: str
+    lines: Sequence[PaymentLine]
+    success_url: str
+    cancel_url: str
+    statement_descriptor: str | None = None
+    provider_customer_id: str | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        # Derived from the attempt: a retried request can only ever open the same session.
+        return f"store-checkout-{self.attempt_id}"
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    session_id: str
+    url: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProviderSubscription:
+    """A subscription as the provider sees it."""
+
+    id: str
+    status: str | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool | None = None
+    canceled_at: datetime | None = None
+    ended_at: datetime | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """A verified, normalized provider event; `id` makes its handling idempotent."""
+
+    provider: str
+    id: str
+    type: str  # the provider's own name, e.g. checkout.session.completed
+    kind: EventKind
+    created: datetime
+    attempt_id: str | None = None
+    order_id: str | None = None
+    session_id: str | None = None
+    paid: bool = False
+    payment_status: str | None = None
+    amount: int | None = None  # ISO 4217 minor units
+    currency: str | None = None
+    provider_reference: str | None = None  # payment intent, invoice...
+    subscription: ProviderSubscription | None = None
+    invoice_id: str | None = None
+    billing_reason: str | None = None
+    period_end: datetime | None = None
+    reason: str | None = None
+
+
+class PaymentProvider(Protocol):
+    """Opens hosted checkouts, verifies what the provider reports, manages subscriptions."""
+
+    name: str
+    checkout_ttl: timedelta | None
+    """How long Store keeps a checkout open; None: the provider decides (and reports it)."""
+
+    def check_amounts(self, currency: str, lines: Sequence[PaymentLine]) -> None:
+        """Raise a 422 problem when the provider cannot charge these amounts."""
+
+    async def ensure_customer(self, customer: ProviderCustomer) -> str | None:
+        """The provider's id of this customer, created now if needed (None: not used)."""
+
+    async def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        """Open a hosted checkout session (idempotent per attempt)."""
+
+    async def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ProviderEvent:
+        """Verify a webhook and normalize it; raise InvalidSignature when it is not genuine."""
+
+    async def cancel_subscription(
+        self, provider_subscription_id: str, *, idempotency_key: str
+    ) -> ProviderSubscription | None:
+        """Cancel at the end of the current period."""
+
+    async def expire_checkout(self, session_id: str) -> None:
+        """Close an open checkout session so that it cannot be paid any more (best effort)."""
+
+    async def aclose(self) -> None: ...

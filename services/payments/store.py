@@ -1,0 +1,628 @@
+"""The payments repository: its protocol and the SQL adapter (SQLite and PostgreSQL).
+
+One repository works inside one transaction (`runtime.transaction()`); the service decides
+where transactions begin and end. Row locks (`FOR UPDATE`) serialize what must not race on
+PostgreSQL; SQLite serializes writers anyway (BEGIN IMMEDIATE) and ignores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.contracts.common import Owner
+from libs.contracts.payments import Address, BillingDetails, PaymentLine
+from services.payments.tables import (
+    customers,
+    order_payments,
+    payment_attempts,
+    provider_customers,
+    provider_events,
+    subscription_renewals,
+    subscriptions,
+)
+
+# --- records ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    id: str
+    owner: Owner
+    organization_id: str | None
+    details: BillingDetails
+    is_default: bool
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OrderPaymentRecord:
+    order_id: str
+    order_number: str
+    paid_attempt_id: str | None
+    paid_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    id: str
+    order_id: str
+    order_number: str
+    owner: Owner
+    customer_id: str
+    status: str
+    mode: str
+    total: int
+    currency: str
+    lines: tuple[PaymentLine, ...]
+    statement_descriptor: str | None
+    success_url: str
+    cancel_url: str
+    provider: str
+    provider_session_id: str | None
+    checkout_url: str | None
+    expires_at: datetime | None
+    provider_payment_status: str | None
+    provider_reference: str | None
+    provider_subscription_id: str | None
+    failure_reason: str | None
+    refund_required: bool
+    refund_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    paid_at: datetime | None
+
+    def is_open(self, now: datetime) -> bool:
+        """Still payable: unpaid and not past its expiry."""
+        return self.status == "unpaid" and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True)
+class SubscriptionRecord:
+    id: str
+    owner: Owner
+    order_id: str
+    attempt_id: str
+    customer_id: str
+    provider: str
+    provider_subscription_id: str
+    status: str
+    interval: str
+    interval_count: int
+    amount: int
+    currency: str
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+    ended_at: datetime | None
+    provider_updated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _customer(row: RowMapping) -> CustomerRecord:
+    return CustomerRecord(
+        id=row["id"],
+        owner=Owner(kind=row["owner_kind"], id=row["owner_id"]),
+        organization_id=row["organization_id"],
+        details=BillingDetails(
+            name=row["name"],
+            email=row["email"],
+            address=Address(
+                line1=row["line1"],
+                line2=row["line2"],
+                city=row["city"],
+                postal_code=row["postal_code"],
+                state=row["state"],
+                country=row["country"],
+            ),
+            vat_id=row["vat_id"],
+        ),
+        is_default=bool(row["is_default"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
+    )
+
+
+def _attempt(row: RowMapping) -> AttemptRecord:
+    values = dict(row)
+    owner = Owner(kind=values.pop("owner_kind"), id=values.pop("owner_id"))
+    lines = tuple(PaymentLine.model_validate(line) for line in values.pop("lines"))
+    values["refund_required"] = bool(values["refund_required"])
+    return AttemptRecord(owner=owner, lines=lines, **values)
+
+
+def _subscription(row: RowMapping) -> SubscriptionRecord:
+    values = dict(row)
+    owner = Owner(kind=values.pop("owner_kind"), id=values.pop("owner_id"))
+    values["cancel_at_period_end"] = bool(values["cancel_at_period_end"])
+    return SubscriptionRecord(owner=owner, **values)
+
+
+def _owner_is(table: Any, owner: Owner) -> Any:
+    return and_(table.c.owner_kind == owner.kind, table.c.owner_id == owner.id)
+
+
+class DuplicateProviderEvent(Exception):
+    """This provider event was already applied (or is being applied right now)."""
+
+
+# --- the port --------------------------------------------------------------------------------
+
+
+class PaymentsRepository(Protocol):
+    """What the payments service needs from storage, inside one transaction."""
+
+    async def get_customer(
+        self, customer_id: str, *, include_deleted: bool = False
+    ) -> CustomerRecord | None: ...
+    async def list_customers(self, owner: Owner) -> list[CustomerRecord]: ...
+    async def default_customer(self, owner: Owner) -> CustomerRecord | None: ...
+    async def add_customer(self, record: CustomerRecord) -> CustomerRecord: ...
+    async def lock_owner(self, owner: Owner) -> None: ...
+    async def delete_customer(self, customer_id: str, now: datetime) -> None: ...
+    async def promote_oldest(self, owner: Owner, now: datetime) -> CustomerRecord | None: ...
+    async def make_default(self, record: CustomerRecord, now: datetime) -> list[str]: ...
+    async def record_provider_event(
+        self, provider: str, event_id: str, event_type: str, now: datetime
+    ) -> None: ...
+    async def get_attempt(self, attempt_id: str) -> AttemptRecord | None: ...
+
+
+# --- the SQL adapter -------------------------------------------------------------------------
+
+
+class SqlPaymentsRepository:
+    """`PaymentsRepository` on SQLAlchemy Core, for SQLite and PostgreSQL."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _one(self, query: Any) -> RowMapping | None:
+        return (await self.session.execute(query)).mappings().first()
+
+    async def _all(self, query: Any) -> Sequence[RowMapping]:
+        return (await self.session.execute(query)).mappings().all()
+
+    # -- customers --------------------------------------------------------------------------
+
+    async def get_customer(
+        self, customer_id: str, *, include_deleted: bool = False
+    ) -> CustomerRecord | None:
+        query = select(customers).where(customers.c.id == customer_id)
+        if not include_deleted:
+            query = query.where(customers.c.deleted_at.is_(None))
+        row = await self._one(query)
+        return _customer(row) if row else None
+
+    async def list_customers(self, owner: Owner) -> list[CustomerRecord]:
+        rows = await self._all(
+            select(customers)
+            .where(_owner_is(customers, owner), customers.c.deleted_at.is_(None))
+            .order_by(customers.c.created_at, customers.c.id)
+        )
+        return [_customer(row) for row in rows]
+
+    async def default_customer(self, owner: Owner) -> CustomerRecord | None:
+        row = await self._one(
+            select(customers).where(
+                _owner_is(customers, owner),
+                customers.c.is_default.is_(True),
+                customers.c.deleted_at.is_(None),
+            )
+        )
+        return _customer(row) if row else None
+
+    async def lock_owner(self, owner: Owner) -> None:
+        """Lock the owner's customers: default changes of one owner happen one at a time."""
+        await self.session.execute(
+            select(customers.c.id).where(_owner_is(customers, owner)).with_for_update()
+        )
+
+    async def add_customer(self, record: CustomerRecord) -> CustomerRecord:
+        """Insert a customer; it becomes the default only if the owner has none (race-safe)."""
+        details = record.details
+        values = {
+            "id": record.id,
+            "owner_kind": record.owner.kind,
+            "owner_id": record.owner.id,
+            "organization_id": record.organization_id,
+            "name": details.name,
+            "email": str(details.email),
+            "line1": details.address.line1,
+            "line2": details.address.line2,
+            "city": details.address.city,
+            "postal_code": details.address.postal_code,
+            "state": details.address.state,
+            "country": details.address.country,
+            "vat_id": details.vat_id,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
+        is_default = await self.default_customer(record.owner) is None
+        if is_default:
+            try:
+                # A concurrent first customer of the same owner makes this insert fail on the
+                # one-default-per-owner index (after the other commits); then it is not default.
+                async with self.session.begin_nested():
+                    await self.session.execute(insert(customers).values(**values, is_default=True))
+            except IntegrityError:
+                is_default = False
+        if not is_default:
+            await self.session.execute(insert(customers).values(**values, is_default=False))
+        found = await self.get_customer(record.id)
+        assert found is not None
+        return found
+
+    async def delete_customer(self, customer_id: str, now: datetime) -> None:
+        await self.session.execute(
+            update(customers)
+            .where(customers.c.id == customer_id)
+            .values(deleted_at=now, is_default=False, updated_at=now)
+        )
+
+    async def promote_oldest(self, owner: Owner, now: datetime) -> CustomerRecord | None:
+        """Make the owner's oldest customer the default when the owner has none; return it."""
+        if await self.default_customer(owner) is not None:
+            return None
+        row = await self._one(
+            select(customers.c.id)
+            .where(_owner_is(customers, owner), customers.c.deleted_at.is_(None))
+            .order_by(customers.c.created_at, customers.c.id)
+            .limit(1)
+        )
+        if row is None:
+            return None
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(
+                    update(customers)
+                    .where(customers.c.id == row["id"])
+                    .values(is_default=True, updated_at=now)
+                )
+        except IntegrityError:
+            return None  # another transaction promoted one meanwhile
+        return await self.get_customer(row["id"])
+
+    async def make_default(self, record: CustomerRecord, now: datetime) -> list[str]:
+        """Make `record` its owner's default; return the ids whose default flag changed."""
+        if record.is_default:
+            return []
+        previous = await self._all(
+            select(customers.c.id).where(
+                _owner_is(customers, record.owner), customers.c.is_default.is_(True)
+            )
+        )
+        changed = [row["id"] for row in previous]
+        if changed:
+            await self.session.execute(
+                update(customers)
+                .where(customers.c.id.in_(changed))
+                .values(is_default=False, updated_at=now)
+            )
+        await self.session.execute(
+            update(customers)
+            .where(customers.c.id == record.id)
+            .values(is_default=True, updated_at=now)
+        )
+        return [*changed, record.id]
+
+    async def reassign_customers(self, source: Owner, target: Owner, now: datetime) -> list[str]:
+        """Give all of `source`'s customers to `target`, keeping one default; return moved ids."""
+        moved = await self._all(
+            select(customers.c.id, customers.c.is_default)
+            .where(_owner_is(customers, source))
+            .order_by(customers.c.created_at, customers.c.id)
+        )
+        if not moved:
+            return []
+        if await self.default_customer(target) is not None:
+            # The user's own default stays the default.
+            await self.session.execute(
+                update(customers)
+                .where(_owner_is(customers, source), customers.c.is_default.is_(True))
+                .values(is_default=False, updated_at=now)
+            )
+        await self.session.execute(
+            update(customers)
+            .where(_owner_is(customers, source))
+            .values(owner_kind=target.kind, owner_id=target.id, updated_at=now)
+        )
+        await self.promote_oldest(target, now)
+        return [row["id"] for row in moved]
+
+    async def provider_customer_id(self, customer_id: str, provider: str) -> str | None:
+        row = await self._one(
+            select(provider_customers.c.provider_customer_id).where(
+                provider_customers.c.customer_id == customer_id,
+                provider_customers.c.provider == provider,
+            )
+        )
+        return row["provider_customer_id"] if row else None
+
+    async def save_provider_customer(
+        self, customer_id: str, provider: str, provider_customer_id: str, now: datetime
+    ) -> str:
+        """Remember the provider's customer; the first one saved wins. Returns the kept id."""
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(
+                    insert(provider_customers).values(
+                        customer_id=customer_id,
+                        provider=provider,
+                        provider_customer_id=provider_customer_id,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass
+        kept = await self.provider_customer_id(customer_id, provider)
+        assert kept is not None
+        return kept
+
+    # -- orders and attempts ----------------------------------------------------------------
+
+    async def lock_order(
+        self, order_id: str, *, order_number: str | None = None, now: datetime | None = None
+    ) -> OrderPaymentRecord | None:
+        """Lock the order's payment row (creating it when a number is given)."""
+        query = select(order_payments).where(order_payments.c.order_id == order_id)
+        row = await self._one(query.with_for_update())
+        if row is None and order_number is not None:
+            try:
+                async with self.session.begin_nested():
+                    await self.session.execute(
+                        insert(order_payments).values(
+                            order_id=order_id, order_number=order_number, created_at=now
+                        )
+                    )
+            except IntegrityError:
+                pass  # created concurrently: lock that one
+            row = await self._one(query.with_for_update())
+        if row is None:
+            return None
+        return OrderPaymentRecord(
+            order_id=row["order_id"],
+            order_number=row["order_number"],
+            paid_attempt_id=row["paid_attempt_id"],
+            paid_at=row["paid_at"],
+        )
+
+    async def set_order_paid(self, order_id: str, attempt_id: str, now: datetime) -> bool:
+        result = await self.session.execute(
+            update(order_payments)
+            .where(
+                order_payments.c.order_id == order_id, order_payments.c.paid_attempt_id.is_(None)
+            )
+            .values(paid_attempt_id=attempt_id, paid_at=now)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def add_attempt(self, **values: Any) -> AttemptRecord:
+        owner: Owner = values.pop("owner")
+        lines: Sequence[PaymentLine] = values.pop("lines")
+        await self.session.execute(
+            insert(payment_attempts).values(
+                **values,
+                owner_kind=owner.kind,
+                owner_id=owner.id,
+                lines=[line.model_dump(mode="json") for line in lines],
+                status="unpaid",
+                refund_required=False,
+            )
+        )
+        found = await self.get_attempt(values["id"])
+        assert found is not None
+        return found
+
+    async def get_attempt(self, attempt_id: str) -> AttemptRecord | None:
+        row = await self._one(select(payment_attempts).where(payment_attempts.c.id == attempt_id))
+        return _attempt(row) if row else None
+
+    async def attempt_by_session(self, session_id: str) -> AttemptRecord | None:
+        row = await self._one(
+            select(payment_attempts).where(payment_attempts.c.provider_session_id == session_id)
+        )
+        return _attempt(row) if row else None
+
+    async def attempt_by_provider_subscription(self, subscription_id: str) -> AttemptRecord | None:
+        row = await self._one(
+            select(payment_attempts)
+            .where(payment_attempts.c.provider_subscription_id == subscription_id)
+            .order_by(payment_attempts.c.created_at)
+            .limit(1)
+        )
+        return _attempt(row) if row else None
+
+    async def unpaid_attempts(self, order_id: str) -> list[AttemptRecord]:
+        rows = await self._all(
+            select(payment_attempts)
+            .where(payment_attempts.c.order_id == order_id, payment_attempts.c.status == "unpaid")
+            .order_by(payment_attempts.c.created_at.desc(), payment_attempts.c.id)
+        )
+        return [_attempt(row) for row in rows]
+
+    async def attempts_for_order(self, order_id: str) -> list[AttemptRecord]:
+        rows = await self._all(
+            select(payment_attempts)
+            .where(payment_attempts.c.order_id == order_id)
+            .order_by(payment_attempts.c.created_at, payment_attempts.c.id)
+        )
+        return [_attempt(row) for row in rows]
+
+    async def set_session(
+        self,
+        attempt_id: str,
+        *,
+        session_id: str,
+        url: str,
+        expires_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        values: dict[str, Any] = {
+            "provider_session_id": session_id,
+            "checkout_url": url,
+            "updated_at": now,
+        }
+        if expires_at is not None:
+            values["expires_at"] = expires_at
+        await self.session.execute(
+            update(payment_attempts)
+            .where(
+                payment_attempts.c.id == attempt_id,
+                payment_attempts.c.provider_session_id.is_(None),
+            )
+            .values(**values)
+        )
+
+    async def transition(self, attempt_id: str, target: str, now: datetime, **values: Any) -> bool:
+        """unpaid -> `target`, only if still unpaid (a guarded update); True if it moved."""
+        if target == "paid":
+            values["paid_at"] = now
+        result = await self.session.execute(
+            update(payment_attempts)
+            .where(payment_attempts.c.id == attempt_id, payment_attempts.c.status == "unpaid")
+            .values(status=target, updated_at=now, **values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def update_attempt(self, attempt_id: str, now: datetime, **values: Any) -> None:
+        await self.session.execute(
+            update(payment_attempts)
+            .where(payment_attempts.c.id == attempt_id)
+            .values(updated_at=now, **values)
+        )
+
+    async def reassign_attempts(self, source: Owner, target: Owner, now: datetime) -> int:
+        result = await self.session.execute(
+            update(payment_attempts)
+            .where(_owner_is(payment_attempts, source))
+            .values(owner_kind=target.kind, owner_id=target.id, updated_at=now)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    async def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None:
+        row = await self._one(select(subscriptions).where(subscriptions.c.id == subscription_id))
+        return _subscription(row) if row else None
+
+    async def subscription_by_provider_id(
+        self, provider: str, provider_subscription_id: str
+    ) -> SubscriptionRecord | None:
+        row = await self._one(
+            select(subscriptions).where(
+                subscriptions.c.provider == provider,
+                subscriptions.c.provider_subscription_id == provider_subscription_id,
+            )
+        )
+        return _subscription(row) if row else None
+
+    async def subscription_by_attempt(self, attempt_id: str) -> SubscriptionRecord | None:
+        row = await self._one(select(subscriptions).where(subscriptions.c.attempt_id == attempt_id))
+        return _subscription(row) if row else None
+
+    async def list_subscriptions(self, owner: Owner) -> list[SubscriptionRecord]:
+        rows = await self._all(
+            select(subscriptions)
+            .where(_owner_is(subscriptions, owner))
+            .order_by(subscriptions.c.created_at.desc(), subscriptions.c.id)
+        )
+        return [_subscription(row) for row in rows]
+
+    async def add_subscription(self, **values: Any) -> SubscriptionRecord:
+        owner: Owner = values.pop("owner")
+        await self.session.execute(
+            insert(subscriptions).values(**values, owner_kind=owner.kind, owner_id=owner.id)
+        )
+        found = await self.get_subscription(values["id"])
+        assert found is not None
+        return found
+
+    async def update_subscription(self, subscription_id: str, now: datetime, **values: Any) -> None:
+        await self.session.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == subscription_id)
+            .values(updated_at=now, **values)
+        )
+
+    async def mark_cancellation_announced(self, subscription_id: str, now: datetime) -> bool:
+        """Set `canceled_at` once; True only for the caller that set it."""
+        result = await self.session.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == subscription_id, subscriptions.c.canceled_at.is_(None))
+            .values(canceled_at=now, updated_at=now)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def add_renewal(self, **values: Any) -> bool:
+        """Record a renewal once per invoice; False when it was already recorded."""
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(insert(subscription_renewals).values(**values))
+        except IntegrityError:
+            return False
+        return True
+
+    async def renewals(self, subscription_id: str) -> list[RowMapping]:
+        return list(
+            await self._all(
+                select(subscription_renewals)
+                .where(subscription_renewals.c.subscription_id == subscription_id)
+                .order_by(subscription_renewals.c.created_at)
+            )
+        )
+
+    async def reassign_subscriptions(self, source: Owner, target: Owner, now: datetime) -> int:
+        result = await self.session.execute(
+            update(subscriptions)
+            .where(_owner_is(subscriptions, source))
+            .values(owner_kind=target.kind, owner_id=target.id, updated_at=now)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- provider events --------------------------------------------------------------------
+
+    async def record_provider_event(
+        self, provider: str, event_id: str, event_type: str, now: datetime
+    ) -> None:
+        """Claim a provider event for this transaction; DuplicateProviderEvent if already seen."""
+        seen = await self._one(
+            select(provider_events.c.event_id).where(
+                provider_events.c.provider == provider, provider_events.c.event_id == event_id
+            )
+        )
+        if seen is not None:
+            raise DuplicateProviderEvent(event_id)
+        try:
+            # A concurrent delivery of the same event blocks here until the first commits,
+            # then fails on the primary key.
+            async with self.session.begin_nested():
+                await self.session.execute(
+                    insert(provider_events).values(
+                        provider=provider, event_id=event_id, type=event_type, received_at=now
+                    )
+                )
+        except IntegrityError:
+            raise DuplicateProviderEvent(event_id) from None
+
+
+__all__ = [
+    "AttemptRecord",
+    "CustomerRecord",
+    "DuplicateProviderEvent",
+    "OrderPaymentRecord",
+    "PaymentsRepository",
+    "SqlPaymentsRepository",
+    "SubscriptionRecord",
+]

@@ -1,0 +1,447 @@
+"""`StripeProvider`: Checkout Sessions, customers, subscriptions and webhooks with the stripe SDK.
+
+All calls use the SDK's async methods (its httpx client), so the event loop never blocks.
+Every write carries an idempotency key derived from Store's own ids, so a retried request
+(after a timeout, a crash, a second click) opens the same session or the same customer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import stripe
+import structlog
+
+from libs.contracts.money import currency_exponent
+from libs.contracts.payments import PaymentLine
+from libs.runtime.problems import InvalidInput
+from services.payments.domain import (
+    InvalidSignature,
+    InvalidWebhookPayload,
+    PaymentRejected,
+    ProviderUnavailable,
+)
+from services.payments.provider import (
+    CheckoutRequest,
+    CheckoutSession,
+    EventKind,
+    ProviderCustomer,
+    ProviderEvent,
+    ProviderSubscription,
+)
+
+log = structlog.get_logger(__name__)
+
+# Stripe's own minor units where they differ from ISO 4217 (docs.stripe.com/currencies).
+# Zero-decimal at Stripe: amounts are whole units.
+STRIPE_ZERO_DECIMAL: Final[frozenset[str]] = frozenset(
+    {
+        "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND",
+        "VUV", "XAF", "XOF", "XPF",
+    }
+)  # fmt: skip
+# Three-decimal at Stripe, and the last digit must be 0 (card networks settle in 1/100).
+STRIPE_THREE_DECIMAL: Final[frozenset[str]] = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+# Everything else is two-decimal at Stripe — including ISK (ISO 0), which Stripe keeps as
+# two-decimal for backwards compatibility, so 5 ISK is sent as 500.
+
+DESCRIPTOR_MAX = 22
+_DESCRIPTOR_FORBIDDEN = re.compile(r"[<>\\'\"*]")
+
+SIGNATURE_HEADER = "stripe-signature"
+
+_HANDLED: Final[dict[str, EventKind]] = {
+    "checkout.session.completed": "checkout_completed",
+    "checkout.session.async_payment_succeeded": "payment_succeeded",
+    "checkout.session.async_payment_failed": "payment_failed",
+    "checkout.session.expired": "checkout_expired",
+    "invoice.paid": "invoice_paid",
+    "invoice.payment_failed": "invoice_payment_failed",
+    "customer.subscription.updated": "subscription_updated",
+    "customer.subscription.deleted": "subscription_deleted",
+}
+
+
+def stripe_exponent(currency: str) -> int:
+    """How many decimals Stripe expects in `amount` fields for this currency."""
+    code = currency.upper()
+    if code in STRIPE_ZERO_DECIMAL:
+        return 0
+    if code in STRIPE_THREE_DECIMAL:
+        return 3
+    return 2
+
+
+def to_stripe_amount(amount: int, currency: str) -> int:
+    """ISO 4217 minor units -> Stripe's units; ValueError if Stripe cannot express it."""
+    shift = stripe_exponent(currency) - currency_exponent(currency)
+    if shift >= 0:
+        converted = amount * 10**shift
+    else:
+        factor = 10**-shift
+        if amount % factor:
+            raise ValueError(
+                f"{currency.upper()} amounts at Stripe are whole multiples of {factor} minor units"
+            )
+        converted = amount // factor
+    if currency.upper() in STRIPE_THREE_DECIMAL and converted % 10:
+        raise ValueError(f"{currency.upper()} amounts at Stripe must end in 0 (e.g. 5.120)")
+    return converted
+
+
+def from_stripe_amount(amount: int, currency: str) -> int:
+    """Stripe's units -> ISO 4217 minor units."""
+    shift = currency_exponent(currency) - stripe_exponent(currency)
+    if shift >= 0:
+        return amount * 10**shift
+    return amount // 10**-shift
+
+
+def statement_descriptor_suffix(text: str | None) -> str | None:
+    """A card statement descriptor suffix Stripe accepts: Latin, no <>\\'"*, at most 22 chars."""
+    if not text:
+        return None
+    ascii_text = text.encode("ascii", "ignore").decode()
+    cleaned = " ".join(_DESCRIPTOR_FORBIDDEN.sub("", ascii_text).split())[:DESCRIPTOR_MAX].strip()
+    return cleaned if any(c.isalpha() for c in cleaned) else None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    return datetime.fromtimestamp(int(value), UTC)
+
+
+def _id(value: Any) -> str | None:
+    """An id field that may have been expanded into the object it names."""
+    if isinstance(value, Mapping):
+        return str(value.get("id")) if value.get("id") else None
+    return str(value) if value else None
+
+
+def _metadata(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def subscription_from_stripe(obj: Mapping[str, Any]) -> ProviderSubscription:
+    """Normalize a Stripe subscription (period ends live on the items in recent API versions)."""
+    ends = [
+        item.get("current_period_end")
+        for item in ((obj.get("items") or {}).get("data") or [])
+        if item.get("current_period_end")
+    ]
+    period_end = max(ends) if ends else obj.get("current_period_end")
+    return ProviderSubscription(
+        id=str(obj["id"]),
+        status=obj.get("status"),
+        current_period_end=_timestamp(period_end),
+        cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
+        canceled_at=_timestamp(obj.get("canceled_at")),
+        ended_at=_timestamp(obj.get("ended_at")),
+        metadata=_metadata(obj.get("metadata")),
+    )
+
+
+def normalize_stripe_event(event: Mapping[str, Any]) -> ProviderEvent:
+    """A verified Stripe event as a provider-neutral `ProviderEvent`."""
+    try:
+        event_id = str(event["id"])
+        event_type = str(event["type"])
+        created = _timestamp(event.get("created")) or datetime.now(UTC)
+        obj = event["data"]["object"]
+    except (KeyError, TypeError) as exc:
+        raise InvalidWebhookPayload("not a Stripe event") from exc
+    kind = _HANDLED.get(event_type, "ignored")
+    base: dict[str, Any] = {
+        "provider": "stripe",
+        "id": event_id,
+        "type": event_type,
+        "kind": kind,
+        "created": created,
+    }
+    if kind == "ignored":
+        return ProviderEvent(**base)
+    if event_type.startswith("checkout.session."):
+        return _session_event(base, obj)
+    if event_type.startswith("invoice."):
+        return _invoice_event(base, obj)
+    subscription = subscription_from_stripe(obj)
+    return ProviderEvent(
+        **base,
+        attempt_id=subscription.metadata.get("attempt_id"),
+        order_id=subscription.metadata.get("order_id"),
+        subscription=subscription,
+    )
+
+
+def _session_event(base: dict[str, Any], session: Mapping[str, Any]) -> ProviderEvent:
+    metadata = _metadata(session.get("metadata"))
+    currency = str(session.get("currency") or "").upper() or None
+    amount = session.get("amount_total")
+    payment_status = session.get("payment_status")
+    subscription_id = _id(session.get("subscription"))
+    kind = base["kind"]
+    paid = (kind == "checkout_completed" and payment_status in ("paid", "no_payment_required")) or (
+        kind == "payment_succeeded"
+    )
+    return ProviderEvent(
+        **base,
+        attempt_id=metadata.get("attempt_id"),
+        order_id=metadata.get("order_id") or session.get("client_reference_id"),
+        session_id=str(session.get("id")),
+        paid=paid,
+        payment_status=payment_status,
+        amount=from_stripe_amount(int(amount), currency)
+        if amount is not None and currency
+        else None,
+        currency=currency,
+        provider_reference=_id(session.get("payment_intent"))
+        or _id(session.get("invoice"))
+        or str(session.get("id")),
+        subscription=ProviderSubscription(id=subscription_id) if subscription_id else None,
+        reason="async_payment_failed" if kind == "payment_failed" else None,
+    )
+
+
+def _invoice_event(base: dict[str, Any], invoice: Mapping[str, Any]) -> ProviderEvent:
+    parent = (invoice.get("parent") or {}).get("subscription_details") or {}
+    legacy = invoice.get("subscription_details") or {}
+    metadata = _metadata(parent.get("metadata") or legacy.get("metadata"))
+    subscription_id = _id(invoice.get("subscription")) or _id(parent.get("subscription"))
+    currency = str(invoice.get("currency") or "").upper() or None
+    amount = invoice.get("amount_paid") if base["kind"] == "invoice_paid" else None
+    if amount is None:
+        amount = invoice.get("amount_due")
+    ends = [
+        (line.get("period") or {}).get("end")
+        for line in ((invoice.get("lines") or {}).get("data") or [])
+        if (line.get("period") or {}).get("end")
+    ]
+    return ProviderEvent(
+        **base,
+        attempt_id=metadata.get("attempt_id"),
+        order_id=metadata.get("order_id"),
+        paid=base["kind"] == "invoice_paid",
+        amount=from_stripe_amount(int(amount), currency)
+        if amount is not None and currency
+        else None,
+        currency=currency,
+        provider_reference=str(invoice.get("id")),
+        invoice_id=str(invoice.get("id")),
+        billing_reason=invoice.get("billing_reason"),
+        subscription=ProviderSubscription(id=subscription_id) if subscription_id else None,
+        period_end=_timestamp(max(ends) if ends else invoice.get("period_end")),
+        reason="invoice_payment_failed" if base["kind"] == "invoice_payment_failed" else None,
+    )
+
+
+class StripeProvider:
+    """The `PaymentProvider` for Stripe."""
+
+    name = "stripe"
+    checkout_ttl = None  # Stripe's own session expiry (24 h), reported on the session
+
+    def __init__(
+        self,
+        *,
+        secret_key: str,
+        webhook_secret: str,
+        api_base: str | None = None,
+        timeout_s: float = 20.0,
+        max_network_retries: int = 2,
+        webhook_tolerance_s: int = 300,
+    ) -> None:
+        self._http = stripe.HTTPXClient(timeout=timeout_s)
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base.rstrip("/")} if api_base else None,
+            http_client=self._http,
+            max_network_retries=max_network_retries,
+        )
+        self._webhook_secret = webhook_secret
+        self._tolerance_s = webhook_tolerance_s
+
+    # -- checkout ---------------------------------------------------------------------------
+
+    def check_amounts(self, currency: str, lines: Sequence[PaymentLine]) -> None:
+        for index, line in enumerate(lines):
+            try:
+                to_stripe_amount(line.unit_amount, currency)
+            except ValueError as exc:
+                raise InvalidInput.for_field(
+                    f"lines.{index}.unit_amount", str(exc), code="amount_not_chargeable"
+                ) from None
+
+    async def ensure_customer(self, customer: ProviderCustomer) -> str | None:
+        address = customer.address
+        params: dict[str, Any] = {
+            "name": customer.name,
+            "email": customer.email,
+            "address": {
+                key: value
+                for key, value in {
+                    "line1": address.line1,
+                    "line2": address.line2,
+                    "city": address.city,
+                    "postal_code": address.postal_code,
+                    "state": address.state,
+                    "country": address.country,
+                }.items()
+                if value
+            },
+            "metadata": {"store_customer_id": customer.customer_id, "owner": customer.owner_key},
+        }
+        created = await self._call(
+            self._client.v1.customers.create_async(
+                params,  # type: ignore[arg-type]
+                options={"idempotency_key": f"store-customer-{customer.customer_id}"},
+            )
+        )
+        return str(created.id)
+
+    def checkout_params(self, request: CheckoutRequest) -> dict[str, Any]:
+        """The Checkout Session parameters of one attempt (pure, for tests and logs)."""
+        currency = request.currency.lower()
+        metadata = {
+            "order_id": request.order_id,
+            "attempt_id": request.attempt_id,
+            "order_number": request.order_number,
+        }
+        line_items = []
+        for line in request.lines:
+            price_data: dict[str, Any] = {
+                "currency": currency,
+                "unit_amount": to_stripe_amount(line.unit_amount, request.currency),
+                "product_data": {"name": line.name, "metadata": {"pricing_id": line.pricing_id}},
+            }
+            if line.interval:
+                price_data["recurring"] = {
+                    "interval": line.interval,
+                    "interval_count": line.interval_count,
+                }
+            line_items.append({"quantity": line.quantity, "price_data": price_data})
+        params: dict[str, Any] = {
+            "mode": request.mode,
+            "line_items": line_items,
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+            "client_reference_id": request.order_id,
+            "metadata": metadata,
+        }
+        if request.provider_customer_id:
+            params["customer"] = request.provider_customer_id
+        if request.mode == "payment":
+            intent: dict[str, Any] = {"metadata": metadata}
+            suffix = statement_descriptor_suffix(request.statement_descriptor)
+            if suffix:
+                # Card charges take a suffix to the account's prefix; a full descriptor is
+                # refused for cards.
+                intent["statement_descriptor_suffix"] = suffix
+            params["payment_intent_data"] = intent
+        else:
+            params["subscription_data"] = {
+                "metadata": metadata,
+                "description": f"Order {request.order_number}",
+            }
+        return params
+
+    async def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        session = await self._call(
+            self._client.v1.checkout.sessions.create_async(
+                self.checkout_params(request),  # type: ignore[arg-type]
+                options={"idempotency_key": request.idempotency_key},
+            )
+        )
+        if not session.url:
+            raise PaymentRejected("Stripe opened a checkout session without a hosted page")
+        return CheckoutSession(
+            session_id=str(session.id),
+            url=str(session.url),
+            expires_at=_timestamp(getattr(session, "expires_at", None)),
+        )
+
+    async def expire_checkout(self, session_id: str) -> None:
+        try:
+            await self._client.v1.checkout.sessions.expire_async(
+                session_id, options={"idempotency_key": f"store-expire-{session_id}"}
+            )
+        except stripe.StripeError as exc:
+            # Already completed or expired: nothing left to close.
+            log.info("stripe.expire_skipped", session_id=session_id, error=str(exc))
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    async def cancel_subscription(
+        self, provider_subscription_id: str, *, idempotency_key: str
+    ) -> ProviderSubscription | None:
+        updated = await self._call(
+            self._client.v1.subscriptions.update_async(
+                provider_subscription_id,
+                {"cancel_at_period_end": True},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return subscription_from_stripe(updated.to_dict())
+
+    async def _fetch_subscription(self, subscription_id: str) -> ProviderSubscription | None:
+        try:
+            found = await self._client.v1.subscriptions.retrieve_async(subscription_id)
+        except stripe.StripeError as exc:
+            log.warning("stripe.subscription_fetch_failed", id=subscription_id, error=str(exc))
+            return None
+        return subscription_from_stripe(found.to_dict())
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    async def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ProviderEvent:
+        signature = headers.get(SIGNATURE_HEADER)
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload, signature, self._webhook_secret, self._tolerance_s
+            )
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidSignature(f"Stripe-Signature refused: {exc.user_message or exc}") from None
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            raise InvalidWebhookPayload("the body is not JSON") from None
+        if not isinstance(event, dict):
+            raise InvalidWebhookPayload("not a Stripe event")
+        normalized = normalize_stripe_event(event)
+        if (
+            normalized.kind == "checkout_completed"
+            and normalized.subscription is not None
+            and normalized.subscription.current_period_end is None
+        ):
+            # The session names its subscription only by id; its period comes from Stripe.
+            fetched = await self._fetch_subscription(normalized.subscription.id)
+            if fetched is not None:
+                normalized = _with_subscription(normalized, fetched)
+        return normalized
+
+    async def aclose(self) -> None:
+        await self._http.close_async()
+
+    # -- errors -----------------------------------------------------------------------------
+
+    async def _call(self, request: Any) -> Any:
+        try:
+            return await request
+        except (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError) as exc:
+            log.warning("stripe.request_refused", error=str(exc), code=getattr(exc, "code", None))
+            raise PaymentRejected(f"Stripe refused the request: {exc.user_message or exc}") from exc
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            log.error("stripe.misconfigured", error=str(exc))
+            raise ProviderUnavailable("The payment provider refused our credentials.") from exc
+        except stripe.StripeError as exc:  # network, rate limit, Stripe outage
+            log.warning("stripe.unavailable", error=str(exc))
+            raise ProviderUnavailable("The payment provider is unavailable; retry.") from exc
+
+
+def _with_subscription(event: ProviderEvent, subscription: ProviderSubscription) -> ProviderEvent:
+    return replace(event, subscription=subscription)
