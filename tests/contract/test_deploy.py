@@ -455,12 +455,12 @@ def test_every_store_service_waits_for_healthy_backing_services_and_migrations(
     gateway = compose["services"]["gateway"]["depends_on"]
     for svc in SERVICES:
         assert gateway[svc]["condition"] == "service_healthy"
-    catalog = compose["services"]["catalog"]["depends_on"]
-    assert catalog["setupproducts"]["condition"] == "service_completed_successfully"
     for name in ("migrate", "setupproducts"):
         assert compose["services"][name]["depends_on"]["postgres"]["condition"] == (
             "service_healthy"
         )
+    setup = compose["services"]["setupproducts"]["depends_on"]
+    assert setup["migrate"]["condition"] == "service_completed_successfully"
 
 
 def test_dependencies_are_consistent(compose: dict[str, Any]) -> None:
