@@ -313,7 +313,7 @@ def test_every_servable_process_runs_once_under_its_own_name(compose: dict[str, 
 
 def test_every_command_is_a_real_store_command(compose: dict[str, Any]) -> None:
     runner = CliRunner()
-    group = typer.main.get_command(store_cli)
+    group: Any = typer.main.get_command(store_cli)  # a group: it has subcommands
     for name, service in store_services(compose).items():
         args = service["command"][1:]
         result = runner.invoke(store_cli, [*args, "--help"])
@@ -332,7 +332,7 @@ def test_every_command_is_a_real_store_command(compose: dict[str, Any]) -> None:
 
 
 def test_the_command_check_catches_a_wrong_command() -> None:
-    group = typer.main.get_command(store_cli)
+    group: Any = typer.main.get_command(store_cli)  # a group: it has subcommands
     subcommand = group.get_command(typer.Context(group), "serve")
     for wrong in (["cart", "--port", "eighty"], ["cart", "--listen", "0.0.0.0"], []):
         with pytest.raises(typer.TyperException):
@@ -375,7 +375,7 @@ def test_the_settings_accept_the_values_compose_sets(
                 settings_read_by(service["command"])
             ).items():
                 try:
-                    settings = settings_cls()
+                    settings: Any = settings_cls()
                 except ValidationError as exc:
                     pytest.fail(f"{name}: {settings_cls.__name__} refuses compose's values: {exc}")
                 runtime = settings if isinstance(settings, RuntimeSettings) else settings.runtime
