@@ -720,7 +720,8 @@ def test_pip_install_from_the_build_context_installs_every_module_and_migration(
         path.relative_to(ROOT)
         for package in ("libs", "services", "gateway")
         for path in (ROOT / package).rglob("*")
-        if path.suffix in (".py", ".mako") and "__pycache__" not in path.parts
+        if path.suffix in (".py", ".mako", ".json", ".html", ".ini")
+        and "__pycache__" not in path.parts
     ]
     missing = [str(path) for path in wanted if not (built / path).is_file()]
     assert missing == []
