@@ -56,6 +56,9 @@ async def running_cart(
     shared = shared or shared_for(settings.runtime)
     deps = build_deps(settings, shared, pricing=catalog)
     await upgrade(deps.runtime.engine, deps.runtime.migrations_dir)
+    if not settings.runtime.embedded:
+        # Connect (and bind the cart's queue) now, so that nothing published is missed.
+        await deps.runtime.bus.start()
     await deps.runtime.start()
     try:
         yield deps
