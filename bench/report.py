@@ -51,6 +51,7 @@ class Results:
 
 
 CEILING = "ceiling: bare FastAPI app"
+CEILING_AGAIN = "ceiling again, after the store stopped"
 LOADGEN = "load generator ceiling: wrk vs canned server"
 PRODUCT_LIST = "product list page (de, 20/page)"
 PRODUCT_BY_KEY = "product by key"
@@ -75,7 +76,10 @@ def cells(row: Row, ceiling: float | None) -> list[str]:
     ratio = row.ratio(ceiling)
     errors = str(m.errors) + (f" ({m.error_detail})" if m.error_detail else "")
     note = row.note
-    if m.loadgen_cpu is not None and row.workload in (CEILING, LOADGEN):
+    if not m.requests:
+        note = "no request completed in time" + (f"; {note}" if note else "")
+        return [row.workload, "0", "-", "-", errors, "0%", note]
+    if m.loadgen_cpu is not None and row.workload in (CEILING, CEILING_AGAIN, LOADGEN):
         note = (note + "; " if note else "") + f"wrk used {m.loadgen_cpu:.2f} CPU cores"
     return [
         row.workload,

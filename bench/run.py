@@ -24,6 +24,7 @@ from bench.report import (
     ADD_RETURNING,
     CATALOG,
     CEILING,
+    CEILING_AGAIN,
     CHECKOUT,
     LOADGEN,
     PAYMENT,
@@ -50,8 +51,10 @@ class Plan:
     catalog_sizes: tuple[tuple[str, int], ...]
     checkout_s: float
     checkout_max_s: float
+    checkout_concurrency: int
     payments: int
     payment_rate: float
+    lost_after_s: float  # a payment not paid by then is lost (the quick run waits less)
     workers: int
 
 
@@ -62,13 +65,15 @@ def plan(*, quick: bool, workers: int = 1) -> Plan:
             duration_s=1,
             warmup_s=0,
             connections=32,
-            returning_shoppers=32,
-            summary_shoppers={1: 8, 5: 8, 50: 2},
+            returning_shoppers=8,
+            summary_shoppers={1: 4, 5: 4, 50: 1},
             catalog_sizes=(("1k", 1_000),),
             checkout_s=2,
-            checkout_max_s=6,
-            payments=20,
-            payment_rate=20,
+            checkout_max_s=4,
+            checkout_concurrency=4,
+            payments=10,
+            payment_rate=10,
+            lost_after_s=5,
             workers=workers,
         )
     return Plan(
@@ -81,8 +86,10 @@ def plan(*, quick: bool, workers: int = 1) -> Plan:
         catalog_sizes=(("1k", 1_000), ("10k", 10_000), ("100k", 100_000)),
         checkout_s=10,
         checkout_max_s=40,
+        checkout_concurrency=32,
         payments=500,
         payment_rate=100,
+        lost_after_s=10,
         workers=workers,
     )
 
@@ -139,6 +146,7 @@ class Bench:
         self.plan = plan
         self.results = Results(machine=describe())
         self.results.settings = {
+            "mode": "quick" if plan.quick else "full",
             "load": f"wrk, 1 thread, {plan.connections} connections, "
             f"{plan.duration_s:g} s per workload after {plan.warmup_s:g} s of warm-up",
             "services": f"`store serve` x 5, {plan.workers} worker(s) each, PostgreSQL, "
@@ -187,6 +195,11 @@ class Bench:
 
     # --- the run -----------------------------------------------------------------------------
 
+    def ceiling_again(self) -> None:
+        """The ceiling once more after the store stopped: how much the machine drifted."""
+        with _server("ceiling") as url:
+            self.attempt(CEILING_AGAIN, lambda: self.wrk(f"{url}/ping", "get.lua"))
+
     def ceilings(self) -> None:
         with _server("ceiling") as url:
             self.attempt(CEILING, lambda: self.wrk(f"{url}/ping", "get.lua"))
@@ -223,6 +236,10 @@ class Bench:
             self.workloads(running)
         finally:
             _say("stopping the store")
+            # Signal all five at once; the launcher then only waits for each to be gone.
+            for process in running.processes.values():
+                with contextlib.suppress(OSError):
+                    process.terminate()
             cluster.__exit__(None, None, None)
 
     def store_workloads(self) -> list[str]:
@@ -400,7 +417,7 @@ class Bench:
                     duration_s=self.plan.checkout_s,
                     min_orders=self.plan.payments,
                     max_s=self.plan.checkout_max_s,
-                    concurrency=self.plan.connections,
+                    concurrency=self.plan.checkout_concurrency,
                 )
             )
             return Row(CHECKOUT, measure, note="checkouts/s; latency of POST /checkout")
@@ -418,6 +435,7 @@ class Bench:
                     rate=self.plan.payment_rate,
                     amqp_url=running.env["STORE_BROKER_URL"],
                     exchange=running.env["STORE_EXCHANGE"],
+                    lost_after_s=self.plan.lost_after_s,
                 )
             )
             self.results.payment_lost = lost
@@ -469,7 +487,12 @@ class Bench:
 def run(plan: Plan) -> Results:
     bench = Bench(plan)
     started = time.monotonic()
+    bench.results.settings["load average before the run"] = " ".join(
+        f"{x:.2f}" for x in os.getloadavg()
+    )
     bench.ceilings()
     bench.store()
+    if not plan.quick:
+        bench.ceiling_again()
     bench.results.settings["run took"] = f"{time.monotonic() - started:.0f} s"
     return bench.results

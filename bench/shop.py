@@ -85,7 +85,7 @@ async def catalog_prices(
     cursor = None
     for _ in range(max_pages):
         params: dict[str, Any] = {"limit": PAGE_LIMIT, **({"cursor": cursor} if cursor else {})}
-        page = expect(await http.get("/api/store/products", params=params)).json()
+        page = expect(await send(http, "GET", "/api/store/products", params=params)).json()
         for product in page["items"]:
             keys.append(product["key"])
             for price in product.get("prices", []):
@@ -111,6 +111,25 @@ def one_currency(prices: list[Price], *, distinct_products: bool = True) -> list
     return list(chosen.values())
 
 
+async def send(
+    http: httpx.AsyncClient, method: str, path: str, *, attempts: int = 3, **kwargs: Any
+) -> httpx.Response:
+    """One preparation request, retried on a 5xx or a network error: preparing is not
+    measuring, and one overloaded moment should not cost a whole workload."""
+    for attempt in range(attempts):
+        try:
+            response = await http.request(method, path, **kwargs)
+        except httpx.HTTPError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+            continue
+        if response.status_code < 500 or attempt == attempts - 1:
+            return response
+        await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 async def make_shoppers(
     http: httpx.AsyncClient,
     *,
@@ -131,7 +150,9 @@ async def make_shoppers(
         for price in lines:
             if time.monotonic() > deadline:
                 raise PrepareError("out of time while filling carts")
-            response = await http.post(
+            response = await send(
+                http,
+                "POST",
                 "/api/store/cart/lines",
                 json={"pricing_id": price.id, "quantity": 1},
                 headers={"cookie": cookie} if cookie else {},
@@ -140,7 +161,7 @@ async def make_shoppers(
             cookie = cookie_header(response, cookie)
         if not cookie:
             raise PrepareError("adding to the cart set no anonymous cookie")
-        cart = expect(await http.get("/api/store/cart", headers={"cookie": cookie})).json()
+        cart = expect(await send(http, "GET", "/api/store/cart", headers={"cookie": cookie})).json()
         if len(cart.get("lines", [])) != len(lines):
             raise PrepareError(
                 f"cart has {len(cart.get('lines', []))} lines after adding {len(lines)} prices"
