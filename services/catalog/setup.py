@@ -270,6 +270,7 @@ async def apply_config(
             _line(console, "error", label, f"{error.field}: {error.message}")
             report.counts["error"] += 1
             continue
+        report.counts[status] += 1
         _line(console, status, label, f"{len(result)} rate(s)")
 
     seen: dict[str, int] = {}
@@ -367,9 +368,9 @@ def _line(console: Printer, status: str, label: str, detail: str = "") -> None:
     if console is None:
         return
     style = _STYLES.get(status, "")
-    text = f"  [{style}]{status:<10}[/{style}] {escape(label):<16}"
+    text = f"  [{style}]{status:<10}[/{style}] {escape(label)}"
     if detail:
-        text += f"  {escape(detail)}"
+        text += f"{' ' * max(1, 16 - len(label))}  {escape(detail)}"
     console.print(text)
 
 
