@@ -24,7 +24,7 @@ class CartLineOut(Contract):
     interval: Interval | None = None
     interval_count: int = 1
     available: bool = Field(
-        True,
+        default=True,
         description="False when the price or its product can no longer be bought: the line is "
         "kept but left out of the totals; remove it before checking out.",
     )
@@ -37,7 +37,7 @@ class CartOut(Contract):
     lines: list[CartLineOut] = Field(default_factory=list)
     currency: str | None = None
     subtotal: int = 0
-    total: int = Field(0, description="= subtotal; tax is computed by orders at checkout.")
+    total: int = Field(default=0, description="= subtotal; tax is computed by orders at checkout.")
     item_count: int = 0
     starts_subscription: bool = False
 
@@ -73,7 +73,7 @@ class CartOut(Contract):
 
 class AddLineIn(Contract):
     pricing_id: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(1, ge=1)
+    quantity: int = Field(default=1, ge=1)
 
 
 class SetQuantityIn(Contract):

@@ -14,27 +14,33 @@ class CartSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CART_", extra="ignore")
 
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL of the cart database; default a SQLite file in data_dir."
+        default=None,
+        description="SQLAlchemy URL of the cart database; default a SQLite file in data_dir.",
     )
-    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)  # type: ignore[arg-type]
     max_quantity_per_line: int = Field(
-        99, ge=1, le=1_000_000, description="Largest quantity one cart line may hold."
+        default=99, ge=1, le=1_000_000, description="Largest quantity one cart line may hold."
     )
     max_lines: int = Field(
-        100, ge=1, le=500, description="Largest number of lines (distinct prices) in one cart."
+        default=100,
+        ge=1,
+        le=500,
+        description="Largest number of lines (distinct prices) in one cart.",
     )
     anonymous_ttl_seconds: int = Field(
-        30 * 24 * 3600,
+        default=30 * 24 * 3600,
         ge=1,
         description="An anonymous cart expires this long after it was last used (sliding).",
     )
     price_cache_ttl_seconds: int = Field(
-        3600,
+        default=3600,
         ge=0,
         description="Safety-net lifetime of cached catalog prices (events keep them current); 0 disables the cache.",
     )
     redis_prefix: str = Field(
-        "store:cart", min_length=1, description="Prefix of every Redis key the cart service writes."
+        default="store:cart",
+        min_length=1,
+        description="Prefix of every Redis key the cart service writes.",
     )
 
     def resolved_database_url(self) -> str:

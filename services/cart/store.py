@@ -348,11 +348,11 @@ class SqlCartRepository:
 
     def _insert_ignore(self, table: Any) -> Any:
         """`INSERT ... ON CONFLICT DO NOTHING` in the engine's dialect."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
         if self._dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        return dialect_insert(table).on_conflict_do_nothing()
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
 
     async def _one(self, session: AsyncSession, condition: Any) -> Cart | None:
         row = (await session.execute(select(carts).where(condition))).mappings().first()
