@@ -237,17 +237,12 @@ def test_the_schema_check_catches_a_broken_compose_file(raw_compose: dict[str, A
     broken["services"]["cart"]["depends_on"]["postgres"]["condition"] = "service_ready"
     broken["services"]["orders"]["helthcheck"] = {"test": ["CMD", "true"]}
     validator = jsonschema.Draft202012Validator(compose_schema())
-    errors = {
-        tuple(map(str, error.absolute_path)): error for error in validator.iter_errors(broken)
-    }
-    assert set(errors) == {
-        ("services", "gateway", "ports"),
-        ("services", "gateway"),
-        ("services", "cart", "depends_on"),
-        ("services", "cart"),
-        ("services", "orders"),
-    }
-    assert "helthcheck" in errors[("services", "orders")].message
+    errors = list(validator.iter_errors(broken))
+    paths = [tuple(map(str, error.absolute_path)) for error in errors]
+    for service in ("gateway", "cart", "orders"):
+        assert any(path[:2] == ("services", service) for path in paths), service
+    assert not any(path[:2] == ("services", "payments") for path in paths)
+    assert any("helthcheck" in error.message for error in errors)
 
 
 def test_check_jsonschema_accepts_the_compose_file() -> None:
