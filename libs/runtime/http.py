@@ -108,6 +108,8 @@ class ServiceClient:
         response = await self.request(method, path, **kwargs)
         if isinstance(response_model, type) and issubclass(response_model, BaseModel):
             return response_model.model_validate_json(response.content)  # type: ignore[return-value]
+        if isinstance(response_model, TypeAdapter):
+            return response_model.validate_json(response.content)  # type: ignore[no-any-return]
         return TypeAdapter(response_model).validate_json(response.content)  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:

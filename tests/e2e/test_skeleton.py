@@ -100,6 +100,7 @@ async def test_login_merges_the_anonymous_cart_and_clears_the_cookie(
 
 
 async def test_bad_requests_are_problems_not_crashes(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/api/store/orders/123"), 401)  # no identity yet
     assert_problem(await client.post("/api/store/cart/lines", json={"quantity": 1}), 422)
     assert_problem(
         await client.post(
