@@ -57,7 +57,9 @@ async def count(runtime: Runtime, table: Table) -> int:
         return int((await session.execute(select(func.count()).select_from(table))).scalar_one())
 
 
-async def test_event_committed_with_change_is_delivered_once(tmp_path: Path, shared: Shared) -> None:
+async def test_event_committed_with_change_is_delivered_once(
+    tmp_path: Path, shared: Shared
+) -> None:
     producer, notes = make_runtime(tmp_path, "producer", shared)
     consumer, seen = make_runtime(tmp_path, "consumer", shared)
 
@@ -70,7 +72,9 @@ async def test_event_committed_with_change_is_delivered_once(tmp_path: Path, sha
     try:
         async with producer.transaction() as session:
             await session.execute(notes.insert().values(text="changed"))
-            envelope = await producer.record(session, AnonymousMerged(anonymous_id="a", user_id="u"))
+            envelope = await producer.record(
+                session, AnonymousMerged(anonymous_id="a", user_id="u")
+            )
         await asyncio.sleep(0.2)
         await shared.bus.idle()  # type: ignore[attr-defined]
         assert await count(consumer, seen) == 1
@@ -99,7 +103,9 @@ async def test_rolled_back_change_publishes_nothing(tmp_path: Path, shared: Shar
         await producer.stop()
 
 
-async def test_failing_handler_is_retried_then_dead_lettered(tmp_path: Path, shared: Shared) -> None:
+async def test_failing_handler_is_retried_then_dead_lettered(
+    tmp_path: Path, shared: Shared
+) -> None:
     consumer, _ = make_runtime(tmp_path, "consumer", shared)
     calls: list[str] = []
 
@@ -122,8 +128,10 @@ async def test_failing_handler_is_retried_then_dead_lettered(tmp_path: Path, sha
         await consumer.stop()
 
 
-async def test_relay_keeps_events_until_the_bus_accepts_them(tmp_path: Path, shared: Shared) -> None:
-    producer, notes = make_runtime(tmp_path, "producer", shared)
+async def test_relay_keeps_events_until_the_bus_accepts_them(
+    tmp_path: Path, shared: Shared
+) -> None:
+    producer, _notes = make_runtime(tmp_path, "producer", shared)
     published: list[Envelope] = []
     down = True
 
