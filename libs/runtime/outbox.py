@@ -118,6 +118,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._skip_locked = not is_sqlite(str(engine.url))
         self._failed = False
+        self._stopping = False
 
     def notify(self) -> None:
         """Wake the relay now: something was committed to the outbox."""
@@ -125,21 +126,29 @@ class OutboxRelay:
 
     async def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Let a batch in progress finish first: cancelling it inside its transaction can
+            # leave a SQLite connection holding the write lock, and the drain below waits on it.
+            self._stopping = True
+            self._wake.set()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), 10)
+            except TimeoutError:
+                self._task.cancel()
+                try:
+                    await self._task
+                except asyncio.CancelledError:
+                    pass
             self._task = None
         await self.drain(raise_errors=False)
 
     async def _run(self) -> None:
         backoff_s = self._poll_interval_s
-        while True:
+        while not self._stopping:
             self._failed = False
             try:
                 sent = await self.drain(raise_errors=False)
