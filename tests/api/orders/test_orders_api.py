@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +203,7 @@ async def test_archive_pages_newest_first_and_filters_paid(api: Api) -> None:
                 amount=500,
                 currency="EUR",
                 provider="dev",
-                succeeded_at="2026-03-02T10:00:00Z",
+                succeeded_at=datetime(2026, 3, 2, 10, tzinfo=UTC),
             ),
             producer="payments",
         )
