@@ -42,9 +42,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-write", action="store_true", help="Do not update docs/performance.md."
     )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help="Record each service with py-spy during each workload into DIR and print where "
+        "the time goes (profiling slows the services: this run's figures are not written).",
+    )
     args = parser.parse_args(argv)
-    results = run(plan(quick=args.quick, workers=args.workers))
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    results = run(plan(quick=args.quick, workers=args.workers), profile_dir=args.profile)
     print_results(results)
+    if args.profile is not None:
+        summary = "\n".join(results.profiles) or "(no profiles: is py-spy installed?)\n"
+        (args.profile / "summary.md").write_text(summary)
+        print(summary)
+        print(f"profiles in {args.profile}", file=sys.stderr)
+        return 0
     if not args.quick and not args.no_write:
         write_doc(markdown(results))
         print(f"wrote {DOC}", file=sys.stderr)

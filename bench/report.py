@@ -38,6 +38,7 @@ class Results:
     payment_lost: int | None = None
     payment_rate: float | None = None
     settings: dict[str, str] = field(default_factory=dict)
+    profiles: list[str] = field(default_factory=list)  # Markdown, with `--profile`
 
     def row(self, name: str) -> Row | None:
         return next((r for r in self.rows if r.workload == name), None)

@@ -142,8 +142,11 @@ def _server(module: str) -> Iterator[str]:
 
 
 class Bench:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, profile_dir: Path | None = None) -> None:
         self.plan = plan
+        self.profile_dir = profile_dir
+        self.pids: dict[str, int] = {}  # the store's processes, while it runs
+        self.current = ""  # the workload being measured (names the profiles)
         self.results = Results(machine=describe())
         self.results.settings = {
             "mode": "quick" if plan.quick else "full",
@@ -159,6 +162,7 @@ class Bench:
 
     def attempt(self, name: str, fn: Callable[[], Measure | Row]) -> Row:
         _say(name)
+        self.current = name
         try:
             outcome = fn()
             row = outcome if isinstance(outcome, Row) else Row(name, outcome)
@@ -175,7 +179,26 @@ class Bench:
         conns = connections or self.plan.connections
         if self.plan.warmup_s:
             run_wrk(url, script, *args, duration_s=self.plan.warmup_s, connections=conns)
-        return run_wrk(url, script, *args, duration_s=self.plan.duration_s, connections=conns)
+        with self.profiling(self.plan.duration_s):
+            return run_wrk(url, script, *args, duration_s=self.plan.duration_s, connections=conns)
+
+    @contextlib.contextmanager
+    def profiling(self, seconds: float) -> Iterator[None]:
+        """With `--profile`: py-spy on every service while the measured run lasts."""
+        if self.profile_dir is None or not self.pids:
+            yield
+            return
+        from bench import profile
+
+        recordings = profile.start(
+            self.pids, seconds=seconds, directory=self.profile_dir, label=self.current
+        )
+        try:
+            yield
+        finally:
+            summary = profile.finish(recordings, seconds=seconds, label=self.current)
+            if summary:
+                self.results.profiles.append(summary)
 
     def lines_file(self, name: str, lines: list[str]) -> str:
         path = self.workdir / name
@@ -250,6 +273,7 @@ class Bench:
 
     def workloads(self, running) -> None:  # type: ignore[no-untyped-def]
         base = running.base_url
+        self.pids = running.pids()
         sync = httpx.Client(base_url=base, timeout=15, cookies=shop.no_cookie_jar())
         deadline_for = lambda seconds: time.monotonic() + seconds  # noqa: E731
 
@@ -410,16 +434,17 @@ class Bench:
             nonlocal orders
             if not seeded:
                 raise shop.PrepareError(catalog_error)
-            measure, orders = asyncio.run(
-                checkout.checkouts(
-                    base,
-                    seeded[0],
-                    duration_s=self.plan.checkout_s,
-                    min_orders=self.plan.payments,
-                    max_s=self.plan.checkout_max_s,
-                    concurrency=self.plan.checkout_concurrency,
+            with self.profiling(self.plan.checkout_s):
+                measure, orders = asyncio.run(
+                    checkout.checkouts(
+                        base,
+                        seeded[0],
+                        duration_s=self.plan.checkout_s,
+                        min_orders=self.plan.payments,
+                        max_s=self.plan.checkout_max_s,
+                        concurrency=self.plan.checkout_concurrency,
+                    )
                 )
-            )
             return Row(CHECKOUT, measure, note="checkouts/s; latency of POST /checkout")
 
         self.attempt(CHECKOUT, checkouts)
@@ -428,16 +453,17 @@ class Bench:
             if not orders:
                 raise shop.PrepareError("no orders to pay (checkout failed)")
             batch = orders[: self.plan.payments]
-            measure, lost = asyncio.run(
-                checkout.payments(
-                    base,
-                    batch,
-                    rate=self.plan.payment_rate,
-                    amqp_url=running.env["STORE_BROKER_URL"],
-                    exchange=running.env["STORE_EXCHANGE"],
-                    lost_after_s=self.plan.lost_after_s,
+            with self.profiling(self.plan.payments / self.plan.payment_rate):
+                measure, lost = asyncio.run(
+                    checkout.payments(
+                        base,
+                        batch,
+                        rate=self.plan.payment_rate,
+                        amqp_url=running.env["STORE_BROKER_URL"],
+                        exchange=running.env["STORE_EXCHANGE"],
+                        lost_after_s=self.plan.lost_after_s,
+                    )
                 )
-            )
             self.results.payment_lost = lost
             self.results.payment_rate = self.plan.payment_rate
             return Row(
@@ -484,8 +510,8 @@ class Bench:
         return "the catalog's write API"
 
 
-def run(plan: Plan) -> Results:
-    bench = Bench(plan)
+def run(plan: Plan, profile_dir: Path | None = None) -> Results:
+    bench = Bench(plan, profile_dir)
     started = time.monotonic()
     bench.results.settings["load average before the run"] = " ".join(
         f"{x:.2f}" for x in os.getloadavg()
