@@ -14,6 +14,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
         "catalog.pricing.changed.v1",
         "catalog.product.changed.v1",
         "orders.order.created.v1",
+        "orders.order.paid.v1",
     ),
     "orders": ("payments.payment.succeeded.v1", "identity.anonymous.merged.v1"),
     "payments": ("identity.anonymous.merged.v1",),

@@ -150,7 +150,8 @@ class Cart:
     currency: str | None
     lines: tuple[Line, ...] = ()
     order_id: str | None = None
-    order_confirmed: bool = False
+    order_confirmed: bool = False  # its order was created
+    order_paid: bool = False
 
     def line(self, line_id: str) -> Line | None:
         return next((line for line in self.lines if line.line_id == line_id), None)

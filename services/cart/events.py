@@ -14,6 +14,7 @@ from libs.contracts.events import (
     CartLineSnapshot,
     CartMerged,
     OrderCreated,
+    OrderPaid,
     PricingChanged,
     ProductChanged,
 )
@@ -50,8 +51,13 @@ def anonymous_merged(*, anonymous_id: str, user_id: str) -> AnonymousMerged:
 async def on_order_created(
     service: CartService, session: AsyncSession, event: OrderCreated
 ) -> None:
-    """The order of a frozen cart exists: a retried checkout no longer returns that cart."""
+    """The order of a frozen cart exists (kept with the cart, for the record)."""
     await service.confirm_order(session, order_id=event.order_id)
+
+
+async def on_order_paid(service: CartService, session: AsyncSession, event: OrderPaid) -> None:
+    """The order of a frozen cart is paid: a retried checkout no longer returns that cart."""
+    await service.mark_order_paid(session, order_id=event.order_id)
 
 
 async def on_pricing_changed(
@@ -72,6 +78,7 @@ Handler = Callable[[Any, AsyncSession, Any], Awaitable[None]]
 
 SUBSCRIPTIONS: dict[type[Event], Handler] = {
     OrderCreated: on_order_created,
+    OrderPaid: on_order_paid,
     PricingChanged: on_pricing_changed,
     ProductChanged: on_product_changed,
 }

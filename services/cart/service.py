@@ -180,8 +180,9 @@ class CartService:
         """Freeze the current cart for `order_id`, once; a retry gets the same frozen cart.
 
         Racing checkouts of one cart all get the first one's order id. With an empty current
-        cart, the owner's latest frozen cart is returned again until its order is confirmed
-        (`orders.order.created.v1`), so a checkout that failed halfway can be completed.
+        cart, the owner's latest frozen cart is returned again until its order is paid
+        (`orders.order.paid.v1`): a checkout that failed halfway can be completed, and a retry
+        after a successful one gets the same order.
         """
         owner = _owner(principal)
         async with self.runtime.transaction() as session:
@@ -198,7 +199,7 @@ class CartService:
             return frozen.frozen()
         async with self.runtime.transaction() as session:
             latest = await self.users.latest_frozen(session, owner)
-        if latest is not None and not latest.order_confirmed:
+        if latest is not None and not latest.order_paid:
             return latest.frozen()
         raise CartEmpty()
 
@@ -261,6 +262,10 @@ class CartService:
     async def confirm_order(self, session: AsyncSession, *, order_id: str) -> None:
         """The order of a frozen cart was created."""
         await self.users.confirm_order(session, order_id)
+
+    async def mark_order_paid(self, session: AsyncSession, *, order_id: str) -> None:
+        """The order of a frozen cart was paid: checking out an empty cart is now an error."""
+        await self.users.mark_paid(session, order_id)
 
     # --- price cache -------------------------------------------------------------------------
 

@@ -301,6 +301,15 @@ class SqlCartRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def mark_paid(self, session: AsyncSession, order_id: str) -> bool:
+        """Mark the cart frozen for `order_id` as paid: a retried checkout no longer returns it."""
+        result = await session.execute(
+            update(carts)
+            .where(carts.c.order_id == order_id, carts.c.order_paid_at.is_(None))
+            .values(order_paid_at=utcnow())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def record_merge(
         self, session: AsyncSession, *, anonymous_id: str, user_id: str, drain_token: str | None
     ) -> bool:
@@ -403,6 +412,7 @@ def _cart(row: Any, lines: Sequence[Line]) -> Cart:
         lines=tuple(sorted(lines, key=lambda x: x.position)),
         order_id=row["order_id"],
         order_confirmed=row["order_confirmed_at"] is not None,
+        order_paid=row["order_paid_at"] is not None,
     )
 
 

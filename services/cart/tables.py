@@ -31,7 +31,8 @@ carts = Table(
     Column("currency", String(3), nullable=True),
     Column("order_id", String(64), nullable=True, unique=True),
     Column("frozen_at", UTCDateTime, nullable=True),
-    Column("order_confirmed_at", UTCDateTime, nullable=True),
+    Column("order_confirmed_at", UTCDateTime, nullable=True),  # orders.order.created.v1
+    Column("order_paid_at", UTCDateTime, nullable=True),  # orders.order.paid.v1
     Column("line_seq", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

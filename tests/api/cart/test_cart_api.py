@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from libs.contracts.common import PRINCIPAL_HEADER
 from libs.contracts.envelope import Envelope
-from libs.contracts.events import OrderCreated, PricingChanged
+from libs.contracts.events import OrderCreated, OrderPaid, PricingChanged
 from libs.runtime.runtime import shared_for
 from services.cart.app import create_app
 from tests.unit.cart.builders import cart_settings, published
@@ -254,14 +255,21 @@ async def test_checkout_endpoint(client, catalog, app, who) -> None:
         "currency": "EUR",
         "lines": [{"pricing_id": mug.pricing_id, "quantity": 1}],
     }
-    # A retry (new proposed id) gets the same frozen cart until the order is confirmed.
+    # A retry (new proposed id) gets the same frozen cart until the order is paid.
     retry = await client.post(
         "/carts/current/checkout", json={"order_id": str(uuid.uuid4())}, headers=me
     )
     assert retry.json() == body
-    created = OrderCreated(order_id=order_id, number="7", owner=owner, currency="EUR", total=1000)
+    facts = {"order_id": order_id, "number": "7", "owner": owner, "currency": "EUR", "total": 1000}
     bus = app.state.cart.runtime.bus
-    await bus.publish(Envelope.wrap(created, producer="orders"))
+    await bus.publish(Envelope.wrap(OrderCreated(**facts), producer="orders"))
+    await bus.idle()
+    retry = await client.post(
+        "/carts/current/checkout", json={"order_id": str(uuid.uuid4())}, headers=me
+    )
+    assert retry.json() == body  # created but not paid: still the same checkout
+    paid = OrderPaid(**facts, paid_at=datetime.now(UTC))
+    await bus.publish(Envelope.wrap(paid, producer="orders"))
     await bus.idle()
     problem(
         await client.post(

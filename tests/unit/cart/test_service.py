@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
 from libs.contracts.common import Principal
 from libs.contracts.envelope import Envelope
-from libs.contracts.events import AnonymousMerged, OrderCreated
+from libs.contracts.events import AnonymousMerged, OrderCreated, OrderPaid
 from libs.runtime.problems import ProblemError
 from services.cart.bootstrap import CartDeps
 from services.cart.service import CartService
@@ -443,7 +444,7 @@ async def test_checkout_freezes_the_cart_durably_and_the_next_add_starts_a_new_c
 
 
 @pytest.mark.parametrize("make", PRINCIPALS)
-async def test_a_retried_checkout_gets_the_frozen_cart_until_its_order_exists(
+async def test_a_retried_checkout_gets_the_frozen_cart_until_its_order_is_paid(
     make, deps, catalog
 ) -> None:
     service, who, mug = deps.service, make(), catalog.add()
@@ -451,18 +452,24 @@ async def test_a_retried_checkout_gets_the_frozen_cart_until_its_order_exists(
     first = await checkout(service, who)
     assert await checkout(service, who) == first
     assert await checkout(service, who, first.order_id) == first
-    # The order is created: orders tells the cart through the bus.
     owner = who.owner
     assert owner is not None
-    created = OrderCreated(
-        order_id=first.order_id, number="1001", owner=owner, currency="EUR", total=1000
-    )
-    await deps.runtime.bus.publish(Envelope.wrap(created, producer="orders"))
-    await deps.runtime.bus.idle()  # type: ignore[attr-defined]
+    facts = {"order_id": first.order_id, "number": "1001", "owner": owner, "currency": "EUR"}
+    bus = deps.runtime.bus
+    # The order was created: a retry still gets the same cart (and so the same order).
+    await bus.publish(Envelope.wrap(OrderCreated(**facts, total=1000), producer="orders"))
+    await bus.idle()
+    assert await checkout(service, who) == first
+    # It was paid: checking out the empty cart is now an error.
+    paid = OrderPaid(**facts, total=1000, paid_at=datetime.now(UTC))
+    await bus.publish(Envelope.wrap(paid, producer="orders"))
+    await bus.idle()
     with pytest.raises(ProblemError) as error:
         await checkout(service, who)
     assert code_of(error) == (422, "cart_empty")
     assert len(await published(deps, "cart.cart.checked_out.v1")) == 1
+    [row] = await stored_carts(deps, who)
+    assert row["order_confirmed_at"] is not None and row["order_paid_at"] is not None
 
 
 async def test_an_empty_cart_cannot_be_checked_out(service) -> None:
