@@ -93,3 +93,58 @@ class OrderDetails(Contract):
     statement_descriptor: str | None = Field(
         None, description="Of the first line's product; shown on the shopper's bank statement."
     )
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "version": 1,
+                    "cart_id": "5f0c2a4e-0000-4000-8000-000000000001",
+                    "customer_id": "c41d9b7a-0000-4000-8000-000000000002",
+                    "locale": "de",
+                    "currency": "EUR",
+                    "lines": [
+                        {
+                            "pricing_id": "9b2f6c1d-0000-4000-8000-000000000003",
+                            "product_key": "mug",
+                            "name": "Tasse",
+                            "unit_amount": 1999,
+                            "quantity": 2,
+                            "interval": None,
+                            "interval_count": 1,
+                            "subtotal": 3998,
+                            "taxable_amount": 3998,
+                            "tax": 760,
+                            "total": 4758,
+                            "tax_rate_id": "rate-de-19",
+                            "tax_code": None,
+                        }
+                    ],
+                    "tax_lines": [
+                        {
+                            "rate_id": "rate-de-19",
+                            "display_name": "MwSt. 19 %",
+                            "percentage": "19",
+                            "inclusive": False,
+                            "taxable_amount": 3998,
+                            "amount": 760,
+                        }
+                    ],
+                    "subtotal": 3998,
+                    "tax": 760,
+                    "total": 4758,
+                    "billing": {
+                        "name": "Ada Lovelace",
+                        "email": "ada@example.com",
+                        "address": {
+                            "line1": "Unter den Linden 1",
+                            "city": "Berlin",
+                            "postal_code": "10117",
+                            "country": "DE",
+                        },
+                    },
+                    "statement_descriptor": "STORE MUG",
+                }
+            ]
+        }
+    }

@@ -269,3 +269,8 @@ def test_order_number_and_input_parsing() -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_country("XX")
     assert [e.field for e in caught.value.errors or []] == ["billing.address.country"]
+
+
+def test_the_contract_example_is_a_valid_snapshot() -> None:
+    example = OrderDetails.model_json_schema()["examples"][0]
+    assert_adds_up(OrderDetails.model_validate(example))
