@@ -17,7 +17,8 @@ from services.orders.service import OrdersService
 
 
 def get_service(request: Request) -> OrdersService:
-    return request.app.state.orders.service  # type: ignore[no-any-return]
+    service: OrdersService = request.app.state.orders.service
+    return service
 
 
 def get_principal(

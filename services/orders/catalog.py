@@ -36,7 +36,7 @@ class HttpCatalog:
         return self._client()
 
     async def pricings(self, ids: list[str], *, locale: str) -> dict[str, PricingInfo]:
-        found = await self.client.call(
+        found: PricingLookupOut = await self.client.call(
             "POST",
             "/internal/pricings/lookup",
             PricingLookupOut,
@@ -47,24 +47,13 @@ class HttpCatalog:
     async def tax_rates(
         self, *, country: str, tax_codes: Iterable[str | None]
     ) -> dict[str | None, TaxRateOut | None]:
-        # One call per distinct tax code, concurrently. The answer for a code may or may not
-        # include the country's default rates (tax_code null); when a code has no rate of its
-        # own and no default came back with it, the defaults are asked for once more.
+        # One call per distinct tax code, concurrently. The catalog answers a code with the
+        # rates made for it, or the country's general rates (no code) when there are none.
         codes = sorted(set(tax_codes), key=lambda code: (code is not None, code or ""))
-        answers = dict(
-            zip(
-                codes,
-                await asyncio.gather(*(self._rates(country, code) for code in codes)),
-                strict=True,
-            )
-        )
-        chosen = {code: choose_tax_rate(rates, code) for code, rates in answers.items()}
-        if any(rate is None for rate in chosen.values()) and None not in answers:
-            defaults = await self._rates(country, None)
-            chosen = {
-                code: rate or choose_tax_rate(defaults, None) for code, rate in chosen.items()
-            }
-        return chosen
+        answers = await asyncio.gather(*(self._rates(country, code) for code in codes))
+        return {
+            code: choose_tax_rate(rates, code) for code, rates in zip(codes, answers, strict=True)
+        }
 
     async def _rates(self, country: str, tax_code: str | None) -> list[TaxRateOut]:
         params: Mapping[str, str] = {"country": country}

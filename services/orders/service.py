@@ -31,6 +31,8 @@ from services.orders.store import SqlOrderRepository
 
 log = structlog.get_logger(__name__)
 
+MAX_PRICES_PER_ORDER = 500  # what one catalog lookup accepts
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -65,6 +67,10 @@ class OrdersService:
         # Prices and taxes come from the catalog now, outside the transaction (no lock held
         # while waiting on the network).
         pricing_ids = list(dict.fromkeys(line.pricing_id for line in order.lines))
+        if len(pricing_ids) > MAX_PRICES_PER_ORDER:
+            raise InvalidInput.for_field(
+                "lines", f"at most {MAX_PRICES_PER_ORDER} different prices per order"
+            )
         pricings = await self.catalog.pricings(pricing_ids, locale=order.locale)
         check_pricings(order.lines, pricings, currency)
         tax_rates = await self.catalog.tax_rates(

@@ -29,8 +29,8 @@ def new_id() -> str:
 class FakeCatalog:
     """A tiny catalog: prices with names per locale, tax rates; records every call.
 
-    Tax rates answer like this: `?country=C&tax_code=X` gives C's rates made for X plus C's
-    default rates (no tax code); without `tax_code`, C's default rates only.
+    Tax rates answer as the catalog does: `?country=C&tax_code=X` gives C's rates made for X,
+    or C's general rates (no tax code) when none is; without `tax_code`, the general rates.
     """
 
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -122,11 +122,9 @@ class FakeCatalog:
         async def tax_rates(country: str, tax_code: str | None = Query(None)) -> list[TaxRateOut]:
             query = {"country": country} | ({"tax_code": tax_code} if tax_code else {})
             self.tax_queries.append(query)
-            return [
-                rate
-                for rate in self.rates
-                if rate.country_code == country and rate.tax_code in {None, tax_code}
-            ]
+            national = [rate for rate in self.rates if rate.country_code == country]
+            specific = [rate for rate in national if tax_code and rate.tax_code == tax_code]
+            return specific or [rate for rate in national if rate.tax_code is None]
 
         return app
 

@@ -78,6 +78,30 @@ async def test_prepare_order_snapshots_prices_taxes_and_publishes_created(
     assert sorted(q.get("tax_code", "") for q in catalog.tax_queries) == ["", "books"]
 
 
+async def test_a_tax_code_without_its_own_rate_takes_the_general_rate(
+    orders: OrdersHarness,
+) -> None:
+    food = orders.catalog.add_price(1000, tax_code="food")
+    general = orders.catalog.add_rate("19")
+    orders.catalog.add_rate("5", country="FR", tax_code="food")  # another country's
+
+    order, _ = await orders.service.prepare_order(order=prepare_in(user(), [(food, 1)]))
+
+    assert order.details["lines"][0]["tax_rate_id"] == general
+    assert (order.details["tax"], order.total) == (190, 1190)
+
+
+async def test_a_country_without_rates_is_not_taxed(orders: OrdersHarness) -> None:
+    mug = orders.catalog.add_price(1000, tax_code="std")
+    orders.catalog.add_rate("19")  # Germany's
+
+    order, _ = await orders.service.prepare_order(
+        order=prepare_in(user(), [(mug, 1)], country="US")
+    )
+
+    assert order.details["tax_lines"] == [] and order.total == 1000
+
+
 async def test_numbers_are_unique_and_increasing(orders: OrdersHarness) -> None:
     mug = orders.catalog.add_price(500)
     numbers = [
