@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from libs.contracts.catalog import (
     PriceIn,
@@ -256,14 +257,16 @@ async def upload_image(key: str, request: Request, catalog: Catalog) -> ProductI
         raise image_refused("image_too_large", f"the upload is over the {limit} byte limit")
     try:
         form = await request.form(max_files=1, max_fields=5)
-    except Exception as exc:  # starlette raises its own errors for bad multipart bodies
-        raise InvalidInput.for_field("file", f"not a multipart upload ({exc})") from None
-    async with form:
+    except HTTPException as exc:  # starlette's answer to a malformed multipart body
+        raise InvalidInput.for_field("file", f"not a multipart upload ({exc.detail})") from None
+    try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidInput.for_field("file", "a multipart file field `file` is required")
         data = await upload.read(limit + 1)
         raw_position = form.get("position")
+    finally:
+        await form.close()
     position = None
     if isinstance(raw_position, str) and raw_position.strip():
         if not raw_position.strip().isdigit():

@@ -16,7 +16,7 @@ from services.catalog.settings import CatalogSettings
 @pytest.fixture
 def catalog_settings(tmp_path: Path) -> CatalogSettings:
     return CatalogSettings(
-        runtime=RuntimeSettings(data_dir=tmp_path, outbox_poll_interval_ms=10),
+        runtime=RuntimeSettings(data_dir=tmp_path),
         seed=False,
     )
 
