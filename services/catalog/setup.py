@@ -288,6 +288,11 @@ async def apply_config(
             log.warning("setupproducts.error", key=label, field=error.field, error=error.message)
             report.counts["error"] += 1
             continue
+        except Exception as exc:  # e.g. the database went away: this product, not the run
+            _line(console, "error", label, f"not applied: {exc.__class__.__name__}: {exc}")
+            log.error("setupproducts.failed", key=label, exc_info=exc)
+            report.counts["error"] += 1
+            continue
         report.counts[outcome.status] += 1
         _outcome(console, outcome)
     return report
