@@ -119,6 +119,7 @@ async def test_an_early_payment_waits_for_its_order(
             broker_url=bus_names.url,
             exchange=bus_names.exchange,
             queue_prefix=bus_names.queue_prefix,
+            consumer_max_retries=12,  # 10 ms doubling: outlasts a slow prepare
         ) as orders:
             mug = orders.catalog.add_price(900)
             body = prepare_in(user(), [(mug, 1)])

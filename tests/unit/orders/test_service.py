@@ -276,19 +276,23 @@ async def test_payment_succeeded_three_times_pays_once(orders: OrdersHarness) ->
     assert orders.shared.bus.dead_letters == []
 
 
-async def test_payment_before_the_order_is_retried_until_it_exists(orders: OrdersHarness) -> None:
-    mug = orders.catalog.add_price(700)
-    body = prepare_in(user(), [(mug, 1)])
+async def test_payment_before_the_order_is_retried_until_it_exists(tmp_path: Path) -> None:
+    # Enough retries (10 ms doubling) to outlast a slow prepare: about 40 s in all.
+    async with running_orders(tmp_path, consumer_max_retries=12) as orders:
+        mug = orders.catalog.add_price(700)
+        body = prepare_in(user(), [(mug, 1)])
 
-    await orders.shared.bus.publish(Envelope.wrap(payment(body.order_id, 700), producer="payments"))
-    await orders.service.prepare_order(order=body)
-    await orders.settle()
+        await orders.shared.bus.publish(
+            Envelope.wrap(payment(body.order_id, 700), producer="payments")
+        )
+        await orders.service.prepare_order(order=body)
+        await orders.settle()
 
-    order = await orders.service.get_order(
-        principal=principal_of(body.owner), order_id=body.order_id
-    )
-    assert order.paid is not None
-    assert orders.shared.bus.dead_letters == []
+        order = await orders.service.get_order(
+            principal=principal_of(body.owner), order_id=body.order_id
+        )
+        assert order.paid is not None
+        assert orders.shared.bus.dead_letters == []
 
 
 async def test_anonymous_merge_moves_orders_once_and_for_later_ones(orders: OrdersHarness) -> None:
