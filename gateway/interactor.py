@@ -235,6 +235,7 @@ class StoreInteractor:
                 quantity=line["quantity"],
                 interval=line.get("interval"),
                 interval_count=line.get("interval_count") or 1,
+                total=line.get("total"),  # with exclusive tax, more than unit x quantity
             )
             for line in details.get("lines", [])
         ]
