@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.common import Owner, Principal
@@ -475,16 +476,22 @@ class PaymentService:
 
     async def handle_provider_event(self, event: ProviderEvent) -> bool:
         """Apply a verified provider event exactly once; False when it was seen before."""
-        now = self.clock()
-        after = _AfterCommit()
-        try:
-            async with self.runtime.transaction() as session:
-                repo = SqlPaymentsRepository(session)
-                await repo.record_provider_event(event.provider, event.id, event.type, now)
-                await self._apply(repo, session, event, now, after)
-        except DuplicateProviderEvent:
-            log.info("payments.event_duplicate", provider=event.provider, event_id=event.id)
-            return False
+        for retry in range(_DEADLOCK_RETRIES + 1):
+            now = self.clock()
+            after = _AfterCommit()
+            try:
+                async with self.runtime.transaction() as session:
+                    repo = SqlPaymentsRepository(session)
+                    await repo.record_provider_event(event.provider, event.id, event.type, now)
+                    await self._apply(repo, session, event, now, after)
+                break
+            except DuplicateProviderEvent:
+                log.info("payments.event_duplicate", provider=event.provider, event_id=event.id)
+                return False
+            except DBAPIError as exc:
+                if retry == _DEADLOCK_RETRIES or not _is_deadlock(exc):
+                    raise
+                log.warning("payments.event_deadlock_retry", event_id=event.id, retry=retry + 1)
         for provider_name, session_id in after.expire_sessions:
             provider = self.providers.get(provider_name)
             if provider is None:
@@ -515,10 +522,15 @@ class PaymentService:
             and event.billing_reason not in ("subscription_create", None)
         ):
             return
-        attempt = await self._find_attempt(repo, event)
-        if attempt is None:
+        found = await self._find_attempt(repo, event)
+        if found is None:
             log.info("payments.event_for_unknown_attempt", event_id=event.id, type=event.type)
             return
+        # Lock order: the order's row first, then its attempts — as start_payment does — so
+        # two events of one order queue up instead of deadlocking.
+        await repo.lock_order(found.order_id, order_number=found.order_number, now=now)
+        attempt = await repo.get_attempt(found.id)
+        assert attempt is not None
         if event.kind == "checkout_completed":
             await self._note_completion(repo, attempt, event, now)
             if event.paid:
@@ -913,6 +925,15 @@ class PaymentService:
             renewals = len(await repo.renewals(subscription_id))
         assert current is not None
         return subscription_out(current, renewals)
+
+
+_DEADLOCK_RETRIES = 2
+
+
+def _is_deadlock(exc: DBAPIError) -> bool:
+    """PostgreSQL aborted the transaction to break a deadlock (SQLSTATE 40P01)."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code == "40P01" or "deadlock detected" in str(exc)
 
 
 def _session_url(url: str, attempt: AttemptRecord) -> str:
