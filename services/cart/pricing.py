@@ -3,18 +3,18 @@
 A cached price is for showing only: orders re-prices every line from catalog at checkout.
 
 Layout (see docs/adr/002-cart-storage.md):
-  `<prefix>:price:<pricing id>`    hash, field `l:<locale>` = {"at": fetched at, "p": PricingInfo}
-  `<prefix>:product:<product key>` set of the pricing ids cached for that product
-  `<prefix>:price-epoch`           counter, bumped by every catalog event
-Catalog's events carry no version, so they cannot be applied in order: an event *drops* the
-entries it concerns (the next summary fetches them once) and bumps the epoch, which makes a
-lookup that started before the event discard what it fetched instead of caching a stale price.
+  `<prefix>:price:<locale or ->:<pricing id>`  PricingInfo JSON, expiring after the cache TTL
+  `<prefix>:price-locales`                     set of the locales cached
+  `<prefix>:product:<product key>`             set of the pricing ids cached for that product
+  `<prefix>:price-epoch`                       counter, bumped by every catalog event
+A summary reads the epoch and all its prices with ONE `MGET`. Catalog's events carry no
+version, so they cannot be applied in order: an event *drops* the entries it concerns (the next
+summary fetches them once) and bumps the epoch, which makes a lookup that started before the
+event discard what it fetched instead of caching a stale price.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -41,52 +41,62 @@ class CatalogPricing:
         return result
 
 
+# KEYS: epoch, then n entry keys, then n product sets, then the locale set.
+# ARGV: expected epoch, ttl ms, locale, then n JSON values, then n pricing ids.
 _FILL = """
 if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
-local n = (#KEYS - 1) / 2
+local n = (#KEYS - 2) / 2
 for i = 1, n do
-  redis.call('HSET', KEYS[1 + i], ARGV[3], ARGV[3 + i])
-  redis.call('PEXPIRE', KEYS[1 + i], ARGV[2])
+  redis.call('SET', KEYS[1 + i], ARGV[3 + i], 'PX', ARGV[2])
   redis.call('SADD', KEYS[1 + n + i], ARGV[3 + n + i])
   redis.call('PEXPIRE', KEYS[1 + n + i], ARGV[2])
 end
+redis.call('SADD', KEYS[#KEYS], ARGV[3])
+redis.call('PEXPIRE', KEYS[#KEYS], ARGV[2])
 return 1
 """
 
-_FORGET_PRICING = """
+# KEYS: epoch, locale set, and for a product its set of pricing ids. ARGV: entry key prefix,
+# then the pricing ids to drop (a product's are read from its set).
+_FORGET = """
 redis.call('INCR', KEYS[1])
-return redis.call('DEL', KEYS[2])
-"""
-
-_FORGET_PRODUCT = """
-redis.call('INCR', KEYS[1])
-local ids = redis.call('SMEMBERS', KEYS[2])
-for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
-redis.call('DEL', KEYS[2])
-return #ids
+local ids = {}
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #KEYS == 3 then
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do ids[#ids + 1] = id end
+  redis.call('DEL', KEYS[3])
+end
+local dropped = 0
+for _, locale in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  for _, id in ipairs(ids) do
+    dropped = dropped + redis.call('DEL', ARGV[1] .. locale .. ':' .. id)
+  end
+end
+return dropped
 """
 
 
 class PriceCache:
     """Catalog prices per pricing id and locale, in Redis."""
 
-    def __init__(
-        self, redis: Any, *, prefix: str, ttl_seconds: int, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, redis: Any, *, prefix: str, ttl_seconds: int) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._ttl_s = ttl_seconds
-        self._clock = clock
+        self._ttl_ms = ttl_seconds * 1000
         self._fill = redis.register_script(_FILL)
-        self._forget_pricing = redis.register_script(_FORGET_PRICING)
-        self._forget_product = redis.register_script(_FORGET_PRODUCT)
+        self._forget = redis.register_script(_FORGET)
 
     @property
     def epoch_key(self) -> str:
         return f"{self._prefix}:price-epoch"
 
-    def price_key(self, pricing_id: str) -> str:
-        return f"{self._prefix}:price:{pricing_id}"
+    @property
+    def locales_key(self) -> str:
+        return f"{self._prefix}:price-locales"
+
+    def entry_key(self, pricing_id: str, locale: str | None) -> str:
+        # The locale comes first: it holds no ':' (the API checks it), a pricing id may.
+        return f"{self._prefix}:price:{_locale(locale)}:{pricing_id}"
 
     def product_key(self, product_key: str) -> str:
         return f"{self._prefix}:product:{product_key}"
@@ -94,45 +104,41 @@ class PriceCache:
     async def get_many(
         self, ids: Sequence[str], locale: str | None
     ) -> tuple[dict[str, PricingInfo], str]:
-        """The fresh cached entries of `ids`, and the epoch to pass to `put_many` (one round trip)."""
-        field = _field(locale)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(self.epoch_key)
-            for pricing_id in ids:
-                pipe.hget(self.price_key(pricing_id), field)
-            epoch, *values = await pipe.execute()
-        found: dict[str, PricingInfo] = {}
-        oldest = self._clock() - self._ttl_s
-        for pricing_id, raw in zip(ids, values, strict=True):
-            if raw is None:
-                continue
-            entry = json.loads(raw)
-            if entry["at"] >= oldest:
-                found[pricing_id] = PricingInfo.model_validate(entry["p"])
+        """The cached entries of `ids`, and the epoch to pass to `put_many` (one command)."""
+        keys = [self.entry_key(pricing_id, locale) for pricing_id in ids]
+        epoch, *values = await self._redis.mget([self.epoch_key, *keys])
+        found = {
+            pricing_id: PricingInfo.model_validate_json(raw)
+            for pricing_id, raw in zip(ids, values, strict=True)
+            if raw is not None
+        }
         return found, _text(epoch or b"0")
 
     async def put_many(self, infos: Sequence[PricingInfo], locale: str | None, epoch: str) -> bool:
         """Cache what a lookup returned, unless a catalog event arrived since `get_many`."""
         if not infos:
             return True
-        now = self._clock()
         keys = [self.epoch_key]
-        keys += [self.price_key(x.pricing_id) for x in infos]
+        keys += [self.entry_key(x.pricing_id, locale) for x in infos]
         keys += [self.product_key(x.product_key) for x in infos]
-        args: list[Any] = [epoch, self._ttl_s * 1000, _field(locale)]
-        args += [json.dumps({"at": now, "p": x.model_dump(mode="json")}) for x in infos]
+        keys.append(self.locales_key)
+        args: list[Any] = [epoch, self._ttl_ms, _locale(locale)]
+        args += [x.model_dump_json() for x in infos]
         args += [x.pricing_id for x in infos]
         return bool(await self._fill(keys=keys, args=args))
 
     async def forget_pricing(self, pricing_id: str) -> None:
         """A price changed: drop it in every locale."""
-        await self._forget_pricing(keys=[self.epoch_key, self.price_key(pricing_id)])
+        await self._forget(
+            keys=[self.epoch_key, self.locales_key],
+            args=[f"{self._prefix}:price:", pricing_id],
+        )
 
     async def forget_product(self, product_key: str) -> None:
         """A product changed (names, active): drop every cached price of it."""
-        await self._forget_product(
-            keys=[self.epoch_key, self.product_key(product_key)],
-            args=[self.price_key("")],
+        await self._forget(
+            keys=[self.epoch_key, self.locales_key, self.product_key(product_key)],
+            args=[f"{self._prefix}:price:"],
         )
 
 
@@ -176,8 +182,8 @@ class Prices:
             await self._cache.forget_product(product_key)
 
 
-def _field(locale: str | None) -> str:
-    return f"l:{locale or '-'}"
+def _locale(locale: str | None) -> str:
+    return locale or "-"
 
 
 def _text(value: Any) -> str:

@@ -421,8 +421,23 @@ def _cart(row: Any, lines: Sequence[Line]) -> Cart:
 # One hash per anonymous cart, `<prefix>:anon:<anonymous id>`:
 #   id      the cart's external id          cur   its currency (absent while it has no line)
 #   seq     last line position handed out   n     number of lines
-#   p:<pricing id>  "<quantity>:<position>:<line id>"   l:<line id>  <pricing id>
+#   p:<pricing id>  "<quantity>:<position>:<line id>"
 # Every script refreshes the key's expiry: the cart expires after a period without use.
+# A line is found by id with a scan of the (small) hash on the server, which keeps the hash —
+# and every summary's reply — at one field per line.
+
+_FIND_LINE = """
+local function find_line(key, line_id)
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == 'p:' then
+      local q, pos, lid = string.match(all[i + 1], '^(%d+):(%d+):(.+)$')
+      if lid == line_id then return all[i], q, pos end
+    end
+  end
+  return nil
+end
+"""
 
 _ADD = """
 local key = KEYS[1]
@@ -446,37 +461,41 @@ else
   if n >= tonumber(ARGV[8]) then return {'too_many_lines', tostring(n)} end
   local pos = redis.call('HINCRBY', key, 'seq', 1)
   redis.call('HSET', key, field, tostring(qty) .. ':' .. tostring(pos) .. ':' .. ARGV[5],
-             'l:' .. ARGV[5], ARGV[1], 'cur', ARGV[4])
+             'cur', ARGV[4])
   redis.call('HINCRBY', key, 'n', 1)
 end
 return {'ok', redis.call('HGETALL', key)}
 """
 
-_SET_QUANTITY = """
+_SET_QUANTITY = (
+    _FIND_LINE
+    + """
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return {'line_not_found'} end
 redis.call('PEXPIRE', key, ARGV[3])
-local pid = redis.call('HGET', key, 'l:' .. ARGV[1])
-if not pid then return {'line_not_found'} end
-local line = redis.call('HGET', key, 'p:' .. pid)
-local q, pos, lid = string.match(line, '^(%d+):(%d+):(.+)$')
-redis.call('HSET', key, 'p:' .. pid, ARGV[2] .. ':' .. pos .. ':' .. lid)
+local field, q, pos = find_line(key, ARGV[1])
+if not field then return {'line_not_found'} end
+redis.call('HSET', key, field, ARGV[2] .. ':' .. pos .. ':' .. ARGV[1])
 return {'ok', redis.call('HGETALL', key)}
 """
+)
 
-_REMOVE = """
+_REMOVE = (
+    _FIND_LINE
+    + """
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return {'line_not_found'} end
 redis.call('PEXPIRE', key, ARGV[2])
-local pid = redis.call('HGET', key, 'l:' .. ARGV[1])
-if not pid then return {'line_not_found'} end
-redis.call('HDEL', key, 'p:' .. pid, 'l:' .. ARGV[1])
+local field = find_line(key, ARGV[1])
+if not field then return {'line_not_found'} end
+redis.call('HDEL', key, field)
 if redis.call('HINCRBY', key, 'n', -1) <= 0 then
   redis.call('HSET', key, 'n', 0)
   redis.call('HDEL', key, 'cur')
 end
 return {'ok', redis.call('HGETALL', key)}
 """
+)
 
 # Checkout: the cart is renamed to its owner's "frozen" key, so the next add starts a new
 # cart, and stamped with the order id of the first checkout. It stays there until it is stored
