@@ -22,6 +22,21 @@ class Address(Contract):
     state: str | None = Field(None, max_length=100)
     country: str = Field(description="ISO 3166-1 alpha-2.", min_length=2, max_length=2)
 
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "line1": "Hauptstraße 1",
+                    "line2": None,
+                    "city": "Berlin",
+                    "postal_code": "10115",
+                    "state": None,
+                    "country": "DE",
+                }
+            ]
+        }
+    }
+
 
 class BillingDetails(Contract):
     name: str = Field(min_length=1, max_length=200)
@@ -29,11 +44,52 @@ class BillingDetails(Contract):
     address: Address
     vat_id: str | None = Field(None, max_length=20)
 
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "name": "Ada Lovelace",
+                    "email": "ada@example.com",
+                    "address": {
+                        "line1": "Hauptstraße 1",
+                        "line2": None,
+                        "city": "Berlin",
+                        "postal_code": "10115",
+                        "state": None,
+                        "country": "DE",
+                    },
+                    "vat_id": "DE123456789",
+                }
+            ]
+        }
+    }
+
 
 class CreateBillingIn(BillingDetails):
     """`POST /api/payments/billing`; `organization_id` makes it the organization's."""
 
     organization_id: str | None = None
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "name": "Acme GmbH",
+                    "email": "billing@acme.example",
+                    "address": {
+                        "line1": "Hauptstraße 1",
+                        "line2": None,
+                        "city": "Berlin",
+                        "postal_code": "10115",
+                        "state": None,
+                        "country": "DE",
+                    },
+                    "vat_id": None,
+                    "organization_id": "acme",
+                }
+            ]
+        }
+    }
 
 
 class CustomerOut(Contract):
@@ -45,6 +101,30 @@ class CustomerOut(Contract):
     vat_id: str | None = None
     organization_id: str | None = None
     owner: Owner
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "3d6f0a9e-1c2b-4f5e-8a7d-9b0c1d2e3f40",
+                    "is_default": True,
+                    "name": "Ada Lovelace",
+                    "email": "ada@example.com",
+                    "address": {
+                        "line1": "Hauptstraße 1",
+                        "line2": None,
+                        "city": "Berlin",
+                        "postal_code": "10115",
+                        "state": None,
+                        "country": "DE",
+                    },
+                    "vat_id": "DE123456789",
+                    "organization_id": None,
+                    "owner": {"kind": "user", "id": "ada"},
+                }
+            ]
+        }
+    }
 
 
 class PaymentLine(Contract):
@@ -62,6 +142,22 @@ class PaymentLine(Contract):
         "charges the line as one item of this amount, every period for recurring lines.",
     )
 
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "pricing_id": "price-mug-eur",
+                    "name": "Mug",
+                    "unit_amount": 1290,
+                    "quantity": 2,
+                    "interval": None,
+                    "interval_count": 1,
+                    "total": 2580,
+                }
+            ]
+        }
+    }
+
 
 class StartPaymentIn(Contract):
     """Internal: `POST /payments` — a new attempt, or the order's open one when retried."""
@@ -78,11 +174,53 @@ class StartPaymentIn(Contract):
     cancel_url: str
     new_attempt: bool = Field(False, description="True for pay_for_order: never reuse.")
 
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "order_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "order_number": "2027-000042",
+                    "owner": {"kind": "anonymous", "id": "anon-7f3a"},
+                    "customer_id": "3d6f0a9e-1c2b-4f5e-8a7d-9b0c1d2e3f40",
+                    "amount": 2580,
+                    "currency": "EUR",
+                    "lines": [
+                        {
+                            "pricing_id": "price-mug-eur",
+                            "name": "Mug",
+                            "unit_amount": 1290,
+                            "quantity": 2,
+                            "interval": None,
+                            "interval_count": 1,
+                            "total": 2580,
+                        }
+                    ],
+                    "statement_descriptor": "Store Mugs",
+                    "success_url": "https://shop.example/thanks",
+                    "cancel_url": "https://shop.example/cart",
+                    "new_attempt": False,
+                }
+            ]
+        }
+    }
+
 
 class PaymentOut(Contract):
     attempt_id: str
     status: AttemptStatus
     checkout_url: str | None = None
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "attempt_id": "5c4b3a29-1807-4f6e-9d5c-4b3a29180706",
+                    "status": "unpaid",
+                    "checkout_url": "http://127.0.0.1:8000/api/payments/dev-checkout/5c4b3a29-1807-4f6e-9d5c-4b3a29180706",
+                }
+            ]
+        }
+    }
 
 
 class PaymentAttemptOut(PaymentOut):
@@ -102,6 +240,29 @@ class PaymentAttemptOut(PaymentOut):
     created_at: datetime
     paid_at: datetime | None = None
 
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "attempt_id": "5c4b3a29-1807-4f6e-9d5c-4b3a29180706",
+                    "status": "unpaid",
+                    "checkout_url": "http://127.0.0.1:8000/api/payments/dev-checkout/5c4b3a29-1807-4f6e-9d5c-4b3a29180706",
+                    "order_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "order_number": "2027-000042",
+                    "provider": "dev",
+                    "mode": "payment",
+                    "total": 2580,
+                    "currency": "EUR",
+                    "refund_required": False,
+                    "refund_reason": None,
+                    "failure_reason": None,
+                    "created_at": "2027-03-01T12:00:00Z",
+                    "paid_at": None,
+                }
+            ]
+        }
+    }
+
 
 class WebhookAck(Contract):
     """The answer to a provider's webhook: received, and whether it was a repeat."""
@@ -109,6 +270,12 @@ class WebhookAck(Contract):
     received: bool = True
     event_id: str
     duplicate: bool = False
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [{"received": True, "event_id": "evt_1Q2w3E4r5T6y7U8i", "duplicate": False}]
+        }
+    }
 
 
 class SubscriptionOut(Contract):
@@ -127,3 +294,27 @@ class SubscriptionOut(Contract):
     canceled_at: datetime | None = Field(None, description="When cancellation was requested.")
     ended_at: datetime | None = None
     renewals: int = Field(0, description="How many renewals were paid.")
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "7e6d5c4b-3a29-4180-9f6e-5d4c3b2a1908",
+                    "status": "active",
+                    "order_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "current_period_end": "2027-04-01T12:00:00Z",
+                    "cancel_at_period_end": False,
+                    "created_at": "2027-03-01T12:00:00Z",
+                    "owner": {"kind": "user", "id": "ada"},
+                    "customer_id": "3d6f0a9e-1c2b-4f5e-8a7d-9b0c1d2e3f40",
+                    "interval": "month",
+                    "interval_count": 1,
+                    "amount": 990,
+                    "currency": "EUR",
+                    "canceled_at": None,
+                    "ended_at": None,
+                    "renewals": 0,
+                }
+            ]
+        }
+    }

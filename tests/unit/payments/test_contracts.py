@@ -1,0 +1,26 @@
+"""The payments contracts each carry an example instance that validates."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import libs.contracts.payments as payments
+from libs.contracts.envelope import Contract
+
+MODELS = [
+    model
+    for model in vars(payments).values()
+    if inspect.isclass(model)
+    and issubclass(model, Contract)
+    and model.__module__ == payments.__name__
+]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_each_contract_has_a_valid_example(model: type[Contract]) -> None:
+    examples = (model.model_config.get("json_schema_extra") or {}).get("examples")  # type: ignore[union-attr]
+    assert examples, f"{model.__name__} has no example"
+    for example in examples:
+        model.model_validate(example)
