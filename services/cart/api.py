@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -17,6 +18,7 @@ from libs.contracts.cart import (
     SetQuantityIn,
 )
 from libs.contracts.common import PRINCIPAL_HEADER, Principal
+from libs.runtime.http import SERVICE_TOKEN_HEADER
 from libs.runtime.problems import Unauthorized
 from services.cart.service import CartService
 
@@ -40,6 +42,18 @@ def get_principal(
         raise Unauthorized(
             f"The {PRINCIPAL_HEADER} header is not a principal.", code="principal_invalid"
         ) from None
+
+
+def require_service_token(
+    request: Request,
+    token: Annotated[
+        str | None, Header(alias=SERVICE_TOKEN_HEADER, include_in_schema=False)
+    ] = None,
+) -> None:
+    """Merge and checkout come from the gateway only: it sends the shared service token."""
+    expected = request.app.state.cart.settings.runtime.service_token
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("A valid service token is required.", code="invalid_service_token")
 
 
 Service = Annotated[CartService, Depends(get_service)]
@@ -86,13 +100,15 @@ async def remove_line(
     return await service.remove_line_from_cart(principal=principal, line_id=line_id, locale=locale)
 
 
-@router.post("/current/checkout", response_model=FrozenCart)
+@router.post(
+    "/current/checkout", response_model=FrozenCart, dependencies=[Depends(require_service_token)]
+)
 async def checkout(body: CheckoutCartIn, service: Service, principal: Caller) -> FrozenCart:
     """Freeze the current cart for the proposed order id (once; retries get the same cart)."""
     return await service.checkout(principal=principal, order_id=body.order_id)
 
 
-@router.post("/merge", response_model=MergeOut)
+@router.post("/merge", response_model=MergeOut, dependencies=[Depends(require_service_token)])
 async def merge(body: MergeIn, service: Service, locale: Locale = None) -> MergeOut:
     """Move an anonymous shopper's cart into the user's cart, once (anonymous_to_user)."""
     return await service.anonymous_to_user(

@@ -15,6 +15,7 @@ import pytest
 from libs.contracts.common import PRINCIPAL_HEADER
 from libs.contracts.envelope import Envelope
 from libs.contracts.events import OrderCreated, OrderPaid, PricingChanged
+from libs.runtime.http import SERVICE_TOKEN_HEADER
 from libs.runtime.runtime import shared_for
 from services.cart.app import create_app
 from tests.unit.cart.builders import cart_settings, published
@@ -40,8 +41,12 @@ async def app(tmp_path: Path, catalog: FakeCatalog) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway's view: every request carries the shared service token."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://cart") as client:
+    token = {SERVICE_TOKEN_HEADER: app.state.cart.settings.runtime.service_token}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://cart", headers=token
+    ) as client:
         yield client
 
 
@@ -318,3 +323,23 @@ async def test_an_unreachable_catalog_is_a_503(tmp_path: Path) -> None:
             problem(response, 503, "service_unavailable")
             ready = await client.get("/readyz")
             assert ready.status_code == 200 and ready.json()["checks"]["redis"] is True
+
+
+async def test_merge_and_checkout_need_the_service_token(client, catalog) -> None:
+    me = as_user()
+    body = {"anonymous_id": uuid.uuid4().hex, "user_id": uuid.uuid4().hex}
+    for headers in ({SERVICE_TOKEN_HEADER: "wrong"}, {SERVICE_TOKEN_HEADER: ""}):
+        problem(
+            await client.post("/carts/merge", json=body, headers=headers),
+            401,
+            "invalid_service_token",
+        )
+        problem(
+            await client.post(
+                "/carts/current/checkout",
+                json={"order_id": str(uuid.uuid4())},
+                headers={**me, **headers},
+            ),
+            401,
+            "invalid_service_token",
+        )
