@@ -47,7 +47,8 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 
 def catalog_service(request: Request) -> CatalogService:
-    return request.app.state.deps.service  # type: ignore[no-any-return]
+    service: CatalogService = request.app.state.deps.service
+    return service
 
 
 Catalog = Annotated[CatalogService, Depends(catalog_service)]

@@ -6,7 +6,9 @@ from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.contracts.envelope import Event
 from libs.contracts.events import CartCheckedOut, PricingChanged, ProductChanged
+from libs.runtime.runtime import EventHandler
 from services.catalog.domain import Pricing, Product, Texts
 from services.catalog.store import SqlCatalogRepository
 
@@ -44,4 +46,4 @@ async def on_cart_checked_out(session: AsyncSession, payload: CartCheckedOut) ->
     await SqlCatalogRepository(session).mark_used(line.pricing_id for line in payload.lines)
 
 
-SUBSCRIPTIONS = {CartCheckedOut: on_cart_checked_out}
+SUBSCRIPTIONS: dict[type[Event], EventHandler] = {CartCheckedOut: on_cart_checked_out}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Literal, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,6 +78,8 @@ from services.catalog.images import (
 from services.catalog.store import SqlCatalogRepository, new_id
 
 MAX_PAGE_SIZE = 100
+
+T = TypeVar("T")
 
 SyncStatus = Literal["created", "updated", "unchanged"]
 
@@ -770,7 +772,9 @@ class CatalogService:
             except OSError:
                 pass
 
-    async def _in_transaction(self, apply, *, dry_run: bool):  # type: ignore[no-untyped-def]
+    async def _in_transaction(
+        self, apply: Callable[[AsyncSession], Awaitable[T]], *, dry_run: bool
+    ) -> T:
         """Run `apply(session)` in one transaction; a dry run rolls it back and returns the same."""
         try:
             async with self.runtime.transaction() as session:
@@ -778,7 +782,7 @@ class CatalogService:
                 if dry_run:
                     raise _DryRun(result)
         except _DryRun as rolled_back:
-            return rolled_back.outcome
+            return rolled_back.outcome  # type: ignore[return-value]
         return result
 
 
@@ -829,7 +833,7 @@ def _terms(price: PriceIn, prefix: str) -> Terms:
 
 
 def _with(pricing: Pricing, **changes: object) -> Pricing:
-    return Pricing(**{**pricing.__dict__, **changes})  # type: ignore[arg-type]
+    return replace(pricing, **changes)  # type: ignore[arg-type]
 
 
 def _pricing_out(pricing: Pricing, product_key: str) -> PricingOut:

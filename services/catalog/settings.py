@@ -22,40 +22,44 @@ class CatalogSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore", populate_by_name=True)
 
     database_url: str | None = Field(
-        None,
+        default=None,
         description="SQLAlchemy URL of the catalog database; default: SQLite `catalog.db` in the "
         "data folder.",
     )
-    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)  # type: ignore[arg-type]
     default_locale: str = Field(
-        "en", description="Locale whose texts are used when the requested one has none."
+        default="en", description="Locale whose texts are used when the requested one has none."
     )
     media_dir: Path | None = Field(
-        None, description="Folder of product images and thumbnails; default: `<data folder>/media`."
+        default=None,
+        description="Folder of product images and thumbnails; default: `<data folder>/media`.",
     )
     media_url_prefix: str = Field(
-        "/media", description="URL path under which the media folder is served."
+        default="/media", description="URL path under which the media folder is served."
     )
-    seed: bool = Field(True, description="Seed an empty catalog in embedded mode.")
+    seed: bool = Field(default=True, description="Seed an empty catalog in embedded mode.")
     seed_file: Path | None = Field(
-        None,
+        default=None,
         description="Products seeded into an empty catalog in embedded mode; default: the shipped "
         "`deploy/products/example.json`.",
     )
     thumbnail_sizes: tuple[int, ...] = Field(
-        (64, 256, 512), description="Thumbnail sizes in pixels (longest edge), as a JSON list."
+        default=(64, 256, 512),
+        description="Thumbnail sizes in pixels (longest edge), as a JSON list.",
     )
-    max_image_bytes: int = Field(10 * MIB, gt=0, description="Largest accepted image upload.")
+    max_image_bytes: int = Field(
+        default=10 * MIB, gt=0, description="Largest accepted image upload."
+    )
     max_image_pixels: int = Field(
-        40_000_000, gt=0, description="Largest accepted image area (width x height)."
+        default=40_000_000, gt=0, description="Largest accepted image area (width x height)."
     )
     products_available: str | None = Field(
-        None,
+        default=None,
         validation_alias=AliasChoices("ONE_OFF_PRODUCTS_AVAILABLE", "products_available"),
         description="`store setupproducts` input: a path to a JSON file, or the JSON itself.",
     )
     currency: str = Field(
-        "EUR",
+        default="EUR",
         validation_alias=AliasChoices("ISO_ALPHA_3_CURRENCY_CODE", "currency"),
         description="Currency (ISO 4217) of the prices `store setupproducts` creates.",
     )

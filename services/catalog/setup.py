@@ -38,6 +38,7 @@ from libs.runtime.runtime import shared_for
 from services.catalog.domain import (
     ImageSource,
     ProductSpec,
+    Terms,
     Texts,
     amount_to_minor,
     check_product_key,
@@ -152,8 +153,8 @@ def parse_product(raw: dict[str, Any], *, currency: str, base_dir: Path) -> Prod
     try:
         entry = ProductEntry.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise EntryError(_loc(error["loc"]), str(error["msg"])) from None
+        details = exc.errors()[0]
+        raise EntryError(_loc(details["loc"]), str(details["msg"])) from None
     try:
         key = check_product_key(entry.key, "key")
         tax_code = check_tax_code(entry.tax_code, "tax_code")
@@ -171,7 +172,7 @@ def parse_product(raw: dict[str, Any], *, currency: str, base_dir: Path) -> Prod
                     texts.statement_descriptor, f"{where}.statement_descriptor"
                 ),
             )
-        prices = []
+        prices: list[Terms] = []
         for n, price in enumerate(entry.prices):
             where = f"prices.{n}"
             if (price.amount is None) == (price.unit_amount is None):
@@ -256,8 +257,8 @@ async def apply_config(
                 try:
                     parsed.append(TaxRateEntry.model_validate(raw))
                 except ValidationError as exc:
-                    error = exc.errors()[0]
-                    raise EntryError(f"{n}.{_loc(error['loc'])}", str(error["msg"])) from None
+                    details = exc.errors()[0]
+                    raise EntryError(f"{n}.{_loc(details['loc'])}", str(details["msg"])) from None
             result, status = await service.sync_tax_rates(
                 country=country,
                 rates=parsed,

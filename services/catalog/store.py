@@ -385,7 +385,7 @@ class SqlCatalogRepository:
 # ---------------------------------------------------------------------- row mapping
 
 
-def _product(m: Mapping[str, Any]) -> Product:
+def _product(m: Mapping[Any, Any]) -> Product:
     return Product(
         id=m["id"],
         key=m["key"],
@@ -400,7 +400,7 @@ def _product(m: Mapping[str, Any]) -> Product:
     )
 
 
-def _pricing(m: Mapping[str, Any]) -> Pricing:
+def _pricing(m: Mapping[Any, Any]) -> Pricing:
     return Pricing(
         id=m["id"],
         product_id=m["product_id"],
@@ -417,7 +417,7 @@ def _pricing(m: Mapping[str, Any]) -> Pricing:
     )
 
 
-def _image(m: Mapping[str, Any]) -> ProductImage:
+def _image(m: Mapping[Any, Any]) -> ProductImage:
     return ProductImage(
         id=m["id"],
         product_id=m["product_id"],
@@ -433,7 +433,7 @@ def _image(m: Mapping[str, Any]) -> ProductImage:
     )
 
 
-def _tax_rate(m: Mapping[str, Any]) -> TaxRate:
+def _tax_rate(m: Mapping[Any, Any]) -> TaxRate:
     return TaxRate(
         id=m["id"],
         country_code=m["country_code"],

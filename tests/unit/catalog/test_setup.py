@@ -326,3 +326,10 @@ async def test_tax_rates_are_replaced_per_country(
     code, output = await run(str(path))
     assert code == EXIT_ENTRY_ERRORS
     assert "tax rates FR" in output and "0.extra" in output
+
+
+def test_the_documented_example_is_the_shipped_one() -> None:
+    docs = (EXAMPLE_PRODUCTS.parents[2] / "docs" / "catalog.md").read_text(encoding="utf-8")
+    blocks = [block.split("```", 1)[0] for block in docs.split("```json\n")[1:]]
+    documented = [json.loads(block) for block in blocks if '"tax_rates"' in block]
+    assert documented == [json.loads(EXAMPLE_PRODUCTS.read_text(encoding="utf-8"))]
