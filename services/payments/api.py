@@ -31,7 +31,8 @@ from services.payments.service import CustomerService, PaymentService, Subscript
 
 
 def get_deps(request: Request) -> PaymentsDeps:
-    return request.app.state.payments  # type: ignore[no-any-return]
+    deps: PaymentsDeps = request.app.state.payments
+    return deps
 
 
 def get_principal(

@@ -20,11 +20,11 @@ from services.payments.store import AttemptRecord, CustomerRecord, SubscriptionR
 
 
 def customer_created(customer: CustomerRecord) -> CustomerCreated:
-    return CustomerCreated(**_customer_facts(customer))
+    return CustomerCreated.model_validate(_customer_facts(customer))
 
 
 def customer_changed(customer: CustomerRecord, *, deleted: bool = False) -> CustomerChanged:
-    return CustomerChanged(**_customer_facts(customer), deleted=deleted)
+    return CustomerChanged.model_validate({**_customer_facts(customer), "deleted": deleted})
 
 
 def _customer_facts(customer: CustomerRecord) -> dict[str, object]:

@@ -111,8 +111,10 @@ class PaymentProvider(Protocol):
     """Opens hosted checkouts, verifies what the provider reports, manages subscriptions."""
 
     name: str
-    checkout_ttl: timedelta | None
-    """How long Store keeps a checkout open; None: the provider decides (and reports it)."""
+
+    @property
+    def checkout_ttl(self) -> timedelta | None:
+        """How long Store keeps a checkout open; None: the provider decides (and reports it)."""
 
     def check_amounts(self, currency: str, lines: Sequence[PaymentLine]) -> None:
         """Raise a 422 problem when the provider cannot charge these amounts."""

@@ -130,8 +130,8 @@ def _metadata(value: Any) -> dict[str, str]:
 
 def subscription_from_stripe(obj: Mapping[str, Any]) -> ProviderSubscription:
     """Normalize a Stripe subscription (period ends live on the items in recent API versions)."""
-    ends = [
-        item.get("current_period_end")
+    ends: list[int] = [
+        int(item["current_period_end"])
         for item in ((obj.get("items") or {}).get("data") or [])
         if item.get("current_period_end")
     ]
@@ -217,8 +217,8 @@ def _invoice_event(base: dict[str, Any], invoice: Mapping[str, Any]) -> Provider
     amount = invoice.get("amount_paid") if base["kind"] == "invoice_paid" else None
     if amount is None:
         amount = invoice.get("amount_due")
-    ends = [
-        (line.get("period") or {}).get("end")
+    ends: list[int] = [
+        int(line["period"]["end"])
         for line in ((invoice.get("lines") or {}).get("data") or [])
         if (line.get("period") or {}).get("end")
     ]

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from libs.contracts.common import Principal
 from libs.contracts.envelope import Envelope
 from libs.contracts.events import AnonymousMerged
 from libs.contracts.payments import CreateBillingIn
@@ -42,7 +44,7 @@ async def deps(tmp_path: Path, pg_database_url: str) -> AsyncIterator[PaymentsDe
         yield ready
 
 
-async def add_customer(deps: PaymentsDeps, principal, **overrides) -> str:  # type: ignore[no-untyped-def]
+async def add_customer(deps: PaymentsDeps, principal: Principal, **overrides: Any) -> str:
     created = await deps.customers.create_billing(
         principal=principal, data=CreateBillingIn.model_validate(billing(**overrides))
     )
@@ -52,7 +54,7 @@ async def add_customer(deps: PaymentsDeps, principal, **overrides) -> str:  # ty
 async def test_migrations_build_the_schema_on_a_fresh_database(deps: PaymentsDeps) -> None:
     async with deps.runtime.engine.connect() as connection:
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
-        indexes = dict(
+        indexes: dict[str, str] = dict(
             (
                 await connection.execute(
                     text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")

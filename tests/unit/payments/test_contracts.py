@@ -20,7 +20,8 @@ MODELS = [
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_each_contract_has_a_valid_example(model: type[Contract]) -> None:
-    examples = (model.model_config.get("json_schema_extra") or {}).get("examples")  # type: ignore[union-attr]
-    assert examples, f"{model.__name__} has no example"
+    extra = model.model_config.get("json_schema_extra")
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    assert isinstance(examples, list) and examples, f"{model.__name__} has no example"
     for example in examples:
         model.model_validate(example)

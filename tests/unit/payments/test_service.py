@@ -5,17 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
-from libs.contracts.common import Owner
+from libs.contracts.common import Principal
 from libs.contracts.events import AnonymousMerged
-from libs.contracts.payments import CreateBillingIn
+from libs.contracts.payments import CreateBillingIn, StartPaymentIn
 from libs.runtime.problems import ProblemError
 from services.payments.bootstrap import PaymentsDeps
 from services.payments.dev_provider import DevProvider
 from services.payments.domain import PaymentRejected, ProviderUnavailable
-from services.payments.provider import CheckoutRequest, CheckoutSession, ProviderSubscription
+from services.payments.provider import (
+    CheckoutRequest,
+    CheckoutSession,
+    PaymentProvider,
+    ProviderSubscription,
+)
 from tests.unit.payments.builders import (
     ACTIVATED,
     CANCELED,
@@ -69,12 +75,14 @@ async def deps(
     tmp_path: Path, clock: FakeClock, provider: ScriptedProvider
 ) -> AsyncIterator[PaymentsDeps]:
     async with running_deps(
-        settings_for(tmp_path), providers={"dev": provider}, clock=clock
+        settings_for(tmp_path), providers={"dev": cast(PaymentProvider, provider)}, clock=clock
     ) as ready:
         yield ready
 
 
-async def new_customer(deps: PaymentsDeps, owner_principal=None, **overrides) -> str:  # type: ignore[no-untyped-def]
+async def new_customer(
+    deps: PaymentsDeps, owner_principal: Principal | None = None, **overrides: Any
+) -> str:
     principal = owner_principal or user()
     created = await deps.customers.create_billing(
         principal=principal, data=CreateBillingIn.model_validate(billing(**overrides))
@@ -156,13 +164,15 @@ async def test_an_unknown_customer_or_currency_is_refused(deps: PaymentsDeps) ->
 # --- provider events -------------------------------------------------------------------------
 
 
-async def open_attempt(deps: PaymentsDeps, *, recurring: bool = False, order_id=None):  # type: ignore[no-untyped-def]
+async def open_attempt(
+    deps: PaymentsDeps, *, recurring: bool = False, order_id: str | None = None
+) -> tuple[StartPaymentIn, str]:
     shopper = user()
     data = start_payment(
         owner=shopper.owner,  # type: ignore[arg-type]
         customer_id=await new_customer(deps, shopper),
         recurring=recurring,
-        **({"order_id": order_id} if order_id else {}),
+        order_id=order_id,
     )
     payment, _ = await deps.payments.start_payment(data=data)
     return data, payment.attempt_id
@@ -402,10 +412,6 @@ async def merge(deps: PaymentsDeps, anonymous_id: str, user_id: str) -> None:
         )
 
 
-async def defaults(deps: PaymentsDeps, principal) -> list[bool]:  # type: ignore[no-untyped-def]
-    return [c.is_default for c in await deps.customers.get_customers_for_user(principal=principal)]
-
-
 async def test_merge_keeps_the_users_own_default(deps: PaymentsDeps) -> None:
     shopper, member = anonymous(), user()
     anon_first = await new_customer(deps, shopper)
@@ -422,7 +428,7 @@ async def test_merge_keeps_the_users_own_default(deps: PaymentsDeps) -> None:
     assert len(mine) == 3 and [c.id for c in mine if c.is_default] == [users_default]
     assert await deps.customers.get_customers_for_user(principal=shopper) == []
     [subscription] = await deps.subscriptions.list_subscriptions(principal=member)
-    assert subscription.owner == Owner(kind="user", id=member.user_id)
+    assert subscription.owner == member.owner
 
 
 async def test_merge_into_a_user_without_customers_keeps_the_anonymous_default(
