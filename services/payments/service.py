@@ -60,6 +60,7 @@ from services.payments.store import (
     AttemptRecord,
     CustomerRecord,
     DuplicateProviderEvent,
+    PaymentsRepository,
     SqlPaymentsRepository,
     SubscriptionRecord,
 )
@@ -67,6 +68,8 @@ from services.payments.store import (
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
+# Opens the repository of one transaction; the SQL adapter unless a test swaps it.
+RepositoryFactory = Callable[[AsyncSession], PaymentsRepository]
 
 
 def utcnow() -> datetime:
@@ -164,9 +167,16 @@ def require_member(principal: Principal | None, organization_id: str) -> Owner:
 class CustomerService:
     """Customers (billing information): one default per owner, ownership enforced."""
 
-    def __init__(self, *, runtime: Runtime, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        clock: Clock = utcnow,
+        repository: RepositoryFactory = SqlPaymentsRepository,
+    ) -> None:
         self.runtime = runtime
         self.clock = clock
+        self.repository = repository
 
     async def create_billing(
         self, *, principal: Principal | None, data: CreateBillingIn
@@ -179,7 +189,7 @@ class CustomerService:
         details = validate_billing(data)
         now = self.clock()
         async with self.runtime.transaction() as session:
-            repo = SqlPaymentsRepository(session)
+            repo = self.repository(session)
             customer = await repo.add_customer(
                 CustomerRecord(
                     id=new_id(),
@@ -198,7 +208,7 @@ class CustomerService:
         """The caller's own customers (the user's, or the anonymous shopper's), oldest first."""
         owner = require_owner(principal)
         async with self.runtime.transaction() as session:
-            found = await SqlPaymentsRepository(session).list_customers(owner)
+            found = await self.repository(session).list_customers(owner)
         return [customer_out(c) for c in found]
 
     async def get_customers_for_organization(
@@ -207,14 +217,14 @@ class CustomerService:
         """An organization's customers, for its members only."""
         owner = require_member(principal, organization_id)
         async with self.runtime.transaction() as session:
-            found = await SqlPaymentsRepository(session).list_customers(owner)
+            found = await self.repository(session).list_customers(owner)
         return [customer_out(c) for c in found]
 
     async def get_default_customer(self, *, principal: Principal | None) -> CustomerOut:
         """The caller's default customer."""
         owner = require_owner(principal)
         async with self.runtime.transaction() as session:
-            found = await SqlPaymentsRepository(session).default_customer(owner)
+            found = await self.repository(session).default_customer(owner)
         if found is None:
             raise NoDefaultCustomer("There is no billing information yet.")
         return customer_out(found)
@@ -222,14 +232,14 @@ class CustomerService:
     async def get_customer(self, *, principal: Principal | None, customer_id: str) -> CustomerOut:
         """One of the caller's (or its organizations') customers."""
         async with self.runtime.transaction() as session:
-            found = await self._owned(SqlPaymentsRepository(session), principal, customer_id)
+            found = await self._owned(self.repository(session), principal, customer_id)
         return customer_out(found)
 
     async def delete_customer(self, *, principal: Principal | None, customer_id: str) -> None:
         """Delete a customer; when it was the default, the oldest remaining one becomes it."""
         now = self.clock()
         async with self.runtime.transaction() as session:
-            repo = SqlPaymentsRepository(session)
+            repo = self.repository(session)
             customer = await self._owned(repo, principal, customer_id)
             await repo.lock_owner(customer.owner)
             current = await repo.get_customer(customer_id)
@@ -250,7 +260,7 @@ class CustomerService:
         """Make a customer its owner's default (the previous default stops being it)."""
         now = self.clock()
         async with self.runtime.transaction() as session:
-            repo = SqlPaymentsRepository(session)
+            repo = self.repository(session)
             customer = await self._owned(repo, principal, customer_id)
             await repo.lock_owner(customer.owner)
             current = await repo.get_customer(customer_id)
@@ -270,7 +280,7 @@ class CustomerService:
         source = Owner(kind="anonymous", id=payload.anonymous_id)
         target = Owner(kind="user", id=payload.user_id)
         now = self.clock()
-        repo = SqlPaymentsRepository(session)
+        repo = self.repository(session)
         await repo.lock_owner(target)
         await repo.lock_owner(source)
         for customer_id in await repo.reassign_customers(source, target, now):
@@ -287,7 +297,7 @@ class CustomerService:
         )
 
     async def _owned(
-        self, repo: SqlPaymentsRepository, principal: Principal | None, customer_id: str
+        self, repo: PaymentsRepository, principal: Principal | None, customer_id: str
     ) -> CustomerRecord:
         require_owner(principal)
         assert principal is not None
@@ -317,11 +327,13 @@ class PaymentService:
         providers: Mapping[str, PaymentProvider],
         active: str,
         clock: Clock = utcnow,
+        repository: RepositoryFactory = SqlPaymentsRepository,
     ) -> None:
         self.runtime = runtime
         self.providers = providers
         self.active = active
         self.clock = clock
+        self.repository = repository
 
     @property
     def provider(self) -> PaymentProvider:
@@ -343,7 +355,7 @@ class PaymentService:
         now = self.clock()
         ttl = provider.checkout_ttl
         async with self.runtime.transaction() as session:
-            repo = SqlPaymentsRepository(session)
+            repo = self.repository(session)
             customer = await repo.get_customer(data.customer_id, include_deleted=True)
             if customer is None:
                 raise CustomerNotFound(f"No customer {data.customer_id}.")
@@ -408,7 +420,7 @@ class PaymentService:
             await self._reject(attempt, reason=str(exc.detail or exc)[:500])
             raise
         async with self.runtime.transaction() as session:
-            repo = SqlPaymentsRepository(session)
+            repo = self.repository(session)
             await repo.set_session(
                 attempt.id,
                 session_id=checkout.session_id,
@@ -437,20 +449,20 @@ class PaymentService:
         if provider_customer_id is None:
             return None
         async with self.runtime.transaction() as session:
-            return await SqlPaymentsRepository(session).save_provider_customer(
+            return await self.repository(session).save_provider_customer(
                 customer.id, provider.name, provider_customer_id, self.clock()
             )
 
     async def _reject(self, attempt: AttemptRecord, *, reason: str) -> None:
         async with self.runtime.transaction() as session:
-            repo = SqlPaymentsRepository(session)
+            repo = self.repository(session)
             if await repo.transition(attempt.id, "failed", self.clock(), failure_reason=reason):
                 await self.runtime.record(session, facts.payment_failed(attempt, reason=reason))
 
     async def get_payment(self, *, attempt_id: str) -> PaymentAttemptOut:
         """One payment attempt."""
         async with self.runtime.transaction() as session:
-            found = await SqlPaymentsRepository(session).get_attempt(attempt_id)
+            found = await self.repository(session).get_attempt(attempt_id)
         if found is None:
             raise PaymentNotFound(f"No payment attempt {attempt_id}.")
         return attempt_out(found)
@@ -458,7 +470,7 @@ class PaymentService:
     async def get_order_payments(self, *, order_id: str) -> list[PaymentAttemptOut]:
         """Every attempt to pay one order, oldest first."""
         async with self.runtime.transaction() as session:
-            found = await SqlPaymentsRepository(session).attempts_for_order(order_id)
+            found = await self.repository(session).attempts_for_order(order_id)
         return [attempt_out(a) for a in found]
 
     # -- what providers report ---------------------------------------------------------------
@@ -481,7 +493,7 @@ class PaymentService:
             after = _AfterCommit()
             try:
                 async with self.runtime.transaction() as session:
-                    repo = SqlPaymentsRepository(session)
+                    repo = self.repository(session)
                     await repo.record_provider_event(event.provider, event.id, event.type, now)
                     await self._apply(repo, session, event, now, after)
                 break
@@ -504,7 +516,7 @@ class PaymentService:
 
     async def _apply(
         self,
-        repo: SqlPaymentsRepository,
+        repo: PaymentsRepository,
         session: AsyncSession,
         event: ProviderEvent,
         now: datetime,
@@ -543,7 +555,7 @@ class PaymentService:
             await self._close(repo, session, attempt, "expired", now, reason="expired")
 
     async def _find_attempt(
-        self, repo: SqlPaymentsRepository, event: ProviderEvent
+        self, repo: PaymentsRepository, event: ProviderEvent
     ) -> AttemptRecord | None:
         if event.attempt_id:
             found = await repo.get_attempt(event.attempt_id)
@@ -564,7 +576,7 @@ class PaymentService:
 
     async def _note_completion(
         self,
-        repo: SqlPaymentsRepository,
+        repo: PaymentsRepository,
         attempt: AttemptRecord,
         event: ProviderEvent,
         now: datetime,
@@ -582,7 +594,7 @@ class PaymentService:
 
     async def _paid(
         self,
-        repo: SqlPaymentsRepository,
+        repo: PaymentsRepository,
         session: AsyncSession,
         attempt: AttemptRecord,
         event: ProviderEvent,
@@ -636,7 +648,7 @@ class PaymentService:
 
     async def _flag_refund(
         self,
-        repo: SqlPaymentsRepository,
+        repo: PaymentsRepository,
         attempt: AttemptRecord,
         reason: str,
         reference: str | None,
@@ -661,7 +673,7 @@ class PaymentService:
 
     async def _close(
         self,
-        repo: SqlPaymentsRepository,
+        repo: PaymentsRepository,
         session: AsyncSession,
         attempt: AttemptRecord,
         target: Literal["failed", "expired"],
@@ -680,7 +692,7 @@ class PaymentService:
 
     async def _activate(
         self,
-        repo: SqlPaymentsRepository,
+        repo: PaymentsRepository,
         session: AsyncSession,
         attempt: AttemptRecord,
         event: ProviderEvent,
@@ -727,7 +739,7 @@ class PaymentService:
 
     async def _renewal(
         self,
-        repo: SqlPaymentsRepository,
+        repo: PaymentsRepository,
         session: AsyncSession,
         event: ProviderEvent,
         now: datetime,
@@ -776,7 +788,7 @@ class PaymentService:
 
     async def _subscription_changed(
         self,
-        repo: SqlPaymentsRepository,
+        repo: PaymentsRepository,
         session: AsyncSession,
         event: ProviderEvent,
         now: datetime,
@@ -833,7 +845,7 @@ class PaymentService:
 
     async def _dev_attempt(self, attempt_id: str) -> AttemptRecord:
         async with self.runtime.transaction() as session:
-            found = await SqlPaymentsRepository(session).get_attempt(attempt_id)
+            found = await self.repository(session).get_attempt(attempt_id)
         if found is None or found.provider != "dev":
             raise PaymentNotFound(f"No dev checkout {attempt_id}.")
         return found
@@ -902,7 +914,7 @@ class PaymentService:
         """A dev subscription's period ends: renewed (or ended, if set to cancel)."""
         self._require_dev()
         async with self.runtime.transaction() as session:
-            subscription = await SqlPaymentsRepository(session).get_subscription(subscription_id)
+            subscription = await self.repository(session).get_subscription(subscription_id)
         if subscription is None or subscription.provider != "dev":
             raise SubscriptionNotFound(f"No dev subscription {subscription_id}.")
         if subscription.status == "canceled":
@@ -920,9 +932,9 @@ class PaymentService:
             )
         )
         async with self.runtime.transaction() as session:
-            repo = SqlPaymentsRepository(session)
+            repo = self.repository(session)
             current = await repo.get_subscription(subscription_id)
-            renewals = len(await repo.renewals(subscription_id))
+            renewals = (await repo.renewal_counts([subscription_id]))[subscription_id]
         assert current is not None
         return subscription_out(current, renewals)
 
@@ -948,19 +960,25 @@ class SubscriptionService:
     """The caller's subscriptions, and cancelling them at the end of the period."""
 
     def __init__(
-        self, *, runtime: Runtime, providers: Mapping[str, PaymentProvider], clock: Clock = utcnow
+        self,
+        *,
+        runtime: Runtime,
+        providers: Mapping[str, PaymentProvider],
+        clock: Clock = utcnow,
+        repository: RepositoryFactory = SqlPaymentsRepository,
     ) -> None:
         self.runtime = runtime
         self.providers = providers
         self.clock = clock
+        self.repository = repository
 
     async def list_subscriptions(self, *, principal: Principal | None) -> list[SubscriptionOut]:
         """The caller's subscriptions, newest first."""
         owner = require_owner(principal)
         async with self.runtime.transaction() as session:
-            repo = SqlPaymentsRepository(session)
+            repo = self.repository(session)
             found = await repo.list_subscriptions(owner)
-            counts = {s.id: len(await repo.renewals(s.id)) for s in found}
+            counts = await repo.renewal_counts([s.id for s in found])
         return [subscription_out(s, counts[s.id]) for s in found]
 
     async def get_subscription(
@@ -968,9 +986,9 @@ class SubscriptionService:
     ) -> SubscriptionOut:
         """One of the caller's subscriptions."""
         async with self.runtime.transaction() as session:
-            repo = SqlPaymentsRepository(session)
+            repo = self.repository(session)
             found = await self._owned(repo, principal, subscription_id)
-            renewals = len(await repo.renewals(found.id))
+            renewals = (await repo.renewal_counts([found.id]))[found.id]
         return subscription_out(found, renewals)
 
     async def cancel_subscription(
@@ -978,7 +996,7 @@ class SubscriptionService:
     ) -> SubscriptionOut:
         """Cancel at the end of the current period (the provider is told first)."""
         async with self.runtime.transaction() as session:
-            found = await self._owned(SqlPaymentsRepository(session), principal, subscription_id)
+            found = await self._owned(self.repository(session), principal, subscription_id)
         if found.status != "canceled" and not found.cancel_at_period_end:
             provider = self.providers.get(found.provider)
             if provider is None:
@@ -988,7 +1006,7 @@ class SubscriptionService:
             )
         now = self.clock()
         async with self.runtime.transaction() as session:
-            repo = SqlPaymentsRepository(session)
+            repo = self.repository(session)
             if found.status != "canceled":
                 await repo.update_subscription(found.id, now, cancel_at_period_end=True)
                 if await repo.mark_cancellation_announced(found.id, now):
@@ -996,12 +1014,12 @@ class SubscriptionService:
                         session, facts.subscription_canceled(found, at_period_end=True, at=now)
                     )
             current = await repo.get_subscription(found.id)
-            renewals = len(await repo.renewals(found.id))
+            renewals = (await repo.renewal_counts([found.id]))[found.id]
         assert current is not None
         return subscription_out(current, renewals)
 
     async def _owned(
-        self, repo: SqlPaymentsRepository, principal: Principal | None, subscription_id: str
+        self, repo: PaymentsRepository, principal: Principal | None, subscription_id: str
     ) -> SubscriptionRecord:
         require_owner(principal)
         assert principal is not None
