@@ -25,7 +25,7 @@ class GatewayDeps:
 
 
 def gateway_deps(request: Request) -> GatewayDeps:
-    return request.app.state.gateway  # type: ignore[no-any-return]
+    return request.app.state.gateway
 
 
 async def current_caller(

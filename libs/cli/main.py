@@ -129,7 +129,7 @@ def migrate(
             try:
                 await upgrade(
                     engine,
-                    Path(importlib.import_module(f"services.{name}").__file__).parent
+                    Path(str(importlib.import_module(f"services.{name}").__file__)).parent
                     / "migrations",
                 )
             finally:
@@ -202,3 +202,7 @@ def _service_settings(name: str) -> Any:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

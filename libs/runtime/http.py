@@ -109,8 +109,8 @@ class ServiceClient:
         if isinstance(response_model, type) and issubclass(response_model, BaseModel):
             return response_model.model_validate_json(response.content)  # type: ignore[return-value]
         if isinstance(response_model, TypeAdapter):
-            return response_model.validate_json(response.content)  # type: ignore[no-any-return]
-        return TypeAdapter(response_model).validate_json(response.content)  # type: ignore[no-any-return]
+            return response_model.validate_json(response.content)
+        return TypeAdapter(response_model).validate_json(response.content)
 
     async def aclose(self) -> None:
         await self._client.aclose()

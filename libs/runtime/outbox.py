@@ -118,6 +118,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._skip_locked = not is_sqlite(str(engine.url))
         self._failed = False
+        self._last_prune = float("-inf")
         self._stopping = False
 
     def notify(self) -> None:
@@ -165,6 +166,7 @@ class OutboxRelay:
             backoff_s = self._poll_interval_s
             if sent:
                 continue
+            await self._prune_now_and_then()
             try:
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
             except TimeoutError:
@@ -218,6 +220,19 @@ class OutboxRelay:
                     .values(published_at=datetime.now(UTC))
                 )
         return len(published), len(published) == len(rows) == self._batch_size
+
+    async def _prune_now_and_then(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_prune < 3600:
+            return
+        self._last_prune = now
+        try:
+            pruned = await self.prune()
+        except Exception:  # pruning is housekeeping; never let it stop publishing
+            log.warning("outbox.prune_failed", exc_info=True)
+            return
+        if pruned:
+            log.info("outbox.pruned", rows=pruned)
 
     async def prune(self) -> int:
         """Forget events published longer ago than the retention period."""

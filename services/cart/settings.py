@@ -17,7 +17,7 @@ class CartSettings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the cart database; default a SQLite file in data_dir.",
     )
-    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)  # type: ignore[arg-type]
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     max_quantity_per_line: int = Field(
         default=99, ge=1, le=1_000_000, description="Largest quantity one cart line may hold."
     )

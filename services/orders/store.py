@@ -137,7 +137,7 @@ def _to_order(row: OrderRow) -> Order:
         id=row.id,
         number=row.number,
         cart_id=row.cart_id,
-        owner=Owner(kind=row.owner_kind, id=row.owner_id),  # type: ignore[arg-type]
+        owner=Owner(kind=row.owner_kind, id=row.owner_id),
         customer_id=row.customer_id,
         organization_id=row.organization_id,
         currency=row.currency,

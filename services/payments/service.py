@@ -100,7 +100,7 @@ def customer_out(customer: CustomerRecord) -> CustomerOut:
 def payment_out(attempt: AttemptRecord) -> PaymentOut:
     return PaymentOut(
         attempt_id=attempt.id,
-        status=attempt.status,  # type: ignore[arg-type]
+        status=attempt.status,
         checkout_url=attempt.checkout_url if attempt.status == "unpaid" else None,
     )
 
@@ -108,12 +108,12 @@ def payment_out(attempt: AttemptRecord) -> PaymentOut:
 def attempt_out(attempt: AttemptRecord) -> PaymentAttemptOut:
     return PaymentAttemptOut(
         attempt_id=attempt.id,
-        status=attempt.status,  # type: ignore[arg-type]
+        status=attempt.status,
         checkout_url=attempt.checkout_url if attempt.status == "unpaid" else None,
         order_id=attempt.order_id,
         order_number=attempt.order_number,
         provider=attempt.provider,
-        mode=attempt.mode,  # type: ignore[arg-type]
+        mode=attempt.mode,
         total=attempt.total,
         currency=attempt.currency,
         refund_required=attempt.refund_required,
@@ -134,7 +134,7 @@ def subscription_out(subscription: SubscriptionRecord, renewals: int = 0) -> Sub
         created_at=subscription.created_at,
         owner=subscription.owner,
         customer_id=subscription.customer_id,
-        interval=subscription.interval,  # type: ignore[arg-type]
+        interval=subscription.interval,
         interval_count=subscription.interval_count,
         amount=subscription.amount,
         currency=subscription.currency,
