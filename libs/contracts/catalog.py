@@ -1,15 +1,85 @@
 """Catalog DTOs: the public product shapes, the internal lookups other services use, and the
-write API of `/admin/*` (service token required)."""
+write API of `/admin/*` (service token required). Each carries one example instance."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from libs.contracts.envelope import Contract
 from libs.contracts.events import Interval
+
+
+def _example(example: dict[str, Any]) -> ConfigDict:
+    return Contract.model_config | {"json_schema_extra": {"examples": [example]}}
+
+
+_PRICE = {
+    "id": "0b6f5c1e-8a4e-4a59-9c61-3f2d7c1b9a10",
+    "unit_amount": 790,
+    "currency": "EUR",
+    "interval": "month",
+    "interval_count": 1,
+}
+_IMAGE = {
+    "url": "/media/products/coffee/45644e42a4102fe1.jpg",
+    "thumbnails": {
+        "64": "/media/products/coffee/45644e42a4102fe1_64.jpg",
+        "256": "/media/products/coffee/45644e42a4102fe1_256.jpg",
+    },
+    "width": 360,
+    "height": 480,
+}
+_PRICING_INFO = {
+    "pricing_id": _PRICE["id"],
+    "product_key": "coffee",
+    "name": "House blend coffee, 250 g",
+    "checkout_description": "250 g whole beans",
+    "statement_descriptor": "STORE COFFEE",
+    "unit_amount": 790,
+    "currency": "EUR",
+    "interval": "month",
+    "interval_count": 1,
+    "active": True,
+    "tax_code": "food",
+    "shippable": True,
+}
+_TAX_RATE = {
+    "id": "5d0e9a43-1f0b-4c55-8f3e-2b7a9c6d4e21",
+    "display_name": "MwSt. 7 %",
+    "percentage": "7",
+    "country_code": "DE",
+    "inclusive": True,
+    "tax_code": "food",
+}
+_TRANSLATION = {
+    "name": "Stoneware mug",
+    "description": "A 330 ml stoneware mug, glazed red.",
+    "checkout_description": "Mug, 330 ml",
+    "statement_descriptor": "STORE MUG",
+}
+_PRICING = {
+    "id": _PRICE["id"],
+    "product_key": "coffee",
+    "unit_amount": 790,
+    "currency": "EUR",
+    "interval": "month",
+    "interval_count": 1,
+    "active": True,
+    "used": False,
+    "replaced_by": None,
+    "created_at": "2026-01-01T12:00:00Z",
+}
+_PRODUCT_IMAGE = {
+    **_IMAGE,
+    "id": "9f1c2b3a-4d5e-4f60-8a7b-6c5d4e3f2a1b",
+    "position": 0,
+    "content_hash": "45644e42a4102fe1",
+    "content_type": "image/jpeg",
+}
 
 
 class PriceOut(Contract):
@@ -19,12 +89,16 @@ class PriceOut(Contract):
     interval: Interval | None = Field(None, description="null for one-off prices.")
     interval_count: int = 1
 
+    model_config = _example(_PRICE)
+
 
 class ImageOut(Contract):
     url: str
     thumbnails: dict[str, str] = Field(default_factory=dict, description="URL per size (px).")
     width: int | None = None
     height: int | None = None
+
+    model_config = _example(_IMAGE)
 
 
 class ProductOut(Contract):
@@ -35,9 +109,26 @@ class ProductOut(Contract):
     locale: str
     shippable: bool
     tax_code: str | None = None
-    active: bool = True
+    active: bool = Field(
+        True, description="For sale now: the product is active and has an active price."
+    )
     prices: list[PriceOut] = Field(default_factory=list)
     images: list[ImageOut] = Field(default_factory=list, description="Primary image first.")
+
+    model_config = _example(
+        {
+            "key": "coffee",
+            "name": "House blend coffee, 250 g",
+            "description": "Whole beans, medium roast.",
+            "checkout_description": "250 g whole beans",
+            "locale": "en",
+            "shippable": True,
+            "tax_code": "food",
+            "active": True,
+            "prices": [_PRICE],
+            "images": [_IMAGE],
+        }
+    )
 
 
 class PricingLookupIn(Contract):
@@ -45,6 +136,10 @@ class PricingLookupIn(Contract):
 
     ids: list[str] = Field(max_length=500)
     locale: str | None = None
+
+    model_config = _example(
+        {"ids": [_PRICE["id"], "6a1b2c3d-0000-4000-8000-000000000000"], "locale": "de"}
+    )
 
 
 class PricingInfo(Contract):
@@ -63,10 +158,16 @@ class PricingInfo(Contract):
     tax_code: str | None = None
     shippable: bool = False
 
+    model_config = _example(_PRICING_INFO)
+
 
 class PricingLookupOut(Contract):
     items: list[PricingInfo]
     missing: list[str] = Field(default_factory=list, description="Ids that do not exist.")
+
+    model_config = _example(
+        {"items": [_PRICING_INFO], "missing": ["6a1b2c3d-0000-4000-8000-000000000000"]}
+    )
 
 
 class TaxRateOut(Contract):
@@ -78,6 +179,8 @@ class TaxRateOut(Contract):
     country_code: str
     inclusive: bool
     tax_code: str | None = None
+
+    model_config = _example(_TAX_RATE)
 
 
 # --- write API (`/admin/*`, `x-service-token` required) --------------------------------------
@@ -100,9 +203,7 @@ class TranslationIn(Contract):
         "none of < > \\ ' \" *.",
     )
 
-    model_config = Contract.model_config | {
-        "json_schema_extra": {"examples": [{"name": "Mug", "description": "Stoneware, 330 ml"}]}
-    }
+    model_config = _example(_TRANSLATION)
 
 
 class PriceIn(Contract):
@@ -115,11 +216,9 @@ class PriceIn(Contract):
         1, ge=1, description="Intervals between charges; at most one year in total."
     )
 
-    model_config = Contract.model_config | {
-        "json_schema_extra": {
-            "examples": [{"unit_amount": 990, "currency": "EUR", "interval": "month"}]
-        }
-    }
+    model_config = _example(
+        {"unit_amount": 790, "currency": "EUR", "interval": "month", "interval_count": 1}
+    )
 
 
 class ProductIn(Contract):
@@ -134,19 +233,16 @@ class ProductIn(Contract):
     )
     prices: list[PriceIn] = Field(default_factory=list, max_length=100)
 
-    model_config = Contract.model_config | {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "key": "mug",
-                    "tax_code": "standard",
-                    "shippable": True,
-                    "translations": {"en": {"name": "Mug"}, "de": {"name": "Tasse"}},
-                    "prices": [{"unit_amount": 1290, "currency": "EUR"}],
-                }
-            ]
+    model_config = _example(
+        {
+            "key": "mug",
+            "tax_code": "general",
+            "shippable": True,
+            "active": True,
+            "translations": {"en": _TRANSLATION, "de": {"name": "Steinzeugtasse"}},
+            "prices": [{"unit_amount": 1290, "currency": "EUR"}],
         }
-    }
+    )
 
 
 class ProductUpdateIn(Contract):
@@ -156,9 +252,13 @@ class ProductUpdateIn(Contract):
     shippable: bool | None = None
     active: bool | None = None
 
+    model_config = _example({"active": False})
+
 
 class TranslationOut(TranslationIn):
     locale: str
+
+    model_config = _example({**_TRANSLATION, "locale": "en"})
 
 
 class PricingOut(Contract):
@@ -175,12 +275,16 @@ class PricingOut(Contract):
     replaced_by: str | None = None
     created_at: datetime
 
+    model_config = _example(_PRICING)
+
 
 class ProductImageOut(ImageOut):
     id: str
     position: int = Field(description="Lowest is the primary image.")
     content_hash: str
     content_type: str
+
+    model_config = _example(_PRODUCT_IMAGE)
 
 
 class ProductAdminOut(Contract):
@@ -197,6 +301,21 @@ class ProductAdminOut(Contract):
     created_at: datetime
     updated_at: datetime
 
+    model_config = _example(
+        {
+            "key": "coffee",
+            "tax_code": "food",
+            "shippable": True,
+            "active": True,
+            "sellable": True,
+            "translations": {"en": {**_TRANSLATION, "locale": "en"}},
+            "prices": [_PRICING],
+            "images": [_PRODUCT_IMAGE],
+            "created_at": "2026-01-01T12:00:00Z",
+            "updated_at": "2026-01-01T12:00:00Z",
+        }
+    )
+
 
 class TaxRateIn(Contract):
     display_name: str = Field(min_length=1, max_length=100)
@@ -206,26 +325,24 @@ class TaxRateIn(Contract):
         None, max_length=64, description="null: the country's general rate."
     )
 
+    model_config = _example({"display_name": "MwSt. 19 %", "percentage": "19", "inclusive": True})
+
 
 class TaxRatesIn(Contract):
     """`PUT /admin/tax-rates/{country_code}`: replaces all the rates of that country."""
 
     rates: list[TaxRateIn] = Field(max_length=100)
 
-    model_config = Contract.model_config | {
-        "json_schema_extra": {
-            "examples": [
+    model_config = _example(
+        {
+            "rates": [
+                {"display_name": "MwSt. 19 %", "percentage": "19", "inclusive": True},
                 {
-                    "rates": [
-                        {"display_name": "MwSt. 19 %", "percentage": "19", "inclusive": True},
-                        {
-                            "display_name": "MwSt. 7 %",
-                            "percentage": "7",
-                            "inclusive": True,
-                            "tax_code": "reduced",
-                        },
-                    ]
-                }
+                    "display_name": "MwSt. 7 %",
+                    "percentage": "7",
+                    "inclusive": True,
+                    "tax_code": "food",
+                },
             ]
         }
-    }
+    )
