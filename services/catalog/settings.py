@@ -26,7 +26,7 @@ class CatalogSettings(BaseSettings):
         description="SQLAlchemy URL of the catalog database; default: SQLite `catalog.db` in the "
         "data folder.",
     )
-    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)  # type: ignore[arg-type]
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     default_locale: str = Field(
         default="en", description="Locale whose texts are used when the requested one has none."
     )
