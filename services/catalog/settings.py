@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.contracts.money import normalize_currency
@@ -55,12 +55,12 @@ class CatalogSettings(BaseSettings):
     )
     products_available: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("ONE_OFF_PRODUCTS_AVAILABLE", "products_available"),
+        validation_alias="ONE_OFF_PRODUCTS_AVAILABLE",
         description="`store setupproducts` input: a path to a JSON file, or the JSON itself.",
     )
     currency: str = Field(
         default="EUR",
-        validation_alias=AliasChoices("ISO_ALPHA_3_CURRENCY_CODE", "currency"),
+        validation_alias="ISO_ALPHA_3_CURRENCY_CODE",
         description="Currency (ISO 4217) of the prices `store setupproducts` creates.",
     )
 
