@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -363,8 +365,11 @@ class CatalogService:
                 image = await self._insert_image(repo, product, new, position)
                 await repo.update_product(product.id)
                 await self._record_product(session, repo, product)
+        except IntegrityError:
+            await self._discard(new)
+            raise ImageExists(f"product {key!r} already has this image") from None
         except BaseException:
-            self._discard(new)
+            await self._discard(new)
             raise
         return self._image_admin_out(image)
 
@@ -473,7 +478,7 @@ class CatalogService:
             outcome, removed = await self._in_transaction(apply, dry_run=dry_run)
         except BaseException:
             for new in new_images.values():
-                self._discard(new)
+                await self._discard(new)
             raise
         for stored in removed:
             await self.media.delete_async(stored)
@@ -761,16 +766,26 @@ class CatalogService:
             thumbnails=new.stored.thumbnails,
         )
 
-    def _discard(self, new: _NewImage) -> None:
-        """Remove the files a failed write created, and only those."""
+    async def _discard(self, new: _NewImage) -> None:
+        """Remove the files a failed write created, unless a concurrent write committed a row
+        for the same content meanwhile (file names are content hashes, so files are shared)."""
+        if new.stored is None or not new.written:
+            return
+        try:
+            async with self.runtime.sessions() as session:
+                if await SqlCatalogRepository(session).image_path_in_use(new.stored.path):
+                    return
+        except Exception:  # the database is away: leaving orphan files beats breaking images
+            return
+        await asyncio.to_thread(self._remove_files, new)
+
+    def _remove_files(self, new: _NewImage) -> None:
         for relative in new.written:
             (self.media.media_root / relative).unlink(missing_ok=True)
         if new.stored is not None:
             folder = self.media.media_root / PurePosixPath(new.stored.path).parent
-            try:
+            with contextlib.suppress(OSError):
                 folder.rmdir()  # only if now empty
-            except OSError:
-                pass
 
     async def _in_transaction(
         self, apply: Callable[[AsyncSession], Awaitable[T]], *, dry_run: bool

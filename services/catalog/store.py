@@ -337,6 +337,10 @@ class SqlCatalogRepository:
         await self.session.execute(insert(product_images).values(**values))
         return _image(values)
 
+    async def image_path_in_use(self, path: str) -> bool:
+        query = select(exists().where(product_images.c.path == path))
+        return bool((await self.session.execute(query)).scalar())
+
     async def next_image_position(self, product_id: str) -> int:
         query = select(func.max(product_images.c.position)).where(
             product_images.c.product_id == product_id

@@ -182,3 +182,22 @@ async def test_racing_creates_of_one_key_make_one_product(catalog: CatalogDeps) 
     assert len(created) == 1
     assert all(getattr(r, "code", None) == "product_exists" for r in refused), refused
     assert len((await catalog.service.get_product_admin(key="race")).prices) == 1
+
+
+async def test_racing_uploads_of_one_image_keep_its_files(catalog: CatalogDeps) -> None:
+    await catalog.service.create_product(
+        product=ProductIn(key="racy", translations={"en": {"name": "Racy"}})
+    )
+    data = (EXAMPLE_PRODUCTS.parent / "images" / "mug.jpg").read_bytes()
+
+    results = await asyncio.gather(
+        *(catalog.service.upload_image(key="racy", data=data) for _ in range(3)),
+        return_exceptions=True,
+    )
+
+    stored = [r for r in results if not isinstance(r, BaseException)]
+    assert len(stored) == 1
+    assert all(getattr(r, "code", None) == "image_exists" for r in results if r not in stored)
+    media = catalog.service.media.media_root
+    for url in [stored[0].url, *stored[0].thumbnails.values()]:
+        assert (media / url.removeprefix("/media/")).is_file(), url
