@@ -53,6 +53,7 @@ class Results:
 
 CEILING = "ceiling: bare FastAPI app"
 CEILING_AGAIN = "ceiling again, after the store stopped"
+CEILING_HOP = "ceiling behind one ServiceClient hop"
 LOADGEN = "load generator ceiling: wrk vs canned server"
 PRODUCT_LIST = "product list page (de, 20/page)"
 PRODUCT_BY_KEY = "product by key"

@@ -25,6 +25,7 @@ from bench.report import (
     CATALOG,
     CEILING,
     CEILING_AGAIN,
+    CEILING_HOP,
     CHECKOUT,
     LOADGEN,
     PAYMENT,
@@ -105,13 +106,13 @@ def _short(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _server(module: str) -> Iterator[str]:
-    """`python -m bench.<module> PORT` in its own process; yields its base URL."""
+def _server(module: str, *args: str) -> Iterator[str]:
+    """`python -m bench.<module> PORT ARGS...` in its own process; yields its base URL."""
     from tests.support.cluster import free_port
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", f"bench.{module}", str(port)],
+        [sys.executable, "-m", f"bench.{module}", str(port), *args],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -226,6 +227,8 @@ class Bench:
     def ceilings(self) -> None:
         with _server("ceiling") as url:
             self.attempt(CEILING, lambda: self.wrk(f"{url}/ping", "get.lua"))
+            with _server("ceiling", url) as hop:
+                self.attempt(CEILING_HOP, lambda: self.wrk(f"{hop}/ping", "get.lua"))
         with _server("static_server") as url:
             self.attempt(LOADGEN, lambda: self.wrk(f"{url}/ping", "get.lua", connections=64))
             last = self.results.rows[-1]
