@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Literal, TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from libs.contracts.catalog import (
     ImageOut,
@@ -146,7 +146,7 @@ class CatalogService:
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidInput.for_field("limit", f"must be 1 to {MAX_PAGE_SIZE}")
         after = decode_cursor(cursor) if cursor else None
-        async with self.runtime.sessions() as session:
+        async with self._reading() as session:
             repo = SqlCatalogRepository(session)
             found = await repo.list_products(
                 sellable=active, recurring=recurring, after_key=after, limit=limit + 1
@@ -161,7 +161,7 @@ class CatalogService:
     ) -> ProductOut:
         """One product by key, whether or not it can be bought now (see `active`)."""
         preferences = self._preferences(locale, accept_language)
-        async with self.runtime.sessions() as session:
+        async with self._reading() as session:
             repo = SqlCatalogRepository(session)
             product = await repo.get_product(key)
             if product is None:
@@ -174,7 +174,7 @@ class CatalogService:
         """Many prices in one call, with their product's texts; unknown ids in `missing`."""
         preferences = [locale_for_field("locale", locale)] if locale else []
         wanted = list(dict.fromkeys(ids))
-        async with self.runtime.sessions() as session:
+        async with self._reading() as session:
             repo = SqlCatalogRepository(session)
             found = {p.id: (p, product) for p, product in await repo.pricings_with_products(wanted)}
             texts = await repo.translations_of(sorted({prod.id for _, prod in found.values()}))
@@ -209,20 +209,20 @@ class CatalogService:
     async def get_tax_rates(self, *, country: str, tax_code: str | None = None) -> list[TaxRateOut]:
         """A country's rates for a tax code, or its general rates when none has that code."""
         country_code = check_country(country, "country")
-        async with self.runtime.sessions() as session:
+        async with self._reading() as session:
             rates = await SqlCatalogRepository(session).tax_rates_of(country_code)
         return [_tax_rate_out(rate) for rate in select_tax_rates(rates, tax_code or None)]
 
     async def get_product_admin(self, *, key: str) -> ProductAdminOut:
         """Everything a product holds: all texts, every price (inactive too), images."""
-        async with self.runtime.sessions() as session:
+        async with self._reading() as session:
             repo = SqlCatalogRepository(session)
             product = await self._require_product(repo, key)
             return await self._admin_view(repo, product)
 
     async def is_empty(self) -> bool:
         """True when the catalog has no product at all."""
-        async with self.runtime.sessions() as session:
+        async with self._reading() as session:
             return not await SqlCatalogRepository(session).has_products()
 
     # ============================================================== writes
@@ -349,7 +349,7 @@ class CatalogService:
         """Add an image: validated, re-encoded without metadata, thumbnails made."""
         if position is not None and not 0 <= position <= 10_000:
             raise InvalidInput.for_field("position", "must be 0 to 10000")
-        async with self.runtime.sessions() as session:
+        async with self._reading() as session:
             await self._require_product(SqlCatalogRepository(session), key)
         source = ImageSource("file", "upload", data, hashlib.sha256(data).hexdigest())
         new = await self._prepare_image(key, source, dry_run=False)
@@ -459,7 +459,7 @@ class CatalogService:
         Prices follow the price rules (kept, edited if unsold, replaced if sold, deactivated);
         images are matched by the hash of their file, so an unchanged file is not reprocessed.
         """
-        async with self.runtime.sessions() as session:
+        async with self._reading() as session:
             repo = SqlCatalogRepository(session)
             before = await repo.get_product(spec.key)
             known = (await repo.images_of([before.id])).get(before.id, []) if before else []
@@ -583,6 +583,12 @@ class CatalogService:
         return SyncOutcome(spec.key, "updated" if steps else "unchanged", steps), removed
 
     # ============================================================== helpers
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A plain connection for reads: Core statements without the ORM session's overhead."""
+        async with self.runtime.engine.connect() as connection:
+            yield connection
 
     def _preferences(self, locale: str | None, accept_language: str | None) -> list[str]:
         if locale is not None:
@@ -772,7 +778,7 @@ class CatalogService:
         if new.stored is None or not new.written:
             return
         try:
-            async with self.runtime.sessions() as session:
+            async with self._reading() as session:
                 if await SqlCatalogRepository(session).image_path_in_use(new.stored.path):
                     return
         except Exception:  # the database is away: leaving orphan files beats breaking images

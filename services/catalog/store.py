@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import and_, delete, exists, false, func, insert, select, true, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.catalog.domain import (
     Pricing,
@@ -66,9 +66,10 @@ class CatalogRepository(Protocol):
 
 
 class SqlCatalogRepository:
-    """The catalog's tables through one SQLAlchemy session (the caller owns the transaction)."""
+    """The catalog's tables through one SQLAlchemy session or connection (the caller owns the
+    transaction). Only Core statements: reads use a plain connection, which is cheaper."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession | AsyncConnection) -> None:
         self.session = session
 
     # ------------------------------------------------------------------ products
