@@ -286,12 +286,13 @@ async def apply_config(
         except (EntryError, ProblemError) as exc:
             error = exc if isinstance(exc, EntryError) else _entry_error(exc)
             _line(console, "error", label, f"{error.field}: {error.message}")
-            log.warning("setupproducts.error", key=label, field=error.field, error=error.message)
+            if console is None:  # seeding: nobody reads a console, so say it in the log
+                log.warning("catalog.seed_error", key=label, field=error.field, error=error.message)
             report.counts["error"] += 1
             continue
         except Exception as exc:  # e.g. the database went away: this product, not the run
             _line(console, "error", label, f"not applied: {exc.__class__.__name__}: {exc}")
-            log.error("setupproducts.failed", key=label, exc_info=exc)
+            log.error("catalog.product_not_applied", key=label, exc_info=exc)
             report.counts["error"] += 1
             continue
         report.counts[outcome.status] += 1
