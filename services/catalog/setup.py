@@ -269,6 +269,8 @@ async def apply_config(
         except (EntryError, ProblemError) as exc:
             error = exc if isinstance(exc, EntryError) else _entry_error(exc)
             _line(console, "error", label, f"{error.field}: {error.message}")
+            if console is None:
+                log.warning("catalog.seed_error", key=label, field=error.field, error=error.message)
             report.counts["error"] += 1
             continue
         report.counts[status] += 1
