@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import cart_router, payments_router, store_router
+from gateway.cache import ProductPageCache, ProductPageCacheMiddleware
 from gateway.clients import Clients
 from gateway.deps import Deps, GatewayDeps
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
@@ -64,6 +65,9 @@ def create_app(
     app.state.gateway = deps
     install_problem_handlers(app)
     app.add_middleware(AnonymousCookieMiddleware, cookie=deps.cookie)
+    app.add_middleware(
+        ProductPageCacheMiddleware, cache=ProductPageCache(ttl_s=settings.product_cache_ttl_s)
+    )
     app.add_middleware(ObservabilityMiddleware, service="gateway")
     app.include_router(store_router.router)
     app.include_router(cart_router.router)

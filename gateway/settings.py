@@ -31,6 +31,9 @@ class GatewaySettings(BaseSettings):
     cookie_max_age_s: int = Field(
         30 * 24 * 3600, ge=60, description="Lifetime of the anonymous cookie."
     )
+    product_cache_ttl_s: float = Field(
+        5.0, ge=0, description="Seconds the gateway keeps product pages (0: no cache)."
+    )
     default_locale: str = Field(
         "en", description="Locale when neither ?locale= nor Accept-Language."
     )

@@ -1,0 +1,121 @@
+"""A small response cache for the public catalog pages, in front of the gateway's routing.
+
+Product pages are the same for every shopper, read far more often than the catalog changes,
+and cost a service hop plus several queries each. The gateway keeps successful answers for
+`GATEWAY_PRODUCT_CACHE_TTL_S` seconds (0 turns it off), per path, query string and
+Accept-Language, and serves hits without routing, dependencies or a hop. A catalog edit shows
+within that TTL; shops also get `Cache-Control` so browsers and CDNs can share the work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CACHED_PREFIX = "/api/store/products"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    expires: float
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class ProductPageCache:
+    """An LRU of whole responses with a time to live."""
+
+    def __init__(self, *, ttl_s: float, max_entries: int = 2048) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, bytes, bytes], _Entry] = OrderedDict()
+
+    def get(self, key: tuple[str, bytes, bytes]) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires < time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple[str, bytes, bytes], entry: _Entry) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+class ProductPageCacheMiddleware:
+    """Serve cached product pages; store fresh 200 answers of GET requests."""
+
+    def __init__(self, app: ASGIApp, *, cache: ProductPageCache) -> None:
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or not scope["path"].startswith(CACHED_PREFIX)
+            or self.cache.ttl_s <= 0
+        ):
+            await self.app(scope, receive, send)
+            return
+        key = (scope["path"], scope.get("query_string", b""), _accept_language(scope))
+        hit = self.cache.get(key)
+        if hit is not None:
+            scope["route"] = _CACHE_HIT  # so request metrics tell hits apart
+            await send(
+                {"type": "http.response.start", "status": hit.status, "headers": hit.headers}
+            )
+            await send({"type": "http.response.body", "body": hit.body})
+            return
+        started: Message = {}
+        chunks: list[bytes] = []
+
+        async def remember(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if message["status"] == 200:
+                    age = f"public, max-age={int(self.cache.ttl_s)}".encode()
+                    message["headers"] = [
+                        *[(k, v) for k, v in message.get("headers", []) if k != b"cache-control"],
+                        (b"cache-control", age),
+                        (b"vary", b"accept-language"),
+                    ]
+                started.update(message)
+            elif message["type"] == "http.response.body" and started.get("status") == 200:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    headers = [
+                        (k, v)
+                        for k, v in started.get("headers", [])
+                        if k not in (b"set-cookie", b"x-correlation-id")
+                    ]
+                    self.cache.put(
+                        key,
+                        _Entry(time.monotonic() + self.cache.ttl_s, 200, headers, b"".join(chunks)),
+                    )
+            await send(message)
+
+        await self.app(scope, receive, remember)
+
+
+@dataclass(frozen=True)
+class _CacheHitRoute:
+    path: str = CACHED_PREFIX + " (cache hit)"
+
+
+_CACHE_HIT = _CacheHitRoute()
+
+
+def _accept_language(scope: Scope) -> bytes:
+    for name, value in scope.get("headers", []):
+        if name == b"accept-language":
+            return bytes(value[:200])
+    return b""

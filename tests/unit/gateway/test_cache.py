@@ -1,0 +1,87 @@
+"""The gateway's product page cache: what it keeps, for how long, and what it never shares."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI, Response
+
+from gateway.cache import ProductPageCache, ProductPageCacheMiddleware
+
+
+def app_counting_calls(ttl_s: float) -> tuple[FastAPI, list[str], ProductPageCache]:
+    app = FastAPI()
+    calls: list[str] = []
+    cache = ProductPageCache(ttl_s=ttl_s)
+    app.add_middleware(ProductPageCacheMiddleware, cache=cache)
+
+    @app.get("/api/store/products")
+    async def products(response: Response, locale: str = "en") -> dict[str, str]:
+        calls.append(locale)
+        response.set_cookie("store_anon", "someone")
+        return {"locale": locale, "call": str(len(calls))}
+
+    @app.get("/api/store/products/{key}")
+    async def product(key: str) -> Response:
+        calls.append(key)
+        return Response(status_code=404)
+
+    @app.get("/api/store/cart")
+    async def cart() -> dict[str, int]:
+        calls.append("cart")
+        return {"lines": 0}
+
+    return app, calls, cache
+
+
+async def get(app: FastAPI, path: str, **kwargs: object) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        return await c.get(path, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_pages_are_served_from_cache_per_query_and_language() -> None:
+    app, calls, _ = app_counting_calls(ttl_s=60)
+    first = await get(app, "/api/store/products", params={"locale": "de"})
+    second = await get(app, "/api/store/products", params={"locale": "de"})
+    assert first.json() == second.json() and calls == ["de"]
+    assert second.headers["cache-control"] == "public, max-age=60"
+    assert "set-cookie" not in second.headers, "a cached page never hands out someone's cookie"
+    await get(app, "/api/store/products", params={"locale": "fr"})
+    await get(
+        app, "/api/store/products", params={"locale": "de"}, headers={"accept-language": "fr"}
+    )
+    assert calls == ["de", "fr", "de"]
+
+
+async def test_errors_and_other_paths_are_never_cached() -> None:
+    app, calls, _ = app_counting_calls(ttl_s=60)
+    for _ in range(2):
+        assert (await get(app, "/api/store/products/nope")).status_code == 404
+        await get(app, "/api/store/cart")
+    assert calls == ["nope", "cart", "nope", "cart"]
+
+
+async def test_entries_expire_and_a_zero_ttl_turns_it_off(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import gateway.cache as module
+
+    now = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    app, calls, _ = app_counting_calls(ttl_s=5)
+    await get(app, "/api/store/products")
+    now[0] += 4
+    await get(app, "/api/store/products")
+    now[0] += 2
+    await get(app, "/api/store/products")
+    assert len(calls) == 2
+    off, off_calls, _ = app_counting_calls(ttl_s=0)
+    await get(off, "/api/store/products")
+    await get(off, "/api/store/products")
+    assert len(off_calls) == 2
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = ProductPageCache(ttl_s=60, max_entries=2)
+    from gateway.cache import _Entry
+
+    for n in range(3):
+        cache.put((str(n), b"", b""), _Entry(10**9, 200, [], b""))
+    assert cache.get(("0", b"", b"")) is None and cache.get(("2", b"", b"")) is not None
