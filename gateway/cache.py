@@ -9,6 +9,7 @@ within that TTL; shops also get `Cache-Control` so browsers and CDNs can share t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ class ProductPageCache:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[str, bytes, bytes], _Entry] = OrderedDict()
+        # Misses being fetched right now: concurrent requests for the same page wait for the
+        # first one instead of all going to the catalog when an entry expires.
+        self.inflight: dict[tuple[str, bytes, bytes], asyncio.Event] = {}
 
     def get(self, key: tuple[str, bytes, bytes]) -> _Entry | None:
         entry = self._entries.get(key)
@@ -69,6 +73,12 @@ class ProductPageCacheMiddleware:
             return
         key = (scope["path"], scope.get("query_string", b""), _accept_language(scope))
         hit = self.cache.get(key)
+        if hit is None and key in self.cache.inflight:
+            try:
+                await asyncio.wait_for(self.cache.inflight[key].wait(), 5.0)
+            except TimeoutError:
+                pass
+            hit = self.cache.get(key)
         if hit is not None:
             scope["route"] = _CACHE_HIT  # so request metrics tell hits apart
             await send(
@@ -76,6 +86,17 @@ class ProductPageCacheMiddleware:
             )
             await send({"type": "http.response.body", "body": hit.body})
             return
+        done = self.cache.inflight.setdefault(key, asyncio.Event())
+        try:
+            await self._fetch(key, scope, receive, send)
+        finally:
+            done.set()
+            if self.cache.inflight.get(key) is done:
+                del self.cache.inflight[key]
+
+    async def _fetch(
+        self, key: tuple[str, bytes, bytes], scope: Scope, receive: Receive, send: Send
+    ) -> None:
         started: Message = {}
         chunks: list[bytes] = []
 

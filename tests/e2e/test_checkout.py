@@ -179,3 +179,16 @@ async def test_subscription_checkout_and_renewal(client: httpx.AsyncClient) -> N
         raise AssertionError("the renewal never showed")
     canceled = await client.post(f"/api/store/subscriptions/{subscription['id']}/cancel")
     assert canceled.status_code == 200 and canceled.json()["cancel_at_period_end"] is True
+
+
+async def test_exclusive_tax_is_added_to_the_total_and_charged(client: httpx.AsyncClient) -> None:
+    price = await fill_cart(client, quantity=3)
+    body = (await checkout(client, billing=billing("CA"))).json()
+    details = body["order"]["details"]
+    subtotal = 3 * price["unit_amount"]
+    tax = (subtotal * 5 + 50) // 100  # 5 % GST, exclusive, half up
+    assert details["subtotal"] == subtotal and details["tax"] == tax
+    assert details["total"] == body["order"]["total"] == subtotal + tax
+    assert [line["amount"] for line in details["tax_lines"]] == [tax]
+    await press(client, body["payment"]["checkout_url"], "pay")
+    await wait_for_order(client, body["order"]["id"], paid=True)

@@ -85,3 +85,22 @@ def test_the_cache_is_bounded() -> None:
     for n in range(3):
         cache.put((str(n), b"", b""), _Entry(10**9, 200, [], b""))
     assert cache.get(("0", b"", b"")) is None and cache.get(("2", b"", b"")) is not None
+
+
+async def test_concurrent_misses_fetch_the_page_once() -> None:
+    import asyncio
+
+    app = FastAPI()
+    calls: list[int] = []
+    app.add_middleware(ProductPageCacheMiddleware, cache=ProductPageCache(ttl_s=60))
+
+    @app.get("/api/store/products")
+    async def slow() -> dict[str, int]:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return {"n": len(calls)}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        answers = await asyncio.gather(*(c.get("/api/store/products") for _ in range(20)))
+    assert calls == [1]
+    assert {a.json()["n"] for a in answers} == {1}
