@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Query, Request
 
 from libs.contracts.cart import (
     AddLineIn,
@@ -17,9 +15,8 @@ from libs.contracts.cart import (
     MergeOut,
     SetQuantityIn,
 )
-from libs.contracts.common import PRINCIPAL_HEADER, Principal
-from libs.runtime.http import SERVICE_TOKEN_HEADER
-from libs.runtime.problems import Unauthorized
+from libs.contracts.common import Principal
+from libs.runtime.auth import require_principal, require_service_token
 from services.cart.service import CartService
 
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
@@ -30,34 +27,8 @@ def get_service(request: Request) -> CartService:
     return service
 
 
-def get_principal(
-    header: Annotated[str | None, Header(alias=PRINCIPAL_HEADER, include_in_schema=False)] = None,
-) -> Principal:
-    """The caller as the gateway established it; a request without one is refused."""
-    if not header:
-        raise Unauthorized(f"The {PRINCIPAL_HEADER} header is missing.", code="principal_required")
-    try:
-        return Principal.model_validate_json(header)
-    except ValidationError:
-        raise Unauthorized(
-            f"The {PRINCIPAL_HEADER} header is not a principal.", code="principal_invalid"
-        ) from None
-
-
-def require_service_token(
-    request: Request,
-    token: Annotated[
-        str | None, Header(alias=SERVICE_TOKEN_HEADER, include_in_schema=False)
-    ] = None,
-) -> None:
-    """Merge and checkout come from the gateway only: it sends the shared service token."""
-    expected = request.app.state.cart.settings.runtime.service_token
-    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthorized("A valid service token is required.", code="invalid_service_token")
-
-
 Service = Annotated[CartService, Depends(get_service)]
-Caller = Annotated[Principal, Depends(get_principal)]
+Caller = Annotated[Principal, Depends(require_principal)]
 Locale = Annotated[
     str | None,
     Query(max_length=35, pattern=LOCALE_PATTERN, description="Locale of product names, e.g. de."),

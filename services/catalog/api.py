@@ -5,7 +5,6 @@ Routes parse, call the service, return the DTO; nothing else.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path, PurePosixPath
 from typing import Annotated
 
@@ -30,8 +29,8 @@ from libs.contracts.catalog import (
     TranslationOut,
 )
 from libs.contracts.common import Page
-from libs.runtime.http import SERVICE_TOKEN_HEADER
-from libs.runtime.problems import InvalidInput, NotFound, Unauthorized
+from libs.runtime.auth import require_service_token
+from libs.runtime.problems import InvalidInput, NotFound
 from services.catalog.domain import image_refused
 from services.catalog.service import MAX_PAGE_SIZE, CatalogService
 
@@ -59,20 +58,6 @@ Locale = Annotated[
     ),
 ]
 AcceptLanguage = Annotated[str | None, Header(include_in_schema=False)]
-
-
-async def require_service_token(
-    request: Request,
-    x_service_token: Annotated[str | None, Header(alias=SERVICE_TOKEN_HEADER)] = None,
-) -> None:
-    """The write API is for operators and other services: it needs the shared service token."""
-    expected = request.app.state.deps.runtime.settings.service_token
-    if not x_service_token or not secrets.compare_digest(
-        x_service_token.encode(), expected.encode()
-    ):
-        raise Unauthorized(
-            f"the {SERVICE_TOKEN_HEADER} header is missing or wrong", code="invalid_service_token"
-        )
 
 
 # ---------------------------------------------------------------------------- public reads

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from libs.contracts.common import PRINCIPAL_HEADER, Owner, Page, Principal
+from libs.contracts.common import Owner, Page, Principal
 from libs.contracts.orders import OrderOut, OrderPaidFilter, PrepareOrderIn
-from libs.runtime.http import SERVICE_TOKEN_HEADER
-from libs.runtime.problems import Unauthorized
+from libs.runtime.auth import principal_or_none, require_service_token
 from services.orders.domain import Order
 from services.orders.service import OrdersService
 
@@ -21,31 +18,14 @@ def get_service(request: Request) -> OrdersService:
     return service
 
 
-def get_principal(
-    header: Annotated[str | None, Header(alias=PRINCIPAL_HEADER, include_in_schema=False)] = None,
-) -> Principal:
-    """The caller as the gateway established it; no header means nobody."""
-    if not header:
-        return Principal()
-    try:
-        return Principal.model_validate_json(header)
-    except ValidationError:
-        raise Unauthorized("The principal header is not valid.", code="invalid_principal") from None
-
-
-def require_service_token(
-    request: Request,
-    token: Annotated[
-        str | None, Header(alias=SERVICE_TOKEN_HEADER, include_in_schema=False)
-    ] = None,
-) -> None:
-    """Writes come from other services only: they carry the shared service token."""
-    expected = request.app.state.orders.settings.runtime.service_token
-    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthorized("A valid service token is required.", code="invalid_service_token")
-
-
 Service = Annotated[OrdersService, Depends(get_service)]
+
+
+def get_principal(principal: Annotated[Principal | None, Depends(principal_or_none)]) -> Principal:
+    """No principal reads as nobody: the service then answers 401 where it needs someone."""
+    return principal or Principal()
+
+
 Caller = Annotated[Principal, Depends(get_principal)]
 
 router = APIRouter(tags=["orders"])

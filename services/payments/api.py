@@ -7,14 +7,12 @@ proxy: the Stripe webhook and the dev provider's hosted checkout.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import ValidationError
 
-from libs.contracts.common import PRINCIPAL_HEADER, Principal
+from libs.contracts.common import Principal
 from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
@@ -24,39 +22,15 @@ from libs.contracts.payments import (
     SubscriptionOut,
     WebhookAck,
 )
-from libs.runtime.http import SERVICE_TOKEN_HEADER
+from libs.runtime.auth import principal_or_none as get_principal
+from libs.runtime.auth import require_service_token
 from services.payments.bootstrap import PaymentsDeps
-from services.payments.domain import InvalidPrincipal, InvalidServiceToken
 from services.payments.service import CustomerService, PaymentService, SubscriptionService
 
 
 def get_deps(request: Request) -> PaymentsDeps:
     deps: PaymentsDeps = request.app.state.payments
     return deps
-
-
-def get_principal(
-    header: Annotated[str | None, Header(alias=PRINCIPAL_HEADER, include_in_schema=False)] = None,
-) -> Principal | None:
-    """The caller as the gateway established it; no header means nobody."""
-    if not header:
-        return None
-    try:
-        return Principal.model_validate_json(header)
-    except ValidationError:
-        raise InvalidPrincipal("The principal header is not valid.") from None
-
-
-def require_service_token(
-    deps: Annotated[PaymentsDeps, Depends(get_deps)],
-    token: Annotated[
-        str | None, Header(alias=SERVICE_TOKEN_HEADER, include_in_schema=False)
-    ] = None,
-) -> None:
-    """Internal payment routes answer other services only (they carry the service token)."""
-    expected = deps.settings.runtime.service_token
-    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise InvalidServiceToken("A valid service token is required.")
 
 
 def get_customers(request: Request) -> CustomerService:

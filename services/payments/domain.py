@@ -41,14 +41,6 @@ class IdentityRequired(Unauthorized):
     code, title = "identity_required", "A user or an anonymous shopper is required"
 
 
-class InvalidPrincipal(Unauthorized):
-    code, title = "invalid_principal", "The caller's identity header is not valid"
-
-
-class InvalidServiceToken(Unauthorized):
-    code, title = "invalid_service_token", "This internal API needs the service token"
-
-
 class PaymentNotFound(NotFound):
     code, title = "payment_not_found", "Payment attempt not found"
 

@@ -72,7 +72,7 @@ WHO = [as_anonymous, as_user]
 async def test_without_a_principal_the_cart_is_refused(client: httpx.AsyncClient) -> None:
     problem(await client.get("/carts/current"), 401, "principal_required")
     bad = {PRINCIPAL_HEADER: "not json"}
-    problem(await client.get("/carts/current", headers=bad), 401, "principal_invalid")
+    problem(await client.get("/carts/current", headers=bad), 401, "invalid_principal")
     nobody = {PRINCIPAL_HEADER: "{}"}
     problem(await client.get("/carts/current", headers=nobody), 401, "principal_required")
 
