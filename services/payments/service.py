@@ -60,6 +60,7 @@ from services.payments.store import (
     AttemptRecord,
     CustomerRecord,
     DuplicateProviderEvent,
+    OrderPaymentRecord,
     PaymentsRepository,
     SqlPaymentsRepository,
     SubscriptionRecord,
@@ -540,15 +541,15 @@ class PaymentService:
             return
         # Lock order: the order's row first, then its attempts — as start_payment does — so
         # two events of one order queue up instead of deadlocking.
-        await repo.lock_order(found.order_id, order_number=found.order_number, now=now)
+        order = await repo.lock_order(found.order_id, order_number=found.order_number, now=now)
         attempt = await repo.get_attempt(found.id)
         assert attempt is not None
         if event.kind == "checkout_completed":
             await self._note_completion(repo, attempt, event, now)
             if event.paid:
-                await self._paid(repo, session, attempt, event, now, after)
+                await self._paid(repo, session, attempt, event, now, after, locked=order)
         elif event.kind in ("payment_succeeded", "invoice_paid"):
-            await self._paid(repo, session, attempt, event, now, after)
+            await self._paid(repo, session, attempt, event, now, after, locked=order)
         elif event.kind in ("payment_failed", "invoice_payment_failed"):
             await self._close(repo, session, attempt, "failed", now, reason=event.reason)
         elif event.kind == "checkout_expired":
@@ -600,12 +601,20 @@ class PaymentService:
         event: ProviderEvent,
         now: datetime,
         after: _AfterCommit,
+        *,
+        locked: OrderPaymentRecord | None = None,
     ) -> None:
-        """Money arrived for an attempt: it pays the order, unless the order was paid already."""
+        """Money arrived for an attempt: it pays the order, unless the order was paid already.
+
+        `locked` is the order's row when the caller already holds its lock and read `attempt`
+        after taking it; then neither is read again.
+        """
         # The order's row lock serializes everything that may pay this order.
-        order = await repo.lock_order(attempt.order_id, order_number=attempt.order_number, now=now)
+        order = locked or await repo.lock_order(
+            attempt.order_id, order_number=attempt.order_number, now=now
+        )
         assert order is not None
-        current = await repo.get_attempt(attempt.id)
+        current = attempt if locked is not None else await repo.get_attempt(attempt.id)
         assert current is not None
         reference = event.provider_reference
         if event.subscription is not None and current.provider_subscription_id is None:
@@ -641,9 +650,9 @@ class PaymentService:
                     and other.provider_session_id
                 ):
                     after.expire_sessions.append((other.provider, other.provider_session_id))
-        current = await repo.get_attempt(current.id)
-        assert current is not None
         if current.mode == "subscription":
+            current = await repo.get_attempt(current.id)
+            assert current is not None
             await self._activate(repo, session, current, event, now)
 
     async def _flag_refund(
