@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 
+import babel
 import structlog
 
 from gateway.clients import Clients
@@ -42,12 +44,38 @@ class Locale:
 
     @property
     def for_services(self) -> str:
+        """The explicit locale (checked by the services), else the first language of the
+        header that is a real locale; a header naming none falls back to the default."""
         if self.explicit:
             return self.explicit
-        first = (self.accept_language or "").split(",")[0].split(";")[0].strip()
-        if first and first != "*" and len(first) <= 35:
-            return first.replace("-", "_")
+        if self.accept_language:
+            return _first_known_locale(self.accept_language) or self.default
         return self.default
+
+
+@functools.lru_cache(maxsize=2048)
+def _first_known_locale(accept_language: str) -> str | None:
+    # Browsers send what the user configured, which may be anything: a header is a hint, so an
+    # unknown language is skipped rather than refused.
+    ranked = []
+    for position, part in enumerate(accept_language.split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        ranked.append((-quality, position, tag.strip()))
+    for _, _, tag in sorted(ranked):
+        if not tag or tag == "*" or len(tag) > 35:
+            continue
+        try:
+            babel.Locale.parse(tag.replace("-", "_"))
+        except (ValueError, TypeError, babel.UnknownLocaleError):
+            continue
+        return tag.replace("-", "_")
+    return None
 
 
 class StoreInteractor:

@@ -139,3 +139,15 @@ async def test_operations_endpoints(client: httpx.AsyncClient) -> None:
     assert "/api/store/cart/lines" in (await client.get("/openapi.json")).json()["paths"]
     correlated = await client.get("/api/store/products", headers={"x-correlation-id": "abc123"})
     assert correlated.headers["x-correlation-id"] == "abc123"
+
+
+async def test_an_odd_accept_language_never_fails_a_request(client: httpx.AsyncClient) -> None:
+    price = await one_off_price(client)
+    for header in ("zz", "x-klingon", "de-DE,de;q=0.9", "*"):
+        response = await client.post(
+            "/api/store/cart/lines",
+            json={"pricing_id": price["id"], "quantity": 1},
+            headers={"accept-language": header},
+        )
+        assert response.status_code == 200, (header, response.text)
+    assert_problem(await client.get("/api/store/cart", params={"locale": "zz"}), 422)
