@@ -11,7 +11,7 @@ from libs.contracts.cart import AddLineIn, CartOut, SetQuantityIn
 
 router = APIRouter(prefix="/api/store/cart", tags=["cart"])
 
-LineId = Annotated[str, Path(min_length=1, max_length=64)]
+LineId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~-]+$")]
 
 
 @router.get("", summary="The cart, summarized")

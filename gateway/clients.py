@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter
@@ -26,6 +27,11 @@ _subscriptions = TypeAdapter(list[SubscriptionOut])
 
 def _as(principal: Principal) -> dict[str, str]:
     return {PRINCIPAL_HEADER: principal.model_dump_json()}
+
+
+def _seg(value: str) -> str:
+    """One URL path segment: whatever a caller sent, it cannot reach another path or query."""
+    return quote(value, safe="")
 
 
 def _params(**values: Any) -> dict[str, Any]:
@@ -53,11 +59,15 @@ class CatalogClient:
     ) -> ProductOut:
         headers = {"accept-language": accept_language} if accept_language else None
         return await self.http.call(
-            "GET", f"/products/{key}", ProductOut, params=_params(locale=locale), headers=headers
+            "GET",
+            f"/products/{_seg(key)}",
+            ProductOut,
+            params=_params(locale=locale),
+            headers=headers,
         )
 
     async def media(self, path: str) -> httpx.Response:
-        return await self.http.request("GET", f"/media/{path}")
+        return await self.http.request("GET", f"/media/{quote(path)}")
 
 
 class CartClient:
@@ -86,7 +96,7 @@ class CartClient:
     ) -> CartOut:
         return await self.http.call(
             "PATCH",
-            f"/carts/current/lines/{line_id}",
+            f"/carts/current/lines/{_seg(line_id)}",
             CartOut,
             json=body.model_dump(),
             params=_params(locale=locale),
@@ -98,7 +108,7 @@ class CartClient:
     ) -> CartOut:
         return await self.http.call(
             "DELETE",
-            f"/carts/current/lines/{line_id}",
+            f"/carts/current/lines/{_seg(line_id)}",
             CartOut,
             params=_params(locale=locale),
             headers=_as(principal),
@@ -139,7 +149,9 @@ class OrdersClient:
         )
 
     async def get_order(self, principal: Principal, order_id: str) -> OrderOut:
-        return await self.http.call("GET", f"/orders/{order_id}", OrderOut, headers=_as(principal))
+        return await self.http.call(
+            "GET", f"/orders/{_seg(order_id)}", OrderOut, headers=_as(principal)
+        )
 
 
 class PaymentsClient:
@@ -160,12 +172,12 @@ class PaymentsClient:
 
     async def organization_customers(self, principal: Principal, org_id: str) -> list[CustomerOut]:
         return await self.http.call(
-            "GET", f"/organizations/{org_id}/customers", _customers, headers=_as(principal)
+            "GET", f"/organizations/{_seg(org_id)}/customers", _customers, headers=_as(principal)
         )
 
     async def customer(self, principal: Principal, customer_id: str) -> CustomerOut:
         return await self.http.call(
-            "GET", f"/customers/{customer_id}", CustomerOut, headers=_as(principal)
+            "GET", f"/customers/{_seg(customer_id)}", CustomerOut, headers=_as(principal)
         )
 
     async def default_customer(self, principal: Principal) -> CustomerOut:
@@ -174,11 +186,11 @@ class PaymentsClient:
         )
 
     async def delete_customer(self, principal: Principal, customer_id: str) -> None:
-        await self.http.request("DELETE", f"/customers/{customer_id}", headers=_as(principal))
+        await self.http.request("DELETE", f"/customers/{_seg(customer_id)}", headers=_as(principal))
 
     async def set_default(self, principal: Principal, customer_id: str) -> CustomerOut:
         return await self.http.call(
-            "POST", f"/customers/{customer_id}/default", CustomerOut, headers=_as(principal)
+            "POST", f"/customers/{_seg(customer_id)}/default", CustomerOut, headers=_as(principal)
         )
 
     async def start_payment(self, principal: Principal, body: StartPaymentIn) -> PaymentOut:
@@ -198,7 +210,7 @@ class PaymentsClient:
     ) -> SubscriptionOut:
         return await self.http.call(
             "POST",
-            f"/subscriptions/{subscription_id}/cancel",
+            f"/subscriptions/{_seg(subscription_id)}/cancel",
             SubscriptionOut,
             headers=_as(principal),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Request, Response, status
 
@@ -32,11 +33,17 @@ async def forward_to_payments(
     rest: Annotated[str, Path(max_length=500)], request: Request, deps: Deps
 ) -> Response:
     """Webhooks (`webhooks/stripe`) and the dev provider's hosted checkout (`dev-checkout/...`)."""
-    if not rest.startswith(("webhooks/", "dev-checkout/")):
+    segments = rest.split("/")
+    if segments[0] not in ("webhooks", "dev-checkout") or any(
+        seg in ("", ".", "..") for seg in segments
+    ):
         raise NotFound("No such payments page.")
     body = await request.body()
     headers = {k: v for k, v in request.headers.items() if k in _FORWARDED}
-    path = f"/{rest}" + (f"?{request.url.query}" if request.url.query else "")
+    # Re-encode each segment: a decoded `?` or `#` in the path must stay part of the path.
+    path = "/" + "/".join(quote(seg, safe="") for seg in segments)
+    if request.url.query:
+        path += f"?{request.url.query}"
     try:
         upstream = await deps.interactor.clients.payments.forward(
             request.method, path, body=body, headers=headers

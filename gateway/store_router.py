@@ -16,7 +16,7 @@ from libs.contracts.store import CheckoutIn, CheckoutOut, PayIn
 
 router = APIRouter(prefix="/api/store")
 
-Id = Annotated[str, Path(min_length=1, max_length=64)]
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~:@-]+$")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
 Cursor = Annotated[
     str | None, Query(max_length=500, description="`next_cursor` of the previous page.")
@@ -41,7 +41,9 @@ async def list_products(
 
 @router.get("/products/{key}", tags=["catalog"], summary="Get a product")
 async def get_product(
-    key: Annotated[str, Path(min_length=1, max_length=128)], deps: Deps, locale: CurrentLocale
+    key: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")],
+    deps: Deps,
+    locale: CurrentLocale,
 ) -> ProductOut:
     """One product by its key."""
     return await deps.interactor.get_product(key, locale=locale)

@@ -12,7 +12,7 @@ from libs.contracts.payments import BillingDetails, PaymentOut
 class CheckoutIn(Contract):
     """`POST /api/store/checkout`: a customer id, or billing details, or neither (the default)."""
 
-    customer_id: str | None = None
+    customer_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9._~:@-]+$")
     billing: BillingDetails | None = None
     success_url: str = Field(min_length=1, max_length=2000)
     cancel_url: str = Field(min_length=1, max_length=2000)
