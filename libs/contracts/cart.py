@@ -72,7 +72,7 @@ class CartOut(Contract):
 
 
 class AddLineIn(Contract):
-    pricing_id: str = Field(min_length=1, max_length=64)
+    pricing_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~:-]+$")
     quantity: int = Field(default=1, ge=1)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EVENT_TYPE_PATTERN = r"^[a-z_]+\.[a-z_]+\.[a-z_]+\.v[0-9]+$"
 
@@ -20,6 +20,18 @@ class Contract(BaseModel):
     """Base of every contract model: frozen, tolerant of fields added later."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Input(Contract):
+    """A contract that carries what a shopper typed: text with a NUL character is refused
+    here, the same in both modes (PostgreSQL cannot store it, SQLite would)."""
+
+    @model_validator(mode="after")
+    def _no_nul_characters(self) -> Input:
+        for name, value in self.__dict__.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{name}: NUL characters are not allowed")
+        return self
 
 
 class Event(Contract):

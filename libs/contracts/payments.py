@@ -8,13 +8,13 @@ from typing import Literal
 from pydantic import EmailStr, Field
 
 from libs.contracts.common import Owner
-from libs.contracts.envelope import Contract
+from libs.contracts.envelope import Contract, Input
 from libs.contracts.events import Interval
 
 AttemptStatus = Literal["unpaid", "paid", "failed", "expired", "canceled"]
 
 
-class Address(Contract):
+class Address(Input):
     line1: str = Field(min_length=1, max_length=200)
     line2: str | None = Field(None, max_length=200)
     city: str = Field(min_length=1, max_length=100)
@@ -38,7 +38,7 @@ class Address(Contract):
     }
 
 
-class BillingDetails(Contract):
+class BillingDetails(Input):
     name: str = Field(min_length=1, max_length=200)
     email: EmailStr
     address: Address

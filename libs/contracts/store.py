@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from libs.contracts.envelope import Contract
+from libs.contracts.envelope import Contract, Input
 from libs.contracts.orders import OrderOut
 from libs.contracts.payments import BillingDetails, PaymentOut
 
 
-class CheckoutIn(Contract):
+class CheckoutIn(Input):
     """`POST /api/store/checkout`: a customer id, or billing details, or neither (the default)."""
 
     customer_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9._~:@-]+$")
@@ -24,7 +24,7 @@ class CheckoutIn(Contract):
         return self
 
 
-class PayIn(Contract):
+class PayIn(Input):
     """`POST /api/store/orders/{order_id}/pay`."""
 
     success_url: str = Field(min_length=1, max_length=2000)

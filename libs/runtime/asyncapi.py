@@ -9,7 +9,9 @@ from libs.contracts.envelope import EVENTS, Envelope
 from libs.contracts.topology import CONSUMERS, queue_name
 
 
-def asyncapi_document(*, exchange: str, queue_prefix: str, version: str = "0.1.0") -> dict[str, Any]:
+def asyncapi_document(
+    *, exchange: str, queue_prefix: str, version: str = "0.1.0"
+) -> dict[str, Any]:
     """Channels (one per event type on the topic exchange), messages and operations."""
     channels: dict[str, Any] = {}
     messages: dict[str, Any] = {}

@@ -141,6 +141,20 @@ def is_unavailable_error(exc: BaseException) -> bool:
     return False
 
 
+def is_data_error(exc: BaseException) -> bool:
+    """True when the database refused a value itself (SQLSTATE class 22: data exception),
+    e.g. a NUL character in text, which PostgreSQL cannot store: the caller's input is bad."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map every error an app can raise onto a problem+json response."""
 
@@ -181,6 +195,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_data_error(exc):
+            invalid = InvalidInput(
+                "The request holds a value the store cannot keep (e.g. a NUL character).",
+                code="invalid_characters",
+            )
+            return problem_response(invalid.to_problem(instance=request.url.path))
         if is_unavailable_error(exc):
             log.warning("request.dependency_unavailable", path=request.url.path, error=repr(exc))
             error: ProblemError = ServiceUnavailable(

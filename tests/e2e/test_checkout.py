@@ -110,6 +110,8 @@ async def test_empty_cart_and_missing_billing_are_refused(new_client) -> None:  
     await empty.post("/api/payments/billing", json=billing("DE"))
     assert_problem(await checkout(empty), 422, "cart_empty")
     assert_problem(await checkout(empty, billing=billing("XX")), 422)
+    nul = billing("DE", name="Ada\x00Lovelace")
+    assert_problem(await empty.post("/api/payments/billing", json=nul), 422)
 
 
 async def test_orders_and_customers_belong_to_their_owner(

@@ -47,6 +47,16 @@ def problem_app() -> FastAPI:
     async def unavailable() -> None:
         raise ServiceUnavailable("catalog is unavailable")
 
+    @app.get("/nul")
+    async def nul() -> None:
+        class CharacterNotInRepertoireError(Exception):
+            sqlstate = "22021"
+
+        try:
+            raise CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00')
+        except CharacterNotInRepertoireError as exc:
+            raise RuntimeError("(DBAPIError) wrapped") from exc
+
     @app.get("/bug")
     async def bug() -> None:
         raise KeyError("secret internal detail")
@@ -102,6 +112,12 @@ async def test_a_dependency_down_is_a_503(client: httpx.AsyncClient) -> None:
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert body_of(response)["code"] == "service_unavailable"
     assert (await client.get("/unavailable")).status_code == 503
+
+
+async def test_a_value_the_database_refuses_is_the_callers_422(client: httpx.AsyncClient) -> None:
+    response = await client.get("/nul")
+    assert response.status_code == 422
+    assert body_of(response)["code"] == "invalid_characters"
 
 
 async def test_a_bug_is_a_500_problem_without_internals(client: httpx.AsyncClient) -> None:
