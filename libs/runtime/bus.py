@@ -211,6 +211,7 @@ class RabbitBus:
         self._publish_channel: Any = None
         self._exchange: Any = None
         self._publish_lock = asyncio.Lock()
+        self._ready = False
 
     def queue_name(self, consumer: str) -> str:
         return f"{self.queue_prefix}.{consumer}"
@@ -223,13 +224,21 @@ class RabbitBus:
 
         if self._connection is not None:
             return
-        self._connection = await aio_pika.connect_robust(self.url, timeout=10)
-        self._publish_channel = await self._connection.channel(publisher_confirms=True)
-        self._exchange = await self._publish_channel.declare_exchange(
-            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        for consumer, handlers in self._consumers.items():
-            await self._start_consumer(consumer, handlers)
+        connection = await aio_pika.connect_robust(self.url, timeout=10)
+        try:
+            self._connection = connection
+            self._publish_channel = await connection.channel(publisher_confirms=True)
+            self._exchange = await self._publish_channel.declare_exchange(
+                self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            for consumer, handlers in self._consumers.items():
+                await self._start_consumer(consumer, handlers)
+        except BaseException:
+            # Half set up is not set up: the next start() begins again from a fresh connection.
+            self._connection = self._exchange = None
+            await connection.close()
+            raise
+        self._ready = True
 
     async def declare_consumer_queues(self, consumer: str, event_types: list[str]) -> Any:
         """Declare a consumer's queue, retry queue and dead-letter queue, and bind the types."""
@@ -363,9 +372,11 @@ class RabbitBus:
         metrics.events_published.labels(type=envelope.type).inc()
 
     async def ping(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        """Ready: connected, the exchange declared and every consumer started."""
+        return self._ready and self._connection is not None and not self._connection.is_closed
 
     async def stop(self) -> None:
+        self._ready = False
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
