@@ -8,7 +8,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Response
-from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import cart_router, payments_router, store_router
@@ -18,10 +17,12 @@ from gateway.deps import Deps, GatewayDeps
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
 from gateway.interactor import StoreInteractor
 from gateway.settings import GatewaySettings
+from libs.runtime.app import health_router
 from libs.runtime.asyncapi import asyncapi_document
-from libs.runtime.observability import ObservabilityMiddleware, metrics_endpoint
+from libs.runtime.observability import ObservabilityMiddleware
 from libs.runtime.problems import install_problem_handlers
 from libs.runtime.runtime import Shared, shared_for
+from libs.runtime.settings import RuntimeSettings
 
 SERVICES = ("catalog", "cart", "orders", "payments")
 
@@ -72,21 +73,12 @@ def create_app(
     app.include_router(store_router.router)
     app.include_router(cart_router.router)
     app.include_router(payments_router.router)
-    app.include_router(_operations_router(shared))
+    app.include_router(_operations_router(shared, settings.runtime))
     return app
 
 
-def _operations_router(shared: Shared) -> APIRouter:
-    router = APIRouter(tags=["operations"])
-    runtime = shared_settings_of(shared)
-
-    @router.get("/healthz", summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        """The gateway process is up."""
-        return {"status": "ok", "service": "gateway"}
-
-    @router.get("/readyz", summary="Readiness")
-    async def readyz() -> JSONResponse:
+def _operations_router(shared: Shared, runtime: RuntimeSettings) -> APIRouter:
+    async def readiness() -> dict[str, bool]:
         """Every service answers its own readiness check."""
 
         async def check(name: str) -> bool:
@@ -97,17 +89,14 @@ def _operations_router(shared: Shared) -> APIRouter:
                 return False
 
         results = await asyncio.gather(*(check(name) for name in SERVICES))
-        checks = dict(zip(SERVICES, results, strict=True))
-        ready = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "service": "gateway", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        return dict(zip(SERVICES, results, strict=True))
+
+    router = health_router("gateway", readiness)
 
     @router.get("/asyncapi", summary="AsyncAPI document of every event")
     async def asyncapi() -> dict[str, Any]:
         """The events on the bus, generated from the contracts."""
-        return asyncapi_document(exchange=runtime["exchange"], queue_prefix=runtime["queue_prefix"])
+        return asyncapi_document(exchange=runtime.exchange, queue_prefix=runtime.queue_prefix)
 
     @router.get("/media/{path:path}", include_in_schema=False)
     async def media(path: Annotated[str, Path(max_length=500)], deps: Deps) -> Response:
@@ -119,16 +108,7 @@ def _operations_router(shared: Shared) -> APIRouter:
         }
         return Response(upstream.content, status_code=upstream.status_code, headers=headers)
 
-    router.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     return router
-
-
-def shared_settings_of(shared: Shared) -> dict[str, str]:
-    bus = shared.bus
-    return {
-        "exchange": getattr(bus, "exchange_name", "store.events"),
-        "queue_prefix": getattr(bus, "queue_prefix", "store"),
-    }
 
 
 class AnonymousCookieMiddleware:
