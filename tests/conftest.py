@@ -169,17 +169,11 @@ async def bus_names(amqp_url: str) -> AsyncIterator[BusNames]:
 
 async def delete_bus_names(names: BusNames) -> None:
     """Remove the exchange and every queue a test declared under its prefix."""
-    import aio_pika
+    from tests.support.cluster import SERVICES, delete_bus
 
-    connection = await aio_pika.connect(names.url)
-    try:
-        channel = await connection.channel()
-        await channel.exchange_delete(names.exchange)
-        for consumer in ("catalog", "cart", "orders", "payments", "probe", "consumer", "external"):
-            for suffix in ("", ".retry", ".dlq"):
-                await channel.queue_delete(f"{names.queue_prefix}.{consumer}{suffix}")
-    finally:
-        await connection.close()
+    await delete_bus(
+        names.url, names.exchange, names.queue_prefix, (*SERVICES, "probe", "consumer", "external")
+    )
 
 
 @pytest.fixture

@@ -152,14 +152,17 @@ async def _drop_databases(server_url: str, names: list[str]) -> None:
         await conn.close()
 
 
-async def _delete_bus(amqp_url: str, exchange: str, prefix: str) -> None:
+async def delete_bus(
+    amqp_url: str, exchange: str, prefix: str, consumers: tuple[str, ...] = SERVICES
+) -> None:
+    """Remove a run's exchange and each consumer's queue, retry queue and dead-letter queue."""
     import aio_pika
 
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
         await channel.exchange_delete(exchange)
-        for consumer in SERVICES:
+        for consumer in consumers:
             for suffix in ("", ".retry", ".dlq"):
                 await channel.queue_delete(f"{prefix}.{consumer}{suffix}")
     finally:
@@ -227,4 +230,4 @@ def distributed(
         with contextlib.suppress(Exception):
             asyncio.run(_drop_databases(postgres_url, list(databases.values())))
         with contextlib.suppress(Exception):
-            asyncio.run(_delete_bus(amqp_url, env["STORE_EXCHANGE"], env["STORE_QUEUE_PREFIX"]))
+            asyncio.run(delete_bus(amqp_url, env["STORE_EXCHANGE"], env["STORE_QUEUE_PREFIX"]))
