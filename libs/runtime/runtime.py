@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import MetaData, Table, text
@@ -72,6 +72,14 @@ def shared_for(settings: RuntimeSettings, *, composed: bool = False) -> Shared:
     )
 
 
+class ServiceSettings(Protocol):
+    """What every service's settings class offers the runtime."""
+
+    runtime: RuntimeSettings
+
+    def resolved_database_url(self) -> str: ...
+
+
 @dataclass
 class Runtime:
     """One service's plumbing. Business code uses `transaction`, `record` and `subscribe`."""
@@ -93,6 +101,29 @@ class Runtime:
     _owns_bus: bool = field(init=False, default=True)
     _bus_task: asyncio.Task[None] | None = field(init=False, default=None)
     _started: bool = field(init=False, default=False)
+
+    @classmethod
+    def for_service(
+        cls,
+        *,
+        name: str,
+        settings: ServiceSettings,
+        metadata: MetaData,
+        migrations_dir: Path,
+        shared: Shared,
+        uses_redis: bool = False,
+    ) -> Runtime:
+        """A service's runtime from its settings: its database, migrated on start when embedded."""
+        return cls(
+            name=name,
+            settings=settings.runtime,
+            metadata=metadata,
+            database_url=settings.resolved_database_url(),
+            migrations_dir=migrations_dir,
+            shared=shared,
+            migrate_on_start=settings.runtime.embedded,
+            uses_redis=uses_redis,
+        )
 
     def __post_init__(self) -> None:
         # Not `get(...) or ...`: a Table refuses to be used as a boolean.

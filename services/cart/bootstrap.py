@@ -27,14 +27,12 @@ def build_deps(
     settings: CartSettings, shared: Shared, *, pricing: PricingSource | None = None
 ) -> CartDeps:
     """The cart's runtime and service; `pricing` replaces the catalog client (tests)."""
-    runtime = Runtime(
+    runtime = Runtime.for_service(
         name="cart",
-        settings=settings.runtime,
+        settings=settings,
         metadata=metadata,
-        database_url=settings.resolved_database_url(),
         migrations_dir=Path(__file__).parent / "migrations",
         shared=shared,
-        migrate_on_start=settings.runtime.embedded,
         uses_redis=True,
     )
     cache = (

@@ -21,15 +21,12 @@ class CatalogDeps:
 
 
 def build_runtime(settings: CatalogSettings, shared: Shared) -> Runtime:
-    return Runtime(
+    return Runtime.for_service(
         name="catalog",
-        settings=settings.runtime,
+        settings=settings,
         metadata=metadata,
-        database_url=settings.resolved_database_url(),
         migrations_dir=Path(__file__).parent / "migrations",
         shared=shared,
-        migrate_on_start=settings.runtime.embedded,
-        uses_redis=False,
     )
 
 

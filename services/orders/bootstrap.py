@@ -32,15 +32,12 @@ def build_deps(
 ) -> OrdersDeps:
     """Build the service from settings; tests may pass a catalog and a clock."""
     shared = shared or shared_for(settings.runtime)
-    runtime = Runtime(
+    runtime = Runtime.for_service(
         name="orders",
-        settings=settings.runtime,
+        settings=settings,
         metadata=metadata,
-        database_url=settings.resolved_database_url(),
         migrations_dir=Path(__file__).parent / "migrations",
         shared=shared,
-        migrate_on_start=settings.runtime.embedded,
-        uses_redis=False,
     )
     catalog = catalog or HttpCatalog(lambda: runtime.client("catalog"))
     service = OrdersService(runtime=runtime, catalog=catalog, settings=settings, clock=clock)

@@ -67,15 +67,12 @@ def build_deps(
 ) -> PaymentsDeps:
     """Build the service from settings; tests may pass providers and a clock."""
     shared = shared or shared_for(settings.runtime)
-    runtime = Runtime(
+    runtime = Runtime.for_service(
         name="payments",
-        settings=settings.runtime,
+        settings=settings,
         metadata=metadata,
-        database_url=settings.resolved_database_url(),
         migrations_dir=Path(__file__).parent / "migrations",
         shared=shared,
-        migrate_on_start=settings.runtime.embedded,
-        uses_redis=False,
     )
     providers = providers if providers is not None else build_providers(settings)
     active = "stripe" if "stripe" in providers else "dev"
