@@ -12,8 +12,8 @@ import aio_pika
 import pytest
 from sqlalchemy import select
 
-from libs.contracts.envelope import Envelope, Event
-from libs.contracts.topology import dead_letter_queue_name
+from libs.contracts.envelope import EVENTS, Envelope, Event
+from libs.contracts.topology import CONSUMERS, dead_letter_queue_name, definitions
 from libs.runtime.delivery import RetryPolicy, delivery_metrics
 from libs.runtime.observability import metrics
 from libs.runtime.rabbit import RabbitBus, UnroutableEvent, rabbit_queue
@@ -261,3 +261,36 @@ async def test_publishing_waits_for_the_topology(bus_names: BusNames) -> None:
     finally:
         await bus.stop()
     assert not await bus.ping()
+
+
+async def test_a_broker_set_up_from_the_definitions_file_accepts_the_services_declarations(
+    bus_names: BusNames,
+) -> None:
+    """No PRECONDITION_FAILED: the queues the definitions create are the ones a service wants."""
+    document = definitions(
+        exchange=bus_names.exchange, prefix=bus_names.queue_prefix, published=EVENTS
+    )
+    connection = await aio_pika.connect(bus_names.url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            bus_names.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        for queue in document["queues"]:
+            await channel.declare_queue(queue["name"], durable=True, arguments=queue["arguments"])
+        for binding in document["bindings"]:
+            queue = await channel.get_queue(binding["destination"])
+            await queue.bind(exchange, binding["routing_key"])
+    finally:
+        await connection.close()
+    bus = bus_for(bus_names)
+    bus.subscribe("orders", {t: _ignore for t in CONSUMERS["orders"]})
+    await bus.start()
+    try:
+        assert await bus.ping()
+    finally:
+        await bus.stop()
+
+
+async def _ignore(envelope: Envelope) -> None:
+    return None
