@@ -15,17 +15,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from libs.contracts.envelope import Envelope
+from libs.contracts import events as _registered  # noqa: F401  (fills EVENTS)
+from libs.contracts.envelope import EVENTS, Envelope
 from libs.runtime.delivery import (
     Handler,
     RetryPolicy,
+    UnroutableEvent,
     dead_lettered,
     dispatch,
     handler_failed,
+    unroutable,
 )
 from libs.runtime.observability import metrics
 
-__all__ = ["DeadLetter", "EventBus", "Handler", "InProcessBus", "RetryPolicy", "create_bus"]
+__all__ = [
+    "DeadLetter",
+    "EventBus",
+    "Handler",
+    "InProcessBus",
+    "RetryPolicy",
+    "UnroutableEvent",
+    "create_bus",
+]
 
 
 class EventBus(Protocol):
@@ -107,10 +118,16 @@ class InProcessBus:
         return True
 
     async def publish(self, envelope: Envelope) -> None:
+        """Queue the event for every consumer of its type; raise if it would reach nobody."""
+        targets = [c for c in self._consumers.values() if envelope.type in c.handlers]
+        if not targets and envelope.type not in EVENTS:
+            # As on RabbitMQ, where every registered type has at least the unclaimed queue.
+            reason = "no consumer subscribes to this type"
+            unroutable(envelope, reason)
+            raise UnroutableEvent(reason)
         metrics.events_published.labels(type=envelope.type).inc()
-        for consumer in self._consumers.values():
-            if envelope.type in consumer.handlers:
-                self._enqueue(consumer, envelope, 0)
+        for consumer in targets:
+            self._enqueue(consumer, envelope, 0)
 
     def _enqueue(self, consumer: _Consumer, envelope: Envelope, attempt: int) -> None:
         self._pending += 1

@@ -64,6 +64,10 @@ def _build_metrics() -> _DeliveryMetrics:
 delivery_metrics = _build_metrics()
 
 
+class UnroutableEvent(Exception):
+    """The publish reached no queue (a `mandatory` publish the broker returned)."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Retries climb a fixed ladder of delays; the last rung repeats until the budget is spent."""

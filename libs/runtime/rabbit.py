@@ -47,6 +47,7 @@ from libs.runtime.delivery import (
     LAST_ERROR_HEADER,
     Handler,
     RetryPolicy,
+    UnroutableEvent,
     dead_lettered,
     dispatch,
     handler_failed,
@@ -56,10 +57,6 @@ from libs.runtime.delivery import (
 from libs.runtime.observability import metrics
 
 log = structlog.get_logger(__name__)
-
-
-class UnroutableEvent(Exception):
-    """The broker returned a `mandatory` publish: no queue is bound to its type."""
 
 
 def _raw_body(message: Any) -> bytes:
