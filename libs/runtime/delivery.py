@@ -26,6 +26,7 @@ Handler = Callable[[Envelope], Awaitable[None]]
 ATTEMPT_HEADER = "x-store-attempt"
 LAST_ERROR_HEADER = "x-store-last-error"
 REPLAYS_HEADER = "x-store-replays"
+PARKED_AT_HEADER = "x-store-parked-at"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -45,6 +46,7 @@ from libs.contracts.topology import (
 from libs.runtime.delivery import (
     ATTEMPT_HEADER,
     LAST_ERROR_HEADER,
+    PARKED_AT_HEADER,
     Handler,
     RetryPolicy,
     UnroutableEvent,
@@ -268,6 +270,7 @@ class RabbitBus:
         headers = dict(raw.headers or {})
         headers[ATTEMPT_HEADER] = attempt
         headers[LAST_ERROR_HEADER] = error[:500]
+        headers[PARKED_AT_HEADER] = datetime.now(UTC)
         await self.broker.publish(
             raw.body,
             routing_key=queue,
