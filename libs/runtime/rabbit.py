@@ -61,6 +61,10 @@ from libs.runtime.observability import metrics
 log = structlog.get_logger(__name__)
 
 
+class QueueMismatch(Exception):
+    """A queue exists with other arguments than the topology's; an operator must migrate it."""
+
+
 def _raw_body(message: Any) -> bytes:
     # The envelope is parsed by the bus itself, so an unreadable body is ours to report.
     return bytes(message.body)
@@ -158,7 +162,19 @@ class RabbitBus:
     async def _declare(self, broker: RabbitBroker, specs: list[QueueSpec]) -> None:
         exchange = await broker.declare_exchange(self._exchange)
         for spec in specs:
-            queue = await broker.declare_queue(rabbit_queue(spec))
+            try:
+                queue = await broker.declare_queue(rabbit_queue(spec))
+            except BaseException as exc:
+                if "PRECONDITION_FAILED" not in str(exc):
+                    raise
+                # An older deployment's queue of the same name (ADR 010): never guess, say it.
+                log.error(
+                    "bus.queue_mismatch",
+                    queue=spec.name,
+                    reason=str(exc),
+                    fix="docs/operations.md, 'Upgrading the queues'",
+                )
+                raise QueueMismatch(spec.name) from exc
             for event_type in spec.bindings:
                 await queue.bind(exchange, routing_key=event_type)
 

@@ -11,12 +11,13 @@ from typing import ClassVar
 import aio_pika
 import pytest
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from libs.contracts.envelope import EVENTS, Envelope, Event
 from libs.contracts.topology import CONSUMERS, dead_letter_queue_name, definitions
-from libs.runtime.delivery import RetryPolicy, delivery_metrics
+from libs.runtime.delivery import RetryPolicy, UnroutableEvent, delivery_metrics
 from libs.runtime.observability import metrics
-from libs.runtime.rabbit import RabbitBus, UnroutableEvent, rabbit_queue
+from libs.runtime.rabbit import QueueMismatch, RabbitBus, rabbit_queue
 from tests.conftest import BusNames
 from tests.integration.runtime.support import (
     create_tables,
@@ -294,3 +295,21 @@ async def test_a_broker_set_up_from_the_definitions_file_accepts_the_services_de
 
 async def _ignore(envelope: Envelope) -> None:
     return None
+
+
+async def test_a_queue_left_by_an_older_deployment_stops_the_start_with_a_clear_error(
+    bus_names: BusNames,
+) -> None:
+    connection = await aio_pika.connect(bus_names.url)
+    try:
+        channel = await connection.channel()
+        await channel.declare_queue(f"{bus_names.queue_prefix}.orders", durable=True)  # classic
+    finally:
+        await connection.close()
+    bus = bus_for(bus_names)
+    with capture_logs() as logs, pytest.raises(QueueMismatch):
+        await bus.start()
+    assert [e["queue"] for e in logs if e["event"] == "bus.queue_mismatch"] == [
+        f"{bus_names.queue_prefix}.orders"
+    ]
+    assert not await bus.ping()
