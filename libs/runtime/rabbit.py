@@ -133,6 +133,7 @@ class RabbitBus:
             ),
             timeout=10,
             fail_fast=True,
+            reconnect_interval=1.0,
             logger=None,
             graceful_timeout=10,
         )

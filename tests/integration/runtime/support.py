@@ -69,7 +69,9 @@ async def eventually(check, within_s: float = 15.0) -> None:  # type: ignore[no-
 
 @contextlib.asynccontextmanager
 async def tcp_proxy(listen_port: int, target_port: int) -> AsyncIterator[None]:
-    """Forward a local port to RabbitMQ: the broker 'comes back' when this starts."""
+    """Forward a local port to RabbitMQ: the broker 'comes back' when this starts, and every
+    connection through it is cut when it ends."""
+    writers: list[asyncio.StreamWriter] = []
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
@@ -80,6 +82,7 @@ async def tcp_proxy(listen_port: int, target_port: int) -> AsyncIterator[None]:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        writers.extend((writer, up_writer))
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     server = await asyncio.start_server(handle, "127.0.0.1", listen_port)
@@ -87,3 +90,5 @@ async def tcp_proxy(listen_port: int, target_port: int) -> AsyncIterator[None]:
         yield
     finally:
         server.close()
+        for writer in writers:
+            writer.close()
