@@ -126,6 +126,20 @@ class RabbitBus:
         """Connect, declare the topology, then consume; raises (and cleans up) if any step fails."""
         if self.broker is not None:
             return
+        broker = self.build_broker()
+        try:
+            await broker.connect()
+            await self._declare(broker, self.topology())
+            await broker.start()
+        except BaseException:
+            # Half set up is not set up: the next start() begins again from a fresh broker.
+            await broker.stop()
+            raise
+        self.broker = broker
+        self._ready = True
+
+    def build_broker(self) -> RabbitBroker:
+        """A FastStream broker with this bus's channel settings and its consumers subscribed."""
         broker = RabbitBroker(
             self.url,
             default_channel=Channel(
@@ -139,16 +153,7 @@ class RabbitBus:
         )
         for consumer, handlers in self._consumers.items():
             self._register(broker, consumer, handlers)
-        try:
-            await broker.connect()
-            await self._declare(broker, self.topology())
-            await broker.start()
-        except BaseException:
-            # Half set up is not set up: the next start() begins again from a fresh broker.
-            await broker.stop()
-            raise
-        self.broker = broker
-        self._ready = True
+        return broker
 
     async def stop(self) -> None:
         self._ready = False
