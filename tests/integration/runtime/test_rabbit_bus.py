@@ -14,7 +14,12 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from libs.contracts.envelope import EVENTS, Envelope, Event
-from libs.contracts.topology import CONSUMERS, dead_letter_queue_name, definitions
+from libs.contracts.topology import (
+    CONSUMERS,
+    DELIVERY_LIMIT,
+    dead_letter_queue_name,
+    definitions,
+)
 from libs.runtime.delivery import RetryPolicy, UnroutableEvent, delivery_metrics
 from libs.runtime.observability import metrics
 from libs.runtime.rabbit import QueueMismatch, RabbitBus, rabbit_queue
@@ -364,3 +369,41 @@ async def test_consuming_and_publishing_resume_after_the_connection_was_cut(
     finally:
         await direct.stop()
         await proxied.stop()
+
+
+async def test_a_message_redelivered_past_the_delivery_limit_is_dead_lettered(
+    bus_names: BusNames,
+) -> None:
+    """A consumer that dies holding the same message again and again (simulated by requeueing
+    it) does not loop forever: the quorum queue dead-letters it to the DLQ."""
+    launched = new_event_type()
+    bus = bus_for(bus_names)
+    await bus.start()
+    try:
+        await bus.declare_consumer_queues("consumer", [launched.event_type])
+        envelope = Envelope.wrap(launched(name="crash loop"), producer="t")
+        await bus.publish(envelope)
+    finally:
+        await bus.stop()
+    connection = await aio_pika.connect(bus_names.url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(f"{bus_names.queue_prefix}.consumer")
+        deliveries = 0
+        for _ in range(DELIVERY_LIMIT + 5):
+            message = await queue.get(no_ack=False, fail=False, timeout=5)
+            if message is None:
+                break
+            deliveries += 1
+            await message.nack(requeue=True)
+    finally:
+        await connection.close()
+    assert deliveries == DELIVERY_LIMIT + 1
+    found: list[aio_pika.abc.AbstractMessage] = []
+
+    async def dead_lettered() -> bool:  # the broker moves it in the background
+        found.extend(await dead_letters(bus_names, "consumer"))
+        return bool(found)
+
+    await eventually(dead_lettered)
+    assert [Envelope.from_bytes(m.body).event_id for m in found] == [envelope.event_id]
