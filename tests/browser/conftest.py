@@ -35,6 +35,8 @@ CHROMIUM_ARGS = [
 ]
 ARTEFACTS = REPO / ".artefacts" / "browser"
 DOCS_SCREENSHOTS = REPO / "docs" / "screenshots"
+LAPTOP = {"width": 1100, "height": 800}
+PHONE = {"width": 390, "height": 844}
 
 # The distributed mode serves the storefront and the dev login only when asked, and the dev
 # payment page only with the dev provider chosen explicitly; plain HTTP needs a non-Secure cookie.
@@ -104,12 +106,21 @@ class Shop:
             DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, DOCS_SCREENSHOTS / f"{name}.png")
 
+    def shot_phone(self, name: str, *, docs: bool = False) -> None:
+        """The same step on a phone-width screen."""
+        size = self.page.viewport_size  # type: ignore[attr-defined]
+        self.page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
+        try:
+            self.shot(name, docs=docs)
+        finally:
+            self.page.set_viewport_size(size)  # type: ignore[attr-defined]
+
 
 @pytest.fixture
 def shop(browser: object, store: RunningStore, request: pytest.FixtureRequest) -> Iterator[Shop]:
     """A fresh shopper (own cookies and storage) on a laptop-sized screen."""
     context = browser.new_context(  # type: ignore[attr-defined]
-        viewport={"width": 1100, "height": 800}, locale="en-GB"
+        viewport=LAPTOP, locale="en-GB"
     )
     context.set_default_timeout(15_000)
     test = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)

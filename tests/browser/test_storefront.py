@@ -58,6 +58,7 @@ def test_browse_in_german_fill_the_cart_check_out_and_pay(shop: Shop) -> None:
     expect(cap.locator(".sub")).to_have_text("54,00\u00a0€")
     expect(page.locator("#cart-total")).to_have_text("66,90\u00a0€")  # 3 x 18,00 + 12,90
     shop.shot("cart", docs=True)
+    shop.shot_phone("cart-phone", docs=True)
 
     page.get_by_role("link", name="Zur Kasse").click()
     fill_billing(page)
@@ -132,7 +133,7 @@ def test_logging_in_merges_this_visits_cart_into_the_users(shop: Shop) -> None:
     add_from_list(shop, "poster", "Add to cart", 1)
     add_from_list(shop, "tote", "Add to cart", 2)
     page.get_by_label("Log in as").fill(user)
-    page.get_by_role("button", name="Log in").click()
+    page.keyboard.press("Enter")  # the whole box works from the keyboard
     expect(page.locator("#flash")).to_contain_text("moved into your account (3 items")
     expect(page.locator("#cart-count")).to_have_text("3")
     shop.shot("merged", docs=True)
