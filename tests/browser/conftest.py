@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -35,6 +36,9 @@ CHROMIUM_ARGS = [
 ]
 ARTEFACTS = REPO / ".artefacts" / "browser"
 DOCS_SCREENSHOTS = REPO / "docs" / "screenshots"
+IDEMPOTENT = re.compile(
+    r"^/api/(store/cart/lines|store/checkout|store/orders/[^/]+/pay|payments/billing)$"
+)
 LAPTOP = {"width": 1100, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -93,6 +97,16 @@ class Shop:
     base_url: str
     folder: Path
     steps: list[str] = field(default_factory=list)
+    posts: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def action_keys(self) -> dict[str, list[str | None]]:
+        """The Idempotency-Key of each POST that must carry one, by path."""
+        keys: dict[str, list[str | None]] = {}
+        for url, key in self.posts:
+            path = urlsplit(url).path
+            if IDEMPOTENT.match(path):
+                keys.setdefault(re.sub(r"/orders/[^/]+/", "/orders/ID/", path), []).append(key)
+        return keys
 
     def open(self, path: str = "/shop/") -> None:
         self.page.goto(self.base_url + path)  # type: ignore[attr-defined]
@@ -130,8 +144,17 @@ def shop(browser: object, store: RunningStore, request: pytest.FixtureRequest) -
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    shop = Shop(page=page, base_url=store.base_url, folder=folder)
+    page.on(
+        "request",
+        lambda r: (
+            shop.posts.append((r.url, r.headers.get("idempotency-key")))
+            if r.method == "POST"
+            else None
+        ),
+    )
     try:
-        yield Shop(page=page, base_url=store.base_url, folder=folder)
+        yield shop
     finally:
         context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"

@@ -11,6 +11,11 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Shop
 
+# Inputs, selects and textareas that no <label> names (aria-label counts as a name too).
+UNLABELLED_FIELDS = """() => [...document.querySelectorAll('input, select, textarea')]
+  .filter((el) => el.type !== 'hidden' && !el.labels?.length && !el.getAttribute('aria-label'))
+  .map((el) => el.name || el.id || el.outerHTML)"""
+
 
 def card(page: Page, key: str):  # type: ignore[no-untyped-def]
     return page.locator(f'li.card[data-product="{key}"]')
@@ -85,6 +90,14 @@ def test_browse_in_german_fill_the_cart_check_out_and_pay(shop: Shop) -> None:
     expect(orders.first.locator(".status")).to_have_text("Bezahlt")
     shop.shot("orders")
 
+    keys = shop.action_keys()
+    assert {path: len(sent) for path, sent in keys.items()} == {
+        "/api/store/cart/lines": 2,
+        "/api/store/checkout": 1,
+    }
+    sent = [key for path_keys in keys.values() for key in path_keys]
+    assert all(sent) and len(set(sent)) == len(sent), "a fresh key for every action"
+
 
 def test_a_field_error_then_a_decline_then_paying_again(shop: Shop) -> None:
     page = shop.page
@@ -100,6 +113,7 @@ def test_a_field_error_then_a_decline_then_paying_again(shop: Shop) -> None:
     assert email.get_attribute("aria-describedby") == "f-billing-email-error"
     expect(page.locator('[name="billing.name"]')).not_to_have_attribute("aria-invalid", "true")
     expect(page.locator("#form-errors")).to_contain_text("Please correct the marked fields.")
+    assert page.evaluate(UNLABELLED_FIELDS) == [], "every field has a label"
     shop.shot("field-error", docs=True)
 
     email.fill("ada@example.com")
@@ -117,6 +131,9 @@ def test_a_field_error_then_a_decline_then_paying_again(shop: Shop) -> None:
     page.get_by_role("link", name="Orders").click()
     expect(page.locator("#orders li.order")).to_have_count(1)
     expect(page.locator("#orders .status")).to_have_text("Paid")
+    keys = shop.action_keys()
+    assert len(keys["/api/store/checkout"]) == 2  # the refused checkout, then the good one
+    assert len(keys["/api/store/orders/ID/pay"]) == 1 and all(keys["/api/store/orders/ID/pay"])
 
 
 def test_logging_in_merges_this_visits_cart_into_the_users(shop: Shop) -> None:
