@@ -161,3 +161,20 @@ def test_logging_in_merges_this_visits_cart_into_the_users(shop: Shop) -> None:
     ).to_have_value("2")
     expect(page.locator("li.line", has_text="Mountain poster")).to_have_count(1)
     shop.shot("merged-cart")
+
+    # The user's billing details are kept: the next checkout offers them, already chosen.
+    page.get_by_role("link", name="Check out").click()
+    fill_billing(page)
+    page.get_by_role("button", name="Review order").click()
+    expect(page.locator("#order-total")).to_have_text("€49.00")  # 19.00 + 2 x 15.00
+    page.get_by_role("link", name="Products").click()
+    add_from_list(shop, "stickers", "Add to cart", 1)
+    page.get_by_role("link", name=re.compile("^Cart")).click()
+    page.get_by_role("link", name="Check out").click()
+    saved = page.get_by_label(re.compile("^Ada Lovelace · ada@example.com"))
+    expect(saved).to_be_checked()
+    expect(page.locator("fieldset#billing")).to_be_hidden()
+    shop.shot("saved-customer")
+    page.get_by_role("button", name="Review order").click()
+    expect(page.locator("main")).to_contain_text("Billed to: Ada Lovelace, Berlin, DE")
+    expect(page.locator("#order-total")).to_have_text("€4.50")
