@@ -52,7 +52,9 @@ DISTRIBUTED_SHOP_ENV = {
 }
 
 
-@pytest.fixture(scope="session", params=["embedded", "distributed"])
+# Module scope, not session: Playwright's sync API runs an event loop on this thread, which
+# must be gone before any later asyncio test (or the distributed store's clean-up) runs.
+@pytest.fixture(scope="module", params=["embedded", "distributed"])
 def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningStore]:
@@ -70,7 +72,7 @@ def store(
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(store: RunningStore) -> Iterator[object]:
     """Chromium, started after the store: Playwright's sync API holds the thread's event loop
     while it runs, and starting or stopping the distributed store needs that loop free."""

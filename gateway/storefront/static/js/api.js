@@ -59,7 +59,9 @@ export async function api(method, path, { body, idempotencyKey } = {}) {
   if (idempotencyKey) headers["idempotency-key"] = idempotencyKey;
   const current = session();
   if (current) headers.authorization = `Bearer ${current.token}`;
-  const attempts = idempotencyKey || method === "GET" ? RETRIES + 1 : 1;
+  // GET, PATCH (set a quantity) and DELETE repeat safely; a POST only with its key.
+  const retryable = idempotencyKey || ["GET", "PATCH", "DELETE"].includes(method);
+  const attempts = retryable ? RETRIES + 1 : 1;
   let response;
   for (let attempt = 1; ; attempt++) {
     try {

@@ -82,6 +82,15 @@ function accountBox() {
   ));
 }
 
+/** The user id a pasted token names (the gateway verifies the token itself). */
+function tokenSubject(token) {
+  try {
+    return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub || "?";
+  } catch {
+    return "?";
+  }
+}
+
 async function onLogIn(value) {
   if (!value) return;
   try {
@@ -90,7 +99,7 @@ async function onLogIn(value) {
     if (config.dev_login) {
       token = (await api("POST", "/api/dev/token", { body: { user_id: value } })).token;
     } else {
-      user = JSON.parse(atob(value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub;
+      user = tokenSubject(value);
     }
     logIn(token, user);
     // The first call with both the token and the anonymous cookie merges this visit's cart.

@@ -120,7 +120,7 @@ export async function ordersView() {
     const page = await api("GET", `/api/store/orders?limit=20${query}`);
     list.append(...page.items.map(orderRow));
     show(more, page.next_cursor
-      ? h("button", { type: "button", onclick: () => load(page.next_cursor).catch((e) => flash(problemText(e), "error")) }, "…")
+      ? h("button", { type: "button", onclick: () => load(page.next_cursor).catch((e) => flash(problemText(e), "error")) }, t("more"))
       : null);
     return page;
   };
