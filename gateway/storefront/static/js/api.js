@@ -47,6 +47,14 @@ function withLocale(path) {
   return url.pathname + url.search;
 }
 
+/** An unavailable service, or the same action still running on the server (its key in use). */
+async function worthRetrying(response) {
+  if ([502, 503, 504].includes(response.status)) return true;
+  if (response.status !== 409) return false;
+  const body = await response.clone().json().catch(() => ({}));
+  return body.code === "idempotency_key_in_use";
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -71,7 +79,7 @@ export async function api(method, path, { body, idempotencyKey } = {}) {
         body: body === undefined ? undefined : JSON.stringify(body),
         credentials: "same-origin",
       });
-      if (![502, 503, 504].includes(response.status) || attempt >= attempts) break;
+      if (!(await worthRetrying(response)) || attempt >= attempts) break;
     } catch (error) {
       if (attempt >= attempts) throw new Problem(0, { title: t("unreachable"), code: "network" });
     }
