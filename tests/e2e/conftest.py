@@ -11,7 +11,14 @@ import pytest
 
 from tests.support.cluster import RunningStore, distributed, embedded
 
-pytestmark = pytest.mark.e2e
+E2E_DIR = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`-m e2e` selects every test under tests/e2e (a conftest's `pytestmark` marks nothing)."""
+    for item in items:
+        if E2E_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session", params=["embedded", "distributed"])
