@@ -14,6 +14,9 @@ from libs.contracts.common import PRINCIPAL_HEADER, Principal
 from libs.runtime.auth import SERVICE_TOKEN_HEADER, sign_principal
 from libs.runtime.settings import DEV_SERVICE_TOKEN
 
+# A service token the distributed mode accepts, for tests that run services over a real broker.
+TEST_SERVICE_TOKEN = "test-service-token-of-at-least-32-bytes"
+
 
 def service_headers(
     principal: Principal | None = None,

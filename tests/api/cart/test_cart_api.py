@@ -18,7 +18,7 @@ from libs.contracts.events import OrderCreated, OrderPaid, PricingChanged
 from libs.runtime.http import SERVICE_TOKEN_HEADER
 from libs.runtime.runtime import shared_for
 from services.cart.app import create_app
-from tests.support.services import service_headers
+from tests.support.services import TEST_SERVICE_TOKEN, service_headers
 from tests.unit.cart.builders import cart_settings, published
 from tests.unit.cart.fakes import FakeCatalog
 
@@ -52,11 +52,13 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def as_anonymous(anonymous_id: str | None = None) -> dict[str, str]:
-    return service_headers(Principal(anonymous_id=anonymous_id or uuid.uuid4().hex))
+    return service_headers(
+        Principal(anonymous_id=anonymous_id or uuid.uuid4().hex), token=TEST_SERVICE_TOKEN
+    )
 
 
 def as_user(user_id: str | None = None) -> dict[str, str]:
-    return service_headers(Principal(user_id=user_id or uuid.uuid4().hex))
+    return service_headers(Principal(user_id=user_id or uuid.uuid4().hex), token=TEST_SERVICE_TOKEN)
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -74,7 +76,7 @@ async def test_without_a_principal_the_cart_is_refused(client: httpx.AsyncClient
     problem(await client.get("/carts/current"), 401, "principal_required")
     bad = {PRINCIPAL_HEADER: "not json"}
     problem(await client.get("/carts/current", headers=bad), 401, "invalid_principal")
-    nobody = service_headers(Principal())
+    nobody = service_headers(Principal(), token=TEST_SERVICE_TOKEN)
     problem(await client.get("/carts/current", headers=nobody), 401, "principal_required")
 
 

@@ -247,11 +247,13 @@ async def running_orders(
     from services.orders.settings import OrdersSettings
 
     catalog = catalog or FakeCatalog()
+    from tests.support.services import TEST_SERVICE_TOKEN
+
     runtime = RuntimeSettings(
         data_dir=tmp_path,
         outbox_poll_interval_ms=20,
         consumer_retry_delay_ms=10,
-        **runtime_settings,
+        **{"service_token": TEST_SERVICE_TOKEN, **runtime_settings},
     )
     settings = OrdersSettings(runtime=runtime, database_url=database_url)
     shared = shared_for(runtime)
