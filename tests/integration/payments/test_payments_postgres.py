@@ -143,7 +143,9 @@ async def test_anonymous_merged_through_rabbitmq_keeps_one_default(
         service_token=TEST_SERVICE_TOKEN,
     )
     shared = shared_for(runtime_settings, composed=True)
-    settings = PaymentsSettings(runtime=runtime_settings, database_url=pg_database_url)
+    settings = PaymentsSettings(
+        runtime=runtime_settings, database_url=pg_database_url, provider="dev"
+    )
     deps = build_deps(settings, shared)
     await upgrade(deps.runtime.engine, deps.runtime.migrations_dir)  # `store migrate` in prod
     await deps.runtime.start()
