@@ -11,15 +11,6 @@ import pytest
 
 from tests.support.cluster import RunningStore, distributed, embedded
 
-E2E_DIR = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`-m e2e` selects every test under tests/e2e (a conftest's `pytestmark` marks nothing)."""
-    for item in items:
-        if E2E_DIR in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.e2e)
-
 
 @pytest.fixture(scope="session", params=["embedded", "distributed"])
 def store(

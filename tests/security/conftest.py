@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +18,6 @@ import pytest
 from tests.e2e.helpers import billing, one_off_price
 from tests.support.cluster import RunningStore, distributed, embedded
 
-SECURITY_DIR = Path(__file__).parent
 PER_IDENTITY = 5
 PER_ADDRESS = 20
 LIMITS = {
@@ -27,13 +25,6 @@ LIMITS = {
     "GATEWAY_RATE_LIMIT_PER_IDENTITY": f"{PER_IDENTITY}/minute",
 }
 URLS = {"success_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The attack matrix drives the system through the gateway: `-m e2e` selects it too."""
-    for item in items:
-        if SECURITY_DIR in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session", params=["embedded", "distributed"])

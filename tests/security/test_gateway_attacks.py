@@ -19,6 +19,7 @@ from itsdangerous import URLSafeTimedSerializer
 from tests.e2e.helpers import PROBLEM, assert_problem
 from tests.security.conftest import PER_ADDRESS, PER_IDENTITY, URLS, Victim, random_address
 from tests.support.cluster import RunningStore
+from tests.support.services import with_edited_claims
 
 ADMIN_FIELDS = ("prices", "translations", "images", "tax_code")
 
@@ -122,18 +123,10 @@ def forged_tokens(store: RunningStore, user_id: str) -> dict[str, str]:
         "HS256-expired": jwt.encode(
             {**claims, "exp": int(time.time()) - 3600}, jwt_secret(store), algorithm="HS256"
         ),
-        "HS256-edited": _edited(jwt.encode(claims, jwt_secret(store), algorithm="HS256")),
+        "HS256-edited": with_edited_claims(
+            jwt.encode(claims, jwt_secret(store), algorithm="HS256"), orgs=["someone-elses"]
+        ),
     }
-
-
-def _edited(token: str) -> str:
-    import base64
-
-    head, body, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    claims["orgs"] = ["someone-elses-org"]
-    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    return f"{head}.{forged}.{signature}"
 
 
 async def test_forged_user_tokens_are_refused_and_change_nothing(

@@ -5,8 +5,6 @@ expiry, every call answers 401 and changes nothing."""
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from libs.runtime.settings import DEV_SERVICE_TOKEN
 from tests.e2e.helpers import PROBLEM, billing
 from tests.security.conftest import Victim, new_victim
 from tests.support.cluster import SERVICES, RunningStore
-from tests.support.services import service_headers
+from tests.support.services import service_headers, with_edited_claims
 
 
 @dataclass
@@ -111,14 +109,6 @@ def assert_401(response: httpx.Response) -> None:
     assert response.headers["content-type"].startswith(PROBLEM)
 
 
-def edited(token: str, principal: Principal) -> str:
-    head, _, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(_ + "=" * (-len(_) % 4)))
-    claims["principal"] = principal.model_dump(mode="json")
-    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    return f"{head}.{body}.{signature}"
-
-
 async def test_no_or_a_wrong_service_credential_is_refused_everywhere(
     reach: Reach, target: Victim
 ) -> None:
@@ -159,7 +149,7 @@ async def test_an_unsigned_forged_edited_or_replayed_principal_is_refused(
         "forged": service_headers(who, token="a-guessed-key-of-at-least-32-bytes!")[
             PRINCIPAL_HEADER
         ],
-        "edited": edited(own, who),
+        "edited": with_edited_claims(own, principal=who.model_dump(mode="json")),
         "replayed": service_headers(who, token=reach.token, issued_s_ago=PRINCIPAL_TTL_S + 120)[
             PRINCIPAL_HEADER
         ],
