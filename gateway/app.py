@@ -97,7 +97,7 @@ def _warn_about_opt_outs(settings: GatewaySettings) -> None:
         log.warning(
             "gateway.cookie_not_secure",
             detail="GATEWAY_COOKIE_SECURE=false: the anonymous cookie also travels over plain "
-            "HTTP; use only behind no proxy on a trusted network.",
+            "HTTP; acceptable only for a local run without TLS.",
         )
 
 

@@ -65,7 +65,10 @@ class TokenVerifier:
         self._keys: list[Any]
         if settings.jwt_jwks_url:
             self._jwks = jwt.PyJWKClient(
-                settings.jwt_jwks_url, cache_keys=True, lifespan=settings.jwt_jwks_cache_s
+                settings.jwt_jwks_url,
+                cache_keys=True,
+                lifespan=settings.jwt_jwks_cache_s,
+                timeout=settings.runtime.http_timeout_s,
             )
             self._keys = []
             self._algorithms = PUBLIC_KEY_ALGORITHMS

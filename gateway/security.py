@@ -110,7 +110,8 @@ def public_links(out: CheckoutOut, request: Request) -> CheckoutOut:
 class BodyLimitMiddleware:
     """Refuses a request body over its limit with a 413 problem, counting bytes as they
     arrive: a declared Content-Length over the limit is refused before reading, a longer
-    stream is cut off at the limit, and nothing beyond it is buffered."""
+    stream is cut off at the limit, and nothing beyond it reaches the app (the server drops
+    the rest so the client can read the answer; the edge proxy caps how much that may be)."""
 
     def __init__(self, app: ASGIApp, *, default_bytes: int, webhook_bytes: int) -> None:
         self.app = app
@@ -193,7 +194,6 @@ async def _send_too_large(send: Send, limit: int) -> None:
             "headers": [
                 (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
             ],
         }
     )

@@ -28,6 +28,7 @@ SERVICE_TOKEN_HEADER = "x-service-token"
 PRINCIPAL_TTL_S = 30
 _AUDIENCE = "store.services"
 _ALGORITHM = "HS256"
+_CLOCK_SKEW_S = 5  # between the gateway's and a service's host clocks
 
 
 def sign_principal(
@@ -60,6 +61,7 @@ def verify_principal(token: str, *, keys: Sequence[str]) -> Principal:
                 algorithms=[_ALGORITHM],
                 audience=_AUDIENCE,
                 options={"require": ["exp", "iat", "jti", "aud", "principal"]},
+                leeway=_CLOCK_SKEW_S,
             )
             break
         except jwt.InvalidSignatureError:
