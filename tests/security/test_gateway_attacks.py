@@ -221,6 +221,14 @@ async def test_checkout_links_use_the_address_the_store_is_served_on(
     response = await victim.http.post("/api/store/checkout", json=URLS)
     assert response.status_code == 200, response.text
     assert response.json()["payment"]["checkout_url"].startswith(f"{store.base_url}/api/payments/")
+    # Behind a TLS proxy on loopback (trusted by default), the link keeps the proxy's scheme.
+    order_id = response.json()["order"]["id"]
+    proxied = await victim.http.post(
+        f"/api/store/orders/{order_id}/pay", json=URLS, headers={"x-forwarded-proto": "https"}
+    )
+    assert proxied.status_code == 200, proxied.text
+    https_base = store.base_url.replace("http://", "https://")
+    assert proxied.json()["payment"]["checkout_url"].startswith(f"{https_base}/api/payments/")
 
 
 # --- oversized bodies -----------------------------------------------------------------------
