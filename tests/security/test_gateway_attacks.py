@@ -129,13 +129,20 @@ def forged_tokens(store: RunningStore, user_id: str) -> dict[str, str]:
     }
 
 
+def as_user(
+    store: RunningStore, shopper: Callable[..., httpx.AsyncClient], user: str
+) -> httpx.AsyncClient:
+    """A shopper logged in as `user` with a genuine token."""
+    from tests.e2e.conftest import token_for
+
+    return shopper(authorization=f"Bearer {token_for(store, user)}")
+
+
 async def test_forged_user_tokens_are_refused_and_change_nothing(
     store: RunningStore, shopper: Callable[..., httpx.AsyncClient]
 ) -> None:
-    from tests.e2e.conftest import token_for
-
     user_id = f"user-{time.time_ns()}"
-    real = shopper(authorization=f"Bearer {token_for(store, user_id)}")
+    real = as_user(store, shopper, user_id)
     pricing_id = await first_pricing_id(real)
     assert (await real.post("/api/store/cart/lines", json={"pricing_id": pricing_id})).is_success
     before = (await real.get("/api/store/cart")).json()
@@ -265,10 +272,8 @@ async def test_an_oversized_body_is_refused_with_413(victim: Victim) -> None:
 async def test_a_burst_of_cart_writes_is_limited_per_user(
     store: RunningStore, shopper: Callable[..., httpx.AsyncClient]
 ) -> None:
-    from tests.e2e.conftest import token_for
-
     user = f"burst-{time.time_ns()}"
-    http = shopper(authorization=f"Bearer {token_for(store, user)}")
+    http = as_user(store, shopper, user)
     pricing_id = await first_pricing_id(http)
     statuses = []
     for _ in range(PER_IDENTITY + 3):
@@ -279,7 +284,7 @@ async def test_a_burst_of_cart_writes_is_limited_per_user(
             assert int(response.headers["retry-after"]) >= 1
     assert statuses == [200] * PER_IDENTITY + [429] * 3
     # The same user from another address is still limited: the count follows the identity.
-    elsewhere = shopper(authorization=f"Bearer {token_for(store, user)}")
+    elsewhere = as_user(store, shopper, user)
     limited = await elsewhere.post("/api/store/cart/lines", json={"pricing_id": pricing_id})
     assert_problem(limited, 429, "rate_limited")
     lines = (await http.get("/api/store/cart")).json()["lines"]
