@@ -25,7 +25,9 @@ from libs.contracts.payments import (
 from libs.runtime.auth import principal_or_none as get_principal
 from libs.runtime.auth import require_service_token
 from services.payments.bootstrap import PaymentsDeps
-from services.payments.service import CustomerService, PaymentService, SubscriptionService
+from services.payments.customers import CustomerService
+from services.payments.payments import PaymentService
+from services.payments.subscriptions import SubscriptionService
 
 
 def get_deps(request: Request) -> PaymentsDeps:

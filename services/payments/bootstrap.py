@@ -7,17 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from libs.runtime.runtime import Runtime, Shared, shared_for
+from services.payments.customers import CustomerService
 from services.payments.dev_provider import DevProvider
 from services.payments.events import SUBSCRIPTIONS
+from services.payments.payments import PaymentService
 from services.payments.provider import PaymentProvider
-from services.payments.service import (
-    Clock,
-    CustomerService,
-    PaymentService,
-    SubscriptionService,
-    utcnow,
-)
+from services.payments.service import Clock, utcnow
 from services.payments.settings import PaymentsSettings
+from services.payments.subscriptions import SubscriptionService
 from services.payments.tables import metadata
 
 
