@@ -19,6 +19,7 @@ from libs.contracts.money import normalize_currency
 from libs.contracts.payments import (
     PaymentAttemptOut,
     PaymentOut,
+    RefundOut,
     StartPaymentIn,
     SubscriptionOut,
     WebhookAck,
@@ -34,6 +35,7 @@ from services.payments.domain import (
     OrderAlreadyPaid,
     PaymentNotFound,
     PaymentRejected,
+    ProviderUnavailable,
     SubscriptionNotFound,
     WebhooksNotConfigured,
     billing_cycle,
@@ -41,11 +43,13 @@ from services.payments.domain import (
     checkout_mode,
     recurring_total,
 )
+from services.payments.metrics import payments_metrics
 from services.payments.provider import (
     CheckoutRequest,
     PaymentProvider,
     ProviderCustomer,
     ProviderEvent,
+    RefundRequest,
 )
 from services.payments.service import (
     Clock,
@@ -53,6 +57,7 @@ from services.payments.service import (
     attempt_out,
     new_id,
     payment_out,
+    refund_out,
     subscription_out,
     utcnow,
 )
@@ -62,6 +67,7 @@ from services.payments.store import (
     DuplicateProviderEvent,
     OrderPaymentRecord,
     PaymentsRepository,
+    RefundRecord,
     SqlPaymentsRepository,
 )
 
@@ -73,6 +79,7 @@ class _AfterCommit:
     """Provider calls that must wait until the transaction that decided them has committed."""
 
     expire_sessions: list[tuple[str, str]] = field(default_factory=list)
+    refunds: list[str] = field(default_factory=list)
 
 
 class PaymentService:
@@ -134,7 +141,9 @@ class PaymentService:
                 if attempt is not None and attempt.checkout_url:
                     return payment_out(attempt), False
             created = attempt is None
+            replaced: list[tuple[str, str]] = []
             if attempt is None:
+                replaced = await self._replace_open_attempts(repo, data.order_id, now)
                 attempt = await repo.add_attempt(
                     id=new_id(),
                     order_id=data.order_id,
@@ -154,6 +163,9 @@ class PaymentService:
                     updated_at=now,
                 )
             provider_customer_id = await repo.provider_customer_id(customer.id, provider.name)
+        # One open payment per order: the replaced checkouts close before the new one opens.
+        # Money that still reaches one of them is refunded when it is reported.
+        await self._expire_sessions(replaced)
         # The attempt is committed before the provider is called: a failure here leaves an open
         # attempt that the next retry resumes with the same idempotency key.
         try:
@@ -189,6 +201,29 @@ class PaymentService:
             current = await repo.get_attempt(attempt.id)
         assert current is not None
         return payment_out(current), created
+
+    async def _replace_open_attempts(
+        self, repo: PaymentsRepository, order_id: str, now: datetime
+    ) -> list[tuple[str, str]]:
+        """Cancel the order's unpaid attempts (the order's row is locked); their sessions."""
+        closed = []
+        for other in await repo.unpaid_attempts(order_id):
+            moved = await repo.transition(
+                other.id, "canceled", now, failure_reason="replaced by a new attempt"
+            )
+            if moved and other.provider_session_id:
+                closed.append((other.provider, other.provider_session_id))
+        return closed
+
+    async def _expire_sessions(self, sessions: list[tuple[str, str]]) -> None:
+        for provider_name, session_id in sessions:
+            provider = self.providers.get(provider_name)
+            if provider is None:
+                continue
+            try:
+                await provider.expire_checkout(session_id)
+            except Exception as exc:  # the session also expires by itself
+                log.warning("payments.expire_failed", session_id=session_id, error=repr(exc))
 
     async def _provider_customer(
         self, provider: PaymentProvider, customer: CustomerRecord
@@ -262,14 +297,9 @@ class PaymentService:
                 if retry == _DEADLOCK_RETRIES or not _is_deadlock(exc):
                     raise
                 log.warning("payments.event_deadlock_retry", event_id=event.id, retry=retry + 1)
-        for provider_name, session_id in after.expire_sessions:
-            provider = self.providers.get(provider_name)
-            if provider is None:
-                continue
-            try:
-                await provider.expire_checkout(session_id)
-            except Exception as exc:  # the session also expires by itself
-                log.warning("payments.expire_failed", session_id=session_id, error=repr(exc))
+        await self._expire_sessions(after.expire_sessions)
+        for refund_id in after.refunds:
+            await self.send_refund(refund_id=refund_id)
         return True
 
     async def _apply(
@@ -379,8 +409,13 @@ class PaymentService:
                 current.id, now, provider_subscription_id=event.subscription.id
             )
         if current.status != "paid":
+            mismatch = _mismatch(current, event)
+            if mismatch is not None:
+                await self._flag(repo, session, current, event, mismatch, now)
+                await self._refund(repo, current, event, mismatch, now, after)
+                return
             if order.paid_attempt_id is not None and order.paid_attempt_id != current.id:
-                await self._flag_refund(repo, current, "order_already_paid", reference, now)
+                await self._refund(repo, current, event, "order_already_paid", now, after)
                 return
             moved = await repo.transition(
                 current.id,
@@ -390,9 +425,7 @@ class PaymentService:
                 provider_payment_status=event.payment_status or "paid",
             )
             if not moved:  # failed, expired or canceled first: never leave a terminal state
-                await self._flag_refund(
-                    repo, current, f"paid_after_{current.status}", reference, now
-                )
+                await self._refund(repo, current, event, f"paid_after_{current.status}", now, after)
                 return
             await repo.set_order_paid(current.order_id, current.id, now)
             await self.runtime.record(
@@ -412,21 +445,22 @@ class PaymentService:
             assert current is not None
             await self._activate(repo, session, current, event, now)
 
-    async def _flag_refund(
+    async def _refund(
         self,
         repo: PaymentsRepository,
         attempt: AttemptRecord,
+        event: ProviderEvent,
         reason: str,
-        reference: str | None,
         now: datetime,
+        after: _AfterCommit,
     ) -> None:
-        """Money arrived that must go back: recorded and flagged, never a second payment."""
+        """Money arrived that must go back: never a second payment, refunded after commit."""
         log.warning(
             "payments.refund_required",
             attempt_id=attempt.id,
             order_id=attempt.order_id,
             reason=reason,
-            reference=reference,
+            reference=event.provider_reference,
         )
         await repo.transition(attempt.id, "canceled", now, failure_reason=reason)
         await repo.update_attempt(
@@ -434,8 +468,86 @@ class PaymentService:
             now,
             refund_required=True,
             refund_reason=reason,
-            provider_reference=reference or attempt.provider_reference,
+            provider_reference=event.provider_reference or attempt.provider_reference,
         )
+        refund = await repo.add_refund(
+            id=new_id(),
+            attempt_id=attempt.id,
+            order_id=attempt.order_id,
+            provider=attempt.provider,
+            provider_reference=event.provider_reference or attempt.provider_reference,
+            amount=event.amount if event.amount is not None else attempt.total,
+            currency=event.currency or attempt.currency,
+            reason=reason,
+            created_at=now,
+        )
+        after.refunds.append(refund.id)
+
+    async def _flag(
+        self,
+        repo: PaymentsRepository,
+        session: AsyncSession,
+        attempt: AttemptRecord,
+        event: ProviderEvent,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """The provider reported money that does not match the attempt: flagged, not paid."""
+        log.error(
+            "payments.payment_flagged",
+            attempt_id=attempt.id,
+            reason=reason,
+            expected=(attempt.total, attempt.currency),
+            reported=(event.amount, event.currency),
+        )
+        payments_metrics().flagged.labels(reason=reason).inc()
+        await self.runtime.record(session, facts.payment_flagged(attempt, event, reason=reason))
+
+    async def send_refund(self, *, refund_id: str) -> RefundRecord | None:
+        """Ask the provider to refund a pending refund (idempotent per refund); a failure stays
+        pending for the next reconciliation."""
+        async with self.runtime.transaction() as session:
+            repo = self.repository(session)
+            refund = await repo.get_refund(refund_id)
+            attempt = await repo.get_attempt(refund.attempt_id) if refund else None
+        if refund is None or attempt is None or refund.status != "pending":
+            return refund
+        provider = self.providers.get(refund.provider)
+        try:
+            if provider is None:
+                raise ProviderUnavailable(f"The {refund.provider} provider is not configured.")
+            provider_refund_id = await provider.refund(
+                RefundRequest(
+                    refund_id=refund.id,
+                    attempt_id=refund.attempt_id,
+                    provider_reference=refund.provider_reference,
+                    amount=refund.amount,
+                    currency=refund.currency,
+                    reason=refund.reason,
+                    provider_subscription_id=attempt.provider_subscription_id,
+                )
+            )
+        except Exception as exc:  # kept pending: reconciliation retries it
+            log.error("payments.refund_failed", refund_id=refund.id, error=repr(exc))
+            async with self.runtime.transaction() as session:
+                await self.repository(session).note_refund_error(refund.id, repr(exc), self.clock())
+            return refund
+        now = self.clock()
+        async with self.runtime.transaction() as session:
+            repo = self.repository(session)
+            if await repo.mark_refunded(refund.id, provider_refund_id, now):
+                done = await repo.get_refund(refund.id)
+                assert done is not None
+                await self.runtime.record(session, facts.payment_refunded(done, at=now))
+                payments_metrics().refunds.labels(reason=refund.reason).inc()
+            refund = await repo.get_refund(refund.id)
+        return refund
+
+    async def list_refunds(self, *, status: str | None = None, limit: int = 100) -> list[RefundOut]:
+        """Refunds, newest first (optionally only `pending` or `refunded` ones)."""
+        async with self.runtime.transaction() as session:
+            found = await self.repository(session).list_refunds(status=status, limit=limit)
+        return [refund_out(refund) for refund in found]
 
     async def _close(
         self,
@@ -712,6 +824,15 @@ def _is_deadlock(exc: DBAPIError) -> bool:
     """PostgreSQL aborted the transaction to break a deadlock (SQLSTATE 40P01)."""
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     return code == "40P01" or "deadlock detected" in str(exc)
+
+
+def _mismatch(attempt: AttemptRecord, event: ProviderEvent) -> str | None:
+    """Why the reported money cannot pay this attempt (None: it can, or nothing was said)."""
+    if event.currency is not None and event.currency.upper() != attempt.currency.upper():
+        return "currency_mismatch"
+    if event.amount is not None and event.amount != attempt.total:
+        return "amount_mismatch"
+    return None
 
 
 def _session_url(url: str, attempt: AttemptRecord) -> str:

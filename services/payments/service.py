@@ -13,12 +13,19 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.common import Owner, Principal
-from libs.contracts.payments import CustomerOut, PaymentAttemptOut, PaymentOut, SubscriptionOut
+from libs.contracts.payments import (
+    CustomerOut,
+    PaymentAttemptOut,
+    PaymentOut,
+    RefundOut,
+    SubscriptionOut,
+)
 from services.payments.domain import IdentityRequired, NotAMember
 from services.payments.store import (
     AttemptRecord,
     CustomerRecord,
     PaymentsRepository,
+    RefundRecord,
     SubscriptionRecord,
 )
 
@@ -76,6 +83,23 @@ def attempt_out(attempt: AttemptRecord) -> PaymentAttemptOut:
         failure_reason=attempt.failure_reason,
         created_at=attempt.created_at,
         paid_at=attempt.paid_at,
+    )
+
+
+def refund_out(refund: RefundRecord) -> RefundOut:
+    return RefundOut(
+        id=refund.id,
+        attempt_id=refund.attempt_id,
+        order_id=refund.order_id,
+        provider=refund.provider,
+        amount=refund.amount,
+        currency=refund.currency,
+        reason=refund.reason,
+        status=refund.status,
+        provider_refund_id=refund.provider_refund_id,
+        last_error=refund.last_error,
+        created_at=refund.created_at,
+        updated_at=refund.updated_at,
     )
 
 

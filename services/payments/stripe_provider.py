@@ -33,6 +33,7 @@ from services.payments.provider import (
     ProviderCustomer,
     ProviderEvent,
     ProviderSubscription,
+    RefundRequest,
 )
 
 log = structlog.get_logger(__name__)
@@ -364,6 +365,72 @@ class StripeProvider:
             url=str(session.url),
             expires_at=_timestamp(getattr(session, "expires_at", None)),
         )
+
+    async def refund(self, request: RefundRequest) -> str:
+        if request.provider_subscription_id:
+            # The extra checkout started a subscription: end it now, or it bills again.
+            await self._call(
+                self._client.v1.subscriptions.cancel_async(
+                    request.provider_subscription_id,
+                    options={"idempotency_key": f"{request.idempotency_key}-subscription"},
+                )
+            )
+        intent = await self._payment_intent_of(request.provider_reference)
+        refund = await self._call(
+            self._client.v1.refunds.create_async(
+                {
+                    "payment_intent": intent,
+                    "reason": "duplicate",
+                    "metadata": {
+                        "refund_id": request.refund_id,
+                        "attempt_id": request.attempt_id,
+                        "reason": request.reason,
+                    },
+                },
+                options={"idempotency_key": request.idempotency_key},
+            )
+        )
+        return str(refund.id)
+
+    async def _payment_intent_of(self, reference: str | None) -> str:
+        """The PaymentIntent behind a reference (a subscription's first invoice has one)."""
+        if reference and reference.startswith("in_"):
+            payments = await self._call(
+                self._client.v1.invoice_payments.list_async({"invoice": reference, "limit": 1})
+            )
+            for payment in payments.data:
+                intent = _id(payment.payment.get("payment_intent"))
+                if intent:
+                    return intent
+            raise PaymentRejected(f"Stripe shows no payment of invoice {reference}")
+        if not reference or not reference.startswith("pi_"):
+            raise PaymentRejected(f"Stripe cannot refund {reference!r}: no payment intent")
+        return reference
+
+    async def checkout_status(self, session_id: str) -> ProviderEvent | None:
+        session = await self._call(self._client.v1.checkout.sessions.retrieve_async(session_id))
+        obj = session.to_dict()
+        status, payment_status = obj.get("status"), obj.get("payment_status")
+        if status == "open" or (status == "complete" and payment_status == "unpaid"):
+            return None  # still payable, or an async payment still on its way
+        event_type, kind = {
+            "expired": ("checkout.session.expired", "checkout_expired"),
+            "complete": ("checkout.session.completed", "checkout_completed"),
+        }[str(status)]
+        base: dict[str, Any] = {
+            "provider": "stripe",
+            # One reconciliation per session outcome, whatever replica or run finds it.
+            "id": f"reconcile_{session_id}_{status}",
+            "type": event_type,
+            "kind": kind,
+            "created": datetime.now(UTC),
+        }
+        event = _session_event(base, obj)
+        if event.subscription is not None and event.subscription.current_period_end is None:
+            fetched = await self._fetch_subscription(event.subscription.id)
+            if fetched is not None:
+                event = _with_subscription(event, fetched)
+        return event
 
     async def expire_checkout(self, session_id: str) -> None:
         try:

@@ -372,11 +372,16 @@ def new_id(prefix: str, length: int = 24) -> str:
 # Idempotency
 
 
-class IdempotencyCache:
-    """Replays the first answer given to a key; refuses the key for a different request."""
+IDEMPOTENCY_KEY_TTL_S = _DAY  # Stripe prunes keys once they are at least 24 hours old
 
-    def __init__(self) -> None:
-        self._answers: dict[tuple[str, str], tuple[str, ApiResult]] = {}
+
+class IdempotencyCache:
+    """Replays the first answer given to a key for 24 hours; refuses the key for a different
+    request meanwhile. After that the key is new again, as at Stripe."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._answers: dict[tuple[str, str], tuple[float, str, ApiResult]] = {}
 
     @staticmethod
     def _fingerprint(call: ApiCall, params: JSON) -> str:
@@ -388,7 +393,10 @@ class IdempotencyCache:
         stored = self._answers.get((api_key, call.idempotency_key))
         if stored is None:
             return None
-        fingerprint, result = stored
+        saved_at, fingerprint, result = stored
+        if self._clock() - saved_at >= IDEMPOTENCY_KEY_TTL_S:
+            del self._answers[(api_key, call.idempotency_key)]
+            return None
         if fingerprint != self._fingerprint(call, params):
             raise StripeApiError(
                 400,
@@ -404,6 +412,7 @@ class IdempotencyCache:
         if call.idempotency_key is None or result.status == 400:
             return
         self._answers[(api_key, call.idempotency_key)] = (
+            self._clock(),
             self._fingerprint(call, params),
             result,
         )
@@ -546,7 +555,7 @@ class FakeStripe:
         self.events: list[JSON] = []
         self.requests: list[RecordedRequest] = []
         self._sessions: dict[str, _SessionRecord] = {}
-        self._idempotency = IdempotencyCache()
+        self._idempotency = IdempotencyCache(clock)
         self._outbox: list[JSON] = []
         self._invoice_number = 0
 
@@ -1269,6 +1278,7 @@ class FakeStripe:
             amount_paid=invoice["amount_due"], amount_remaining=0, paid=True, status="paid"
         )
         invoice["status_transitions"]["paid_at"] = self.now()
+        self._record_invoice_payment(invoice)
 
     def _set_subscription_status(self, subscription: JSON, status: str) -> None:
         """Change the status; Stripe announces that with customer.subscription.updated."""
@@ -1348,6 +1358,79 @@ class FakeStripe:
     async def fail_renewal(self, subscription_id: str) -> ActionReport:
         """The period ends and charging for the next one fails: the subscription is past_due."""
         return await self._report(self._bill_next_period(subscription_id, paid=False))
+
+    # -- refunds ----------------------------------------------------------------------------
+
+    def create_refund(self, params: JSON, call: ApiCall) -> JSON:
+        intent_id = _require(params, "payment_intent")
+        intent = self.get("payment_intent", intent_id, param="payment_intent")
+        if intent["status"] != "succeeded":
+            raise invalid_param(
+                "payment_intent",
+                f"This PaymentIntent ({intent_id}) does not have a successful charge to refund.",
+            )
+        refundable = intent["amount_received"] - intent.setdefault("amount_refunded", 0)
+        amount = _int(params.get("amount", refundable), "amount", minimum=1)
+        if refundable <= 0:
+            raise StripeApiError(
+                400,
+                f"Charge for PaymentIntent {intent_id} has already been refunded.",
+                code="charge_already_refunded",
+            )
+        if amount > refundable:
+            raise invalid_param(
+                "amount",
+                f"Refund amount ({amount}) is greater than unrefunded amount ({refundable}).",
+            )
+        reason = params.get("reason")
+        if reason not in (None, "duplicate", "fraudulent", "requested_by_customer"):
+            raise invalid_param("reason", f"Invalid reason: {reason}")
+        intent["amount_refunded"] += amount
+        refund = self._base(
+            "re",
+            "refund",
+            amount=amount,
+            currency=intent["currency"],
+            metadata=_merge_metadata({}, params.get("metadata")),
+            payment_intent=intent_id,
+            reason=reason,
+            status="succeeded",
+        )
+        self.emit("refund.created", refund, call=call)
+        return self._store(refund)
+
+    def list_invoice_payments(self, params: JSON) -> JSON:
+        invoice_id = _require(params, "invoice")
+        invoice = self.get("invoice", invoice_id, param="invoice")
+        payments = [p for p in self.objects.values() if p.get("object") == "invoice_payment"]
+        found = [p for p in payments if p["invoice"] == invoice["id"]]
+        return _list_object(found, f"/v1/invoice_payments?invoice={invoice_id}")
+
+    def _record_invoice_payment(self, invoice: JSON) -> None:
+        """A paid invoice has a PaymentIntent behind it (listed as an invoice payment)."""
+        intent = self._base(
+            "pi",
+            "payment_intent",
+            amount=invoice["amount_paid"],
+            amount_received=invoice["amount_paid"],
+            currency=invoice["currency"],
+            customer=invoice["customer"],
+            metadata={},
+            status="succeeded",
+        )
+        self._store(intent)
+        payment = self._base(
+            "inpay",
+            "invoice_payment",
+            amount_paid=invoice["amount_paid"],
+            amount_requested=invoice["amount_due"],
+            currency=invoice["currency"],
+            invoice=invoice["id"],
+            is_default=True,
+            payment={"type": "payment_intent", "payment_intent": intent["id"]},
+            status="paid",
+        )
+        self._store(payment)
 
     async def resend_event(self, event_id: str) -> ActionReport:
         """Deliver a recorded event again, same id and snapshot, fresh signature."""
@@ -1556,6 +1639,15 @@ def _api_routes() -> list[Route]:
             "GET",
             lambda f, p, c: f.get("payment_intent", _path_id(c)),
             sp.PaymentIntentRetrieveParams,
+        ),
+        _api_route(
+            "/v1/refunds", "POST", lambda f, p, c: f.create_refund(p, c), sp.RefundCreateParams
+        ),
+        _api_route(
+            "/v1/invoice_payments",
+            "GET",
+            lambda f, p, c: f.list_invoice_payments(p),
+            sp.InvoicePaymentListParams,
         ),
         _api_route(
             "/v1/events/{id}",

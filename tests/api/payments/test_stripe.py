@@ -31,6 +31,7 @@ from tests.unit.payments.builders import (
     CANCELED,
     EXPIRED,
     FAILED,
+    REFUNDED,
     RENEWED,
     SUCCEEDED,
     billing,
@@ -235,7 +236,7 @@ async def test_async_payments_wait_then_succeed_or_fail(world: StripeWorld) -> N
     ]
 
 
-async def test_paying_closes_the_orders_other_sessions(world: StripeWorld) -> None:
+async def test_a_new_attempt_closes_the_previous_session_first(world: StripeWorld) -> None:
     first = await world.pay()
     second = await world.pay(
         first["shopper"],
@@ -243,35 +244,48 @@ async def test_paying_closes_the_orders_other_sessions(world: StripeWorld) -> No
         order_id=first["body"]["order_id"],
         new_attempt=True,
     )
-    await world.fake.state.complete_checkout_session(first["session"]["id"])
     await world.fake.wait_for_deliveries()
-    assert world.fake.object(second["session"]["id"])["status"] == "expired"
-    assert (await world.attempt(second["payment"]["attempt_id"]))["status"] == "canceled"
+    assert world.fake.object(first["session"]["id"])["status"] == "expired"
+    assert world.fake.object(second["session"]["id"])["status"] == "open"
+    assert (await world.attempt(first["payment"]["attempt_id"]))["status"] == "canceled"
     assert await published(world.deps, EXPIRED) == []
+    expiries = world.fake.requests(path=f"/v1/checkout/sessions/{first['session']['id']}/expire")
+    assert [r.status for r in expiries] == [200]
 
 
-async def test_two_paid_sessions_for_one_order_are_one_payment_and_a_refund_flag(
-    world: StripeWorld,
+@pytest.mark.parametrize("old_first", [True, False])
+async def test_money_on_the_old_and_the_new_session_is_one_payment_and_one_refund(
+    world: StripeWorld, old_first: bool
 ) -> None:
     first = await world.pay()
+    url = world.fake.state.webhooks.url
+    world.fake.set_webhook(None)  # webhooks are late: the shopper pays the first tab...
+    one = await world.fake.state.complete_checkout_session(first["session"]["id"])
+    # ...while the shopper's other tab asks to pay again: the old session cannot be expired.
     second = await world.pay(
         first["shopper"],
         customer_id=first["body"]["customer_id"],
         order_id=first["body"]["order_id"],
         new_attempt=True,
     )
-    url = world.fake.state.webhooks.url
-    world.fake.set_webhook(None)  # the shopper pays on both tabs before any webhook arrives
-    one = await world.fake.state.complete_checkout_session(first["session"]["id"])
     two = await world.fake.state.complete_checkout_session(second["session"]["id"])
     world.fake.set_webhook(url)
-    await world.fake.state.resend_event(one.event_ids[0])
-    await world.fake.state.resend_event(two.event_ids[0])
-    assert (await world.attempt(first["payment"]["attempt_id"]))["status"] == "paid"
-    flagged = await world.attempt(second["payment"]["attempt_id"])
-    assert flagged["status"] == "canceled" and flagged["refund_required"] is True
-    assert flagged["refund_reason"] == "order_already_paid"
+    events = [one.event_ids[0], two.event_ids[0]]
+    for event_id in events if old_first else events[::-1]:
+        await world.fake.state.resend_event(event_id)
+    await world.fake.wait_for_deliveries()
+    assert (await world.attempt(second["payment"]["attempt_id"]))["status"] == "paid"
+    refunded = await world.attempt(first["payment"]["attempt_id"])
+    assert refunded["status"] == "canceled" and refunded["refund_required"] is True
     assert len(await published(world.deps, SUCCEEDED)) == 1
+    # The first session's money went back through a Stripe Refund, with its own key.
+    intent = world.fake.object(one.object["payment_intent"])
+    assert intent["amount_refunded"] == intent["amount_received"] == 2500
+    [refund_call] = world.fake.requests(method="POST", path="/v1/refunds")
+    assert refund_call.idempotency_key and refund_call.idempotency_key.startswith("store-refund-")
+    [refunded_event] = await published(world.deps, REFUNDED)
+    assert refunded_event["attempt_id"] == first["payment"]["attempt_id"]
+    assert refunded_event["provider_refund_id"].startswith("re_")
 
 
 async def test_a_subscription_checkout_activates_and_renews(world: StripeWorld) -> None:
