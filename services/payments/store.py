@@ -252,7 +252,7 @@ class PaymentsRepository(Protocol):
         self, *, status: str | None = None, limit: int = 100
     ) -> list[RefundRecord]: ...
     async def claim_pending_refunds(
-        self, *, before: datetime, limit: int
+        self, *, before: datetime, now: datetime, limit: int
     ) -> list[RefundRecord]: ...
     async def claim_attempts_to_reconcile(
         self, *, now: datetime, unpaid_before: datetime, lease_until: datetime, limit: int
@@ -750,7 +750,9 @@ class SqlPaymentsRepository:
             query = query.where(refunds.c.status == status)
         return [RefundRecord(**row) for row in await self._all(query)]
 
-    async def claim_pending_refunds(self, *, before: datetime, limit: int) -> list[RefundRecord]:
+    async def claim_pending_refunds(
+        self, *, before: datetime, now: datetime, limit: int
+    ) -> list[RefundRecord]:
         """Pending refunds untouched since `before`, leased to this caller until it is done
         (their `updated_at` moves to now), skipping rows another replica holds."""
         rows = await self._all(
@@ -760,7 +762,14 @@ class SqlPaymentsRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return [RefundRecord(**row) for row in rows]
+        found = [RefundRecord(**row) for row in rows]
+        if found:
+            await self.session.execute(
+                update(refunds)
+                .where(refunds.c.id.in_([r.id for r in found]))
+                .values(updated_at=now)
+            )
+        return found
 
     # -- reconciliation ---------------------------------------------------------------------
 

@@ -3,11 +3,14 @@ Stripe's and delivered over HTTP to the payments app."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +96,9 @@ class StripeWorld:
         )
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[StripeWorld]:
+@contextlib.asynccontextmanager
+async def stripe_world(tmp_path: Path, **values: Any) -> AsyncIterator[StripeWorld]:
+    """The payments app on the fake Stripe; `values` are more payments settings."""
     async with running_fake_stripe() as fake:
         settings = settings_for(
             tmp_path,
@@ -102,6 +106,7 @@ async def world(tmp_path: Path) -> AsyncIterator[StripeWorld]:
             stripe_webhook_secret=fake.webhook_secret,
             stripe_api_base=fake.base_url,
             stripe_max_network_retries=0,
+            **{"reconcile_interval_s": 0, **values},
         )
         deps = build_deps(settings)
         app = create_app(deps=deps)
@@ -111,6 +116,12 @@ async def world(tmp_path: Path) -> AsyncIterator[StripeWorld]:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://payments") as http:
                 yield StripeWorld(fake=fake, app=app, deps=deps, http=http)
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[StripeWorld]:
+    async with stripe_world(tmp_path) as ready:
+        yield ready
 
 
 def delivered(report: Any) -> list[tuple[str, int | None]]:
@@ -402,3 +413,102 @@ async def test_the_dev_provider_is_off_when_stripe_is_configured(world: StripeWo
     problem(await world.http.post(f"/dev-checkout/{attempt_id}/pay"), 404)
     problem(await world.http.post("/dev-checkout/subscriptions/x/renew"), 404)
     assert (await world.attempt(attempt_id))["status"] == "unpaid"
+
+
+# --- reconciliation: webhooks that never arrive -------------------------------------------
+
+
+async def reconcile(world: StripeWorld) -> dict[str, Any]:
+    response = await world.http.post("/reconcile", headers=headers())
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+@pytest.mark.parametrize("recurring", [False, True])
+async def test_a_lost_payment_webhook_is_settled_by_reconciliation(
+    tmp_path: Path, recurring: bool
+) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=0) as world:
+        paid = await world.pay(recurring=recurring)
+        world.fake.set_webhook(None)  # every webhook from now on is lost
+        await world.fake.state.complete_checkout_session(paid["session"]["id"])
+        attempt_id = paid["payment"]["attempt_id"]
+        assert (await world.attempt(attempt_id))["status"] == "unpaid"
+        assert await reconcile(world) == {
+            "checked": 1,
+            "settled": 1,
+            "refunds_retried": 0,
+            "errors": 0,
+        }
+        assert (await world.attempt(attempt_id))["status"] == "paid"
+        [succeeded] = await published(world.deps, SUCCEEDED)
+        assert succeeded["attempt_id"] == attempt_id
+        assert len(await published(world.deps, ACTIVATED)) == (1 if recurring else 0)
+        # Nothing left to ask about; a late webhook changes nothing.
+        assert (await reconcile(world))["checked"] == 0
+        for event in world.fake.events("checkout.session.completed"):
+            assert (await world.post_event(event)).status_code == 200
+        assert len(await published(world.deps, SUCCEEDED)) == 1
+
+
+async def test_a_lost_expiry_webhook_is_settled_by_reconciliation(tmp_path: Path) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=0) as world:
+        paid = await world.pay()
+        world.fake.set_webhook(None)
+        await world.fake.state.expire_session(paid["session"]["id"])
+        await reconcile(world)
+        assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "expired"
+        assert len(await published(world.deps, EXPIRED)) == 1
+
+
+async def test_an_open_session_younger_than_the_threshold_is_left_alone(tmp_path: Path) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=3600) as world:
+        paid = await world.pay()
+        world.fake.set_webhook(None)
+        await world.fake.state.complete_checkout_session(paid["session"]["id"])
+        assert (await reconcile(world))["checked"] == 0
+        assert (
+            world.fake.requests(method="GET", path=f"/v1/checkout/sessions/{paid['session']['id']}")
+            == []
+        )
+
+
+async def test_the_periodic_run_settles_a_lost_webhook_within_its_period(tmp_path: Path) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=0, reconcile_interval_s=0.2) as world:
+        paid = await world.pay()
+        world.fake.set_webhook(None)
+        await world.fake.state.complete_checkout_session(paid["session"]["id"])
+        attempt_id = paid["payment"]["attempt_id"]
+        status = "unpaid"
+        for _ in range(100):  # bounded: 100 periods at most, never a timing assertion
+            status = (await world.attempt(attempt_id))["status"]
+            if status == "paid":
+                break
+            await asyncio.sleep(0.2)
+        assert status == "paid"
+
+
+async def test_a_refund_that_failed_is_retried_by_reconciliation(tmp_path: Path) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=3600) as world:
+        first = await world.pay()
+        url = world.fake.state.webhooks.url
+        world.fake.set_webhook(None)
+        one = await world.fake.state.complete_checkout_session(first["session"]["id"])
+        second = await world.pay(
+            first["shopper"],
+            customer_id=first["body"]["customer_id"],
+            order_id=first["body"]["order_id"],
+            new_attempt=True,
+        )
+        await world.fake.state.complete_checkout_session(second["session"]["id"])
+        world.fake.set_webhook(url)
+        world.fake.state.api_key_prefix = "sk_revoked_"  # Stripe refuses every call for now
+        await world.fake.state.resend_event(one.event_ids[0])
+        [pending] = (await world.http.get("/refunds", headers=headers())).json()
+        assert pending["status"] == "pending" and pending["last_error"]
+        world.fake.state.api_key_prefix = "sk_test_"
+        world.deps.reconciler.interval = timedelta(0)  # due at once
+        assert (await reconcile(world))["refunds_retried"] == 1
+        [done] = (await world.http.get("/refunds?status=refunded", headers=headers())).json()
+        assert done["id"] == pending["id"] and done["provider_refund_id"].startswith("re_")
+        assert len(await published(world.deps, REFUNDED)) == 1
