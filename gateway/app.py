@@ -14,6 +14,7 @@ from gateway import cart_router, payments_router, store_router
 from gateway.cache import ProductPageCache, ProductPageCacheMiddleware
 from gateway.clients import Clients
 from gateway.deps import Deps, GatewayDeps
+from gateway.idempotency import install_idempotency
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
 from gateway.interactor import StoreInteractor
 from gateway.settings import GatewaySettings
@@ -21,6 +22,7 @@ from libs.runtime.app import health_router
 from libs.runtime.asyncapi import asyncapi_document
 from libs.runtime.observability import ObservabilityMiddleware
 from libs.runtime.problems import install_problem_handlers
+from libs.runtime.redis import create_redis
 from libs.runtime.runtime import Shared, shared_for
 from libs.runtime.settings import RuntimeSettings
 
@@ -54,6 +56,7 @@ def create_app(
                     yield
         finally:
             await shared.directory.aclose()
+            await idempotency.aclose()
 
     app = FastAPI(
         title="Store API",
@@ -68,6 +71,12 @@ def create_app(
     app.add_middleware(AnonymousCookieMiddleware, cookie=deps.cookie)
     app.add_middleware(
         ProductPageCacheMiddleware, cache=ProductPageCache(ttl_s=settings.product_cache_ttl_s)
+    )
+    idempotency = install_idempotency(
+        app,
+        redis=create_redis(settings.runtime.redis_url, fake_server=shared.fake_redis_server),
+        ttl_s=settings.idempotency_ttl_s,
+        lock_s=settings.idempotency_lock_s,
     )
     app.add_middleware(ObservabilityMiddleware, service="gateway")
     app.include_router(store_router.router)

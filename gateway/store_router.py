@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from gateway.deps import CurrentCaller, CurrentLocale, Deps
+from gateway.idempotency import Idempotent
 from libs.contracts.cart import MergeOut
 from libs.contracts.catalog import ProductOut
 from libs.contracts.common import Page
@@ -49,7 +50,9 @@ async def get_product(
     return await deps.interactor.get_product(key, locale=locale)
 
 
-@router.post("/checkout", tags=["checkout"], summary="Check out the cart")
+@router.post(
+    "/checkout", tags=["checkout"], summary="Check out the cart", dependencies=[Idempotent]
+)
 async def checkout(
     body: CheckoutIn, deps: Deps, caller: CurrentCaller, locale: CurrentLocale
 ) -> CheckoutOut:
@@ -79,7 +82,9 @@ async def get_order(order_id: Id, deps: Deps, caller: CurrentCaller) -> OrderOut
     return await deps.interactor.get_order(caller, order_id)
 
 
-@router.post("/orders/{order_id}/pay", tags=["orders"], summary="Pay for an order")
+@router.post(
+    "/orders/{order_id}/pay", tags=["orders"], summary="Pay for an order", dependencies=[Idempotent]
+)
 async def pay_for_order(
     order_id: Id, body: PayIn, deps: Deps, caller: CurrentCaller
 ) -> CheckoutOut:
