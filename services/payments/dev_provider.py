@@ -38,7 +38,7 @@ class DevProvider:
         self._checkout_url = checkout_url
         self.checkout_ttl = checkout_ttl
 
-    def check_amounts(self, currency: str, lines: Sequence[PaymentLine]) -> None:
+    def check_limits(self, currency: str, lines: Sequence[PaymentLine]) -> None:
         return None
 
     async def ensure_customer(self, customer: ProviderCustomer) -> str | None:

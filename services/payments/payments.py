@@ -116,7 +116,7 @@ class PaymentService:
         billing_cycle(data.lines)  # one interval for all recurring lines
         lines = charge_lines(data.lines, data.amount, mode)
         provider = self.provider
-        provider.check_amounts(currency, lines)
+        provider.check_limits(currency, lines)
         now = self.clock()
         ttl = provider.checkout_ttl
         async with self.runtime.transaction() as session:
@@ -321,6 +321,11 @@ class PaymentService:
             event.kind in ("invoice_paid", "invoice_payment_failed")
             and event.billing_reason not in ("subscription_create", None)
         ):
+            return
+        if event.kind == "invoice_payment_failed" and event.billing_reason == "subscription_create":
+            # The shopper is still on the checkout page and may succeed with another card; the
+            # session's own events (completed, async_payment_failed, expired) decide.
+            log.info("payments.first_invoice_failed", event_id=event.id)
             return
         found = await self._find_attempt(repo, event)
         if found is None:

@@ -134,8 +134,9 @@ class PaymentProvider(Protocol):
     def checkout_ttl(self) -> timedelta | None:
         """How long Store keeps a checkout open; None: the provider decides (and reports it)."""
 
-    def check_amounts(self, currency: str, lines: Sequence[PaymentLine]) -> None:
-        """Raise a 422 problem when the provider cannot charge these amounts."""
+    def check_limits(self, currency: str, lines: Sequence[PaymentLine]) -> None:
+        """Raise a 422 problem when the provider cannot charge these lines (amounts, counts,
+        intervals)."""
 
     async def ensure_customer(self, customer: ProviderCustomer) -> str | None:
         """The provider's id of this customer, created now if needed (None: not used)."""

@@ -51,6 +51,23 @@ STRIPE_THREE_DECIMAL: Final[frozenset[str]] = frozenset({"BHD", "JOD", "KWD", "O
 # Everything else is two-decimal at Stripe — including ISK (ISO 0), which Stripe keeps as
 # two-decimal for backwards compatibility, so 5 ISK is sent as 500.
 
+# The Stripe API version this adapter is written for (its request and event shapes), sent on
+# every request; the SDK floor in pyproject.toml is the first SDK that pins it.
+STRIPE_API_VERSION: Final = "2026-10-28.endive"
+
+# Stripe's limits, checked before calling it so that a shopper gets a clear 422.
+MAX_LINE_ITEMS: Final = 100  # payment mode
+MAX_SUBSCRIPTION_ITEMS: Final = 20  # subscription mode: recurring, and one-time, each
+MAX_AMOUNT: Final = 99_999_999  # in Stripe's units: eight digits
+MAX_INTERVAL: Final[dict[str, int]] = {"day": 1095, "week": 156, "month": 36, "year": 3}
+# Smallest charge per settlement currency, in Stripe's units (docs.stripe.com/currencies).
+MIN_CHARGE: Final[dict[str, int]] = {
+    "USD": 50, "AED": 200, "AUD": 50, "BGN": 100, "BRL": 50, "CAD": 50, "CHF": 50, "CZK": 1500,
+    "DKK": 250, "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500, "INR": 50, "JPY": 50,
+    "MXN": 1000, "MYR": 200, "NOK": 300, "NZD": 50, "PLN": 200, "RON": 200, "SEK": 300,
+    "SGD": 50, "THB": 1000,
+}  # fmt: skip
+
 DESCRIPTOR_MAX = 22
 _DESCRIPTOR_FORBIDDEN = re.compile(r"[<>\\'\"*]")
 
@@ -101,6 +118,56 @@ def from_stripe_amount(amount: int, currency: str) -> int:
     if shift >= 0:
         return amount * 10**shift
     return amount // 10**-shift
+
+
+def check_stripe_limits(currency: str, lines: Sequence[PaymentLine]) -> None:
+    """Raise a 422 naming the first of Stripe's limits these lines break."""
+    recurring = [line for line in lines if line.interval]
+    if not recurring and len(lines) > MAX_LINE_ITEMS:
+        raise InvalidInput.for_field(
+            "lines", f"Stripe takes at most {MAX_LINE_ITEMS} lines", code="too_many_lines"
+        )
+    if recurring and max(len(recurring), len(lines) - len(recurring)) > MAX_SUBSCRIPTION_ITEMS:
+        raise InvalidInput.for_field(
+            "lines",
+            f"a subscription takes at most {MAX_SUBSCRIPTION_ITEMS} recurring and "
+            f"{MAX_SUBSCRIPTION_ITEMS} one-time lines",
+            code="too_many_lines",
+        )
+    total = 0
+    for index, line in enumerate(lines):
+        field = f"lines.{index}"
+        try:
+            unit = to_stripe_amount(line.unit_amount, currency)
+        except ValueError as exc:
+            raise InvalidInput.for_field(
+                f"{field}.unit_amount", str(exc), code="amount_not_chargeable"
+            ) from None
+        if unit > MAX_AMOUNT:
+            raise InvalidInput.for_field(
+                f"{field}.unit_amount",
+                f"Stripe charges at most {MAX_AMOUNT} {currency.upper()} units per item",
+                code="amount_too_large",
+            )
+        if line.interval and line.interval_count > MAX_INTERVAL.get(line.interval, 0):
+            raise InvalidInput.for_field(
+                f"{field}.interval_count",
+                "a billing interval is at most three years "
+                f"({MAX_INTERVAL.get(line.interval, 0)} {line.interval}s)",
+                code="interval_too_long",
+            )
+        total += unit * line.quantity
+    if total > MAX_AMOUNT:
+        raise InvalidInput.for_field(
+            "amount", f"Stripe charges at most {MAX_AMOUNT} units at once", code="amount_too_large"
+        )
+    minimum = MIN_CHARGE.get(currency.upper())
+    if minimum is not None and 0 < total < minimum:
+        raise InvalidInput.for_field(
+            "amount",
+            f"Stripe charges at least {minimum} {currency.upper()} units",
+            code="amount_too_small",
+        )
 
 
 def statement_descriptor_suffix(text: str | None) -> str | None:
@@ -260,6 +327,7 @@ class StripeProvider:
         self._http = stripe.HTTPXClient(timeout=timeout_s)
         self._client = stripe.StripeClient(
             secret_key,
+            stripe_version=STRIPE_API_VERSION,
             base_addresses={"api": api_base.rstrip("/")} if api_base else None,
             http_client=self._http,
             max_network_retries=max_network_retries,
@@ -269,14 +337,8 @@ class StripeProvider:
 
     # -- checkout ---------------------------------------------------------------------------
 
-    def check_amounts(self, currency: str, lines: Sequence[PaymentLine]) -> None:
-        for index, line in enumerate(lines):
-            try:
-                to_stripe_amount(line.unit_amount, currency)
-            except ValueError as exc:
-                raise InvalidInput.for_field(
-                    f"lines.{index}.unit_amount", str(exc), code="amount_not_chargeable"
-                ) from None
+    def check_limits(self, currency: str, lines: Sequence[PaymentLine]) -> None:
+        check_stripe_limits(currency, lines)
 
     async def ensure_customer(self, customer: ProviderCustomer) -> str | None:
         address = customer.address

@@ -13,6 +13,7 @@ from services.payments.provider import PaymentProvider
 from services.payments.service import (
     Clock,
     RepositoryFactory,
+    new_id,
     require_owner,
     subscription_out,
     utcnow,
@@ -66,7 +67,9 @@ class SubscriptionService:
             if provider is None:
                 raise ProviderUnavailable(f"The {found.provider} provider is not configured.")
             await provider.cancel_subscription(
-                found.provider_subscription_id, idempotency_key=f"store-cancel-{found.id}"
+                # Its own key per request: a cancel after a reactivation is a new request.
+                found.provider_subscription_id,
+                idempotency_key=f"store-cancel-{found.id}-{new_id()}",
             )
         now = self.clock()
         async with self.runtime.transaction() as session:

@@ -356,7 +356,8 @@ async def test_canceling_tells_stripe_and_announces_once(world: StripeWorld) -> 
     stripe_id = world.fake.object(paid["session"]["id"])["subscription"]
     assert world.fake.object(stripe_id)["cancel_at_period_end"] is True
     [update] = world.fake.requests(method="POST", path=f"/v1/subscriptions/{stripe_id}")
-    assert update.idempotency_key == f"store-cancel-{subscription['id']}"
+    assert update.idempotency_key
+    assert update.idempotency_key.startswith(f"store-cancel-{subscription['id']}-")
     await world.fake.wait_for_deliveries()  # customer.subscription.updated comes back
     # The period ends: Stripe deletes the subscription instead of renewing it.
     await world.fake.state.renew_subscription(stripe_id)
@@ -365,6 +366,46 @@ async def test_canceling_tells_stripe_and_announces_once(world: StripeWorld) -> 
     [announced] = await published(world.deps, CANCELED)
     assert announced["at_period_end"] is True
     assert await published(world.deps, RENEWED) == []
+
+
+async def test_cancel_after_a_reactivation_is_a_new_request_at_stripe(world: StripeWorld) -> None:
+    paid = await world.pay(recurring=True)
+    await world.fake.state.complete_checkout_session(paid["session"]["id"])
+    shopper = paid["shopper"]
+    [subscription] = (await world.http.get("/subscriptions", headers=headers(shopper))).json()
+    cancel = f"/subscriptions/{subscription['id']}/cancel"
+    assert (await world.http.post(cancel, headers=headers(shopper))).status_code == 200
+    stripe_id = world.fake.object(paid["session"]["id"])["subscription"]
+    # The shopper reactivates it in Stripe's customer portal...
+    world.fake.state.update_subscription(stripe_id, {"cancel_at_period_end": "false"}, None)
+    await world.fake.state.webhooks.deliver_all(world.fake.state.take_outbox())
+    [reactivated] = (await world.http.get("/subscriptions", headers=headers(shopper))).json()
+    assert reactivated["cancel_at_period_end"] is False
+    # ...then cancels again in the shop: Stripe must see a new request, not a replay.
+    again = await world.http.post(cancel, headers=headers(shopper))
+    assert again.status_code == 200 and again.json()["cancel_at_period_end"] is True
+    assert world.fake.object(stripe_id)["cancel_at_period_end"] is True
+    updates = world.fake.requests(method="POST", path=f"/v1/subscriptions/{stripe_id}")
+    assert len({u.idempotency_key for u in updates}) == 2
+    assert [u.replayed for u in updates] == [False, False]
+
+
+async def test_a_failed_first_invoice_leaves_the_checkout_payable(world: StripeWorld) -> None:
+    paid = await world.pay(recurring=True)
+    session_id = paid["session"]["id"]
+    await world.fake.state.complete_checkout_session(session_id, async_payment=True)
+    url = world.fake.state.webhooks.url
+    world.fake.set_webhook(None)
+    await world.fake.state.fail_async_payment(session_id)
+    world.fake.set_webhook(url)
+    [invoice_failed] = world.fake.events("invoice.payment_failed")
+    assert invoice_failed["data"]["object"]["billing_reason"] == "subscription_create"
+    await world.fake.state.resend_event(invoice_failed["id"])
+    # The invoice alone does not fail the attempt: the shopper may still pay on the page.
+    assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "unpaid"
+    [session_failed] = world.fake.events("checkout.session.async_payment_failed")
+    await world.fake.state.resend_event(session_failed["id"])
+    assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "failed"
 
 
 @pytest.mark.parametrize("case", ["unsigned", "badly signed", "stale", "other secret"])

@@ -346,6 +346,26 @@ async def test_a_refund_the_provider_refused_stays_pending_until_retried(
     assert len(provider.refunded) == 1 and len(await published(deps, REFUNDED)) == 1
 
 
+async def test_a_failed_first_invoice_does_not_fail_a_checkout_that_can_still_succeed(
+    deps: PaymentsDeps,
+) -> None:
+    _, attempt_id = await open_attempt(deps, recurring=True)
+    await deps.payments.handle_provider_event(
+        provider_event(
+            "invoice_payment_failed",
+            attempt_id=attempt_id,
+            billing_reason="subscription_create",
+            subscription="sub_1",
+        )
+    )
+    assert await attempt_status(deps, attempt_id) == "unpaid"
+    assert await published(deps, FAILED) == []
+    await deps.payments.handle_provider_event(
+        provider_event("checkout_completed", attempt_id=attempt_id, paid=True, subscription="sub_1")
+    )
+    assert await attempt_status(deps, attempt_id) == "paid"
+
+
 async def test_an_async_payment_waits_then_settles(deps: PaymentsDeps) -> None:
     _, attempt_id = await open_attempt(deps)
     await deps.payments.handle_provider_event(

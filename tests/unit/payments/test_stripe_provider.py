@@ -10,7 +10,9 @@ from libs.contracts.payments import PaymentLine
 from libs.runtime.problems import InvalidInput
 from services.payments.provider import CheckoutRequest
 from services.payments.stripe_provider import (
+    STRIPE_API_VERSION,
     StripeProvider,
+    check_stripe_limits,
     from_stripe_amount,
     normalize_stripe_event,
     statement_descriptor_suffix,
@@ -44,9 +46,79 @@ def test_amounts_stripe_cannot_express_are_refused(amount: int, currency: str) -
     provider = StripeProvider(secret_key="sk_test_x", webhook_secret="whsec_x")
     line = PaymentLine(pricing_id="p", name="x", unit_amount=amount, quantity=1)
     with pytest.raises(InvalidInput) as caught:
-        provider.check_amounts(currency, [line])
+        provider.check_limits(currency, [line])
     assert caught.value.code == "amount_not_chargeable"
     assert caught.value.errors and caught.value.errors[0].field == "lines.0.unit_amount"
+
+
+def line(**values: Any) -> PaymentLine:
+    return PaymentLine(
+        **{"pricing_id": "p", "name": "x", "unit_amount": 1000, "quantity": 1, **values}
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "currency", "code", "field"),
+    [
+        ([line()] * 101, "EUR", "too_many_lines", "lines"),
+        ([line(interval="month")] * 21, "EUR", "too_many_lines", "lines"),
+        ([line(interval="month"), *[line()] * 21], "EUR", "too_many_lines", "lines"),
+        ([line(unit_amount=1_000_000_000)], "EUR", "amount_too_large", "lines.0.unit_amount"),
+        ([line(unit_amount=60_000_000, quantity=2)], "EUR", "amount_too_large", "amount"),
+        ([line(unit_amount=49)], "EUR", "amount_too_small", "amount"),
+        ([line(unit_amount=49)], "JPY", "amount_too_small", "amount"),
+        (
+            [line(interval="month", interval_count=37)],
+            "EUR",
+            "interval_too_long",
+            "lines.0.interval_count",
+        ),
+        (
+            [line(interval="year", interval_count=4)],
+            "EUR",
+            "interval_too_long",
+            "lines.0.interval_count",
+        ),
+        (
+            [line(interval="day", interval_count=1096)],
+            "EUR",
+            "interval_too_long",
+            "lines.0.interval_count",
+        ),
+    ],
+    ids=[
+        "101-lines",
+        "21-recurring",
+        "21-one-time-in-subscription",
+        "unit-over-8-digits",
+        "total-over-8-digits",
+        "under-minimum",
+        "under-minimum-jpy",
+        "37-months",
+        "4-years",
+        "1096-days",
+    ],
+)
+def test_stripes_limits_are_a_clear_422_before_any_call(
+    lines: list[PaymentLine], currency: str, code: str, field: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_stripe_limits(currency, lines)
+    assert caught.value.code == code
+    assert caught.value.errors and caught.value.errors[0].field == field
+
+
+def test_what_stripe_accepts_passes_its_limits() -> None:
+    check_stripe_limits("EUR", [line()] * 100)
+    check_stripe_limits("EUR", [line(interval="month", interval_count=36)] * 20 + [line()] * 20)
+    check_stripe_limits("JPY", [line(unit_amount=50, interval="year", interval_count=3)])
+
+
+def test_the_api_version_is_the_one_the_sdk_is_typed_for() -> None:
+    # The SDK's parameter and object types describe its pinned version: they must agree.
+    import stripe
+
+    assert STRIPE_API_VERSION == stripe.api_version
 
 
 @pytest.mark.parametrize(
