@@ -25,10 +25,14 @@ import asyncio
 import calendar
 import contextlib
 import copy
+import functools
 import json
 import secrets
 import string
+import sys
 import time
+import types
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +40,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import httpx
+import pycountry
 import stripe
 import stripe.params as sp
 import stripe.params.checkout as spc
@@ -49,6 +54,8 @@ JSON = dict[str, Any]
 _ID_ALPHABET = string.ascii_letters + string.digits
 _DAY = 86_400
 _INTERVALS = ("day", "week", "month", "year")
+_MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
+_MAX_AMOUNT = 99_999_999
 # Options the SDK accepts in the same dict as params (legacy resource API) but never sends.
 _REQUEST_OPTION_KEYS = frozenset(
     {
@@ -179,24 +186,116 @@ def _listify(value: Any, *, parent_key: str | None) -> Any:
 
 def known_params(params_type: type) -> frozenset[str]:
     """Top-level parameter names the installed SDK declares for an endpoint."""
-    keys = getattr(params_type, "__required_keys__", frozenset()) | getattr(
-        params_type, "__optional_keys__", frozenset()
-    )
-    return frozenset(keys) - _REQUEST_OPTION_KEYS
+    return frozenset(_fields(params_type))
 
 
-def _reject_unknown(params: JSON, known: frozenset[str]) -> None:
-    for name in params:
-        if name not in known:
-            raise StripeApiError(
-                400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name
+def _is_typed_dict(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, dict) and hasattr(value, "__total__")
+
+
+@functools.cache
+def _fields(params_type: type) -> dict[str, Any]:
+    """A params TypedDict's fields and their types, read from the SDK's own annotations.
+
+    Annotations are forward references in the SDK's modules; one naming a type the module only
+    imports for type checking resolves to Any (it is never a nested parameter object).
+    """
+    namespace = vars(sys.modules[params_type.__module__])
+    return {
+        name: _resolve(annotation, namespace)
+        for name, annotation in params_type.__annotations__.items()
+        if name not in _REQUEST_OPTION_KEYS
+    }
+
+
+def _resolve(annotation: Any, namespace: Mapping[str, Any]) -> Any:
+    if isinstance(annotation, str):
+        annotation = typing.ForwardRef(annotation)
+    if isinstance(annotation, typing.ForwardRef):
+        try:
+            annotation = eval(annotation.__forward_arg__, dict(namespace))
+        except NameError:
+            return Any
+    origin = typing.get_origin(annotation)
+    if origin in (typing.NotRequired, typing.Required):
+        return _resolve(typing.get_args(annotation)[0], namespace)
+    return annotation
+
+
+def check_params(value: Any, params_type: type, param: str = "") -> None:
+    """Refuse what the SDK's params types do not allow, at any depth, naming the parameter as
+    Stripe does (``payment_intent_data[statement_descriptor_sufix]``): unknown keys, a hash
+    where a value belongs, a value where a hash or a list belongs."""
+    error = _shape_error(value, params_type, param, {})
+    if error is not None:
+        raise error
+
+
+def _shape_error(
+    value: Any, annotation: Any, param: str, namespace: Mapping[str, Any]
+) -> StripeApiError | None:
+    annotation = _resolve(annotation, namespace)
+    if annotation is Any:
+        return None
+    if _is_typed_dict(annotation):
+        return _object_error(value, annotation, param)
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        errors = [_shape_error(value, member, param, namespace) for member in args]
+        if any(error is None for error in errors):
+            return None
+        # The most specific complaint: the one from the member that looked like the value.
+        return next((e for e in errors if e is not None and e.param != param), errors[0])
+    if origin is list:
+        if not isinstance(value, list):
+            return invalid_param(param, f"Invalid array for {param}.")
+        for index, item in enumerate(value):
+            error = _shape_error(item, args[0], f"{param}[{index}]", namespace)
+            if error is not None:
+                return error
+        return None
+    if origin is dict or (isinstance(origin, type) and issubclass(origin, dict)):
+        return (
+            None if isinstance(value, dict) else invalid_param(param, f"Invalid hash for {param}.")
+        )
+    if isinstance(value, (dict, list)):
+        return invalid_param(
+            param, f"Invalid value for {param}: a {_name(annotation)} is expected."
+        )
+    return None
+
+
+def _object_error(value: Any, params_type: type, param: str) -> StripeApiError | None:
+    if not isinstance(value, dict):
+        return invalid_param(param, f"Invalid object for {param}: a hash is expected.")
+    fields = _fields(params_type)
+    namespace = vars(sys.modules[params_type.__module__])
+    for name, item in value.items():
+        child = f"{param}[{name}]" if param else name
+        if name not in fields:
+            return StripeApiError(
+                400, f"Received unknown parameter: {child}", code="parameter_unknown", param=child
             )
+        error = _shape_error(item, fields[name], child, namespace)
+        if error is not None:
+            return error
+    return None
+
+
+def _name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _child(prefix: str, name: str) -> str:
+    """The full name of a nested parameter: ``a[b][`` + ``c`` is ``a[b][c]``."""
+    return f"{prefix}{name}]" if prefix.endswith("[") else prefix + name
 
 
 def _require(params: Mapping[str, Any], name: str, *, prefix: str = "") -> Any:
     value = params.get(name)
     if value is None or value == "":
-        raise missing_param(prefix + name)
+        raise missing_param(_child(prefix, name))
     return value
 
 
@@ -581,10 +680,10 @@ class FakeStripe:
         obj.update(fields)
         return obj
 
-    def call(self, call: ApiCall, handler: ApiHandler, known: frozenset[str] | None) -> ApiResult:
+    def call(self, call: ApiCall, handler: ApiHandler, params_type: type | None) -> ApiResult:
         """Authenticate, replay or execute, remember, and log one /v1 request.
 
-        ``known`` lists the parameters the endpoint accepts; None skips that check.
+        ``params_type`` is the SDK's params type of the endpoint; None skips that check.
         """
         params: JSON = {}
         api_key = ""
@@ -593,8 +692,8 @@ class FakeStripe:
             params = parse_stripe_params(call.pairs)
             result = self._idempotency.lookup(api_key, call, params)
             if result is None:
-                if known is not None:
-                    _reject_unknown(params, known)
+                if params_type is not None:
+                    check_params(params, params_type)
                 # A snapshot: the stored object keeps changing, a replay must not.
                 body = copy.deepcopy(handler(self, params, call))
                 self.expand(body, params.get("expand"))
@@ -833,28 +932,39 @@ class FakeStripe:
         """A price and, when ``product_data`` is given, the product it creates (not stored)."""
         product_data = params.get("product_data")
         if params.get("product") and product_data:
-            raise invalid_param(prefix + "product", "Pass either product or product_data.")
+            raise invalid_param(_child(prefix, "product"), "Pass either product or product_data.")
         new_product = None
         if product_data:
             new_product = self._build_product(
-                _dict(product_data, prefix + "product_data"), prefix=prefix + "product_data["
+                _dict(product_data, _child(prefix, "product_data")),
+                prefix=_child(prefix, "product_data") + "[",
             )
             product_id = new_product["id"]
         else:
             product_id = _require(params, "product", prefix=prefix)
-            self.get("product", product_id, param=prefix + "product")
-        unit_amount = _int(_require(params, "unit_amount", prefix=prefix), prefix + "unit_amount")
+            self.get("product", product_id, param=_child(prefix, "product"))
+        unit_amount = _int(
+            _require(params, "unit_amount", prefix=prefix), _child(prefix, "unit_amount")
+        )
+        if unit_amount > _MAX_AMOUNT:
+            raise invalid_param(
+                _child(prefix, "unit_amount"),
+                f"This value must be less than or equal to {_MAX_AMOUNT}.",
+            )
+        currency = str(_require(params, "currency", prefix=prefix)).lower()
+        if pycountry.currencies.get(alpha_3=currency.upper()) is None:
+            raise invalid_param(_child(prefix, "currency"), f"Invalid currency: {currency}.")
         price = self._base(
             "price",
             "price",
             active=True,
             billing_scheme="per_unit",
-            currency=str(_require(params, "currency", prefix=prefix)).lower(),
+            currency=currency,
             lookup_key=_text(params.get("lookup_key")),
             metadata=_merge_metadata({}, params.get("metadata")),
             nickname=_text(params.get("nickname")),
             product=product_id,
-            recurring=self._recurring(params.get("recurring"), prefix + "recurring"),
+            recurring=self._recurring(params.get("recurring"), _child(prefix, "recurring")),
             tax_behavior=params.get("tax_behavior") or "unspecified",
             type="one_time",
             unit_amount=unit_amount,
@@ -873,6 +983,12 @@ class FakeStripe:
         if interval not in _INTERVALS:
             raise invalid_param(param + "[interval]", f"Invalid interval: {interval}")
         count = _int(given.get("interval_count", 1), param + "[interval_count]", minimum=1)
+        if count > _MAX_INTERVAL_COUNT[interval]:
+            raise invalid_param(
+                param + "[interval_count]",
+                "The maximum billing interval is 3 years (1095 days, 156 weeks, 36 months or "
+                f"3 years); {count} {interval}s is longer.",
+            )
         return {
             "interval": interval,
             "interval_count": count,
@@ -900,6 +1016,7 @@ class FakeStripe:
                 raise invalid_param("customer_email", "Pass either customer or customer_email.")
         lines, created = self._session_lines(params.get("line_items"))
         currency = self._check_lines(mode, lines)
+        _check_line_counts(mode, lines)
         payment_intent_data = self._mode_only(params, "payment_intent_data", mode, "payment")
         subscription_data = self._mode_only(params, "subscription_data", mode, "subscription")
         _check_descriptors(payment_intent_data)
@@ -1439,12 +1556,36 @@ class FakeStripe:
 
 
 def _check_descriptors(payment_intent_data: JSON) -> None:
-    for name in ("statement_descriptor", "statement_descriptor_suffix"):
-        value = payment_intent_data.get(name)
-        if value is not None and len(value) > 22:
-            raise invalid_param(
-                f"payment_intent_data[{name}]", f"{name} must be at most 22 characters."
-            )
+    if payment_intent_data.get("statement_descriptor") is not None:
+        # Checkout pays by card here, and cards only take a suffix to the account's prefix.
+        raise invalid_param(
+            "payment_intent_data[statement_descriptor]",
+            "The `statement_descriptor` parameter is not supported for the `card` payment "
+            "method type. Please use `statement_descriptor_suffix` instead.",
+        )
+    suffix = payment_intent_data.get("statement_descriptor_suffix")
+    if suffix is None:
+        return
+    param = "payment_intent_data[statement_descriptor_suffix]"
+    if len(suffix) > 22:
+        raise invalid_param(param, "statement_descriptor_suffix must be at most 22 characters.")
+    if not any(c.isascii() and c.isalpha() for c in suffix):
+        raise invalid_param(
+            param, "The statement descriptor suffix must contain at least one letter."
+        )
+    if any(c in "<>\\'\"*" for c in suffix) or not suffix.isascii():
+        raise invalid_param(param, "The statement descriptor suffix contains invalid characters.")
+
+
+def _check_line_counts(mode: str, lines: list[_SessionLine]) -> None:
+    recurring = sum(1 for line in lines if line.price["recurring"])
+    if mode == "payment" and len(lines) > 100:
+        raise invalid_param("line_items", "You may only specify up to 100 line items.")
+    if mode == "subscription" and max(recurring, len(lines) - recurring) > 20:
+        raise invalid_param(
+            "line_items",
+            "Subscription mode takes up to 20 recurring and 20 one-time line items.",
+        )
 
 
 def _customer_details(session: JSON, customer: JSON | None) -> JSON:
@@ -1513,12 +1654,10 @@ def _api_response(fake: FakeStripe, call: ApiCall, result: ApiResult) -> Respons
 def _api_endpoint(
     handler: ApiHandler, params_type: type | None
 ) -> Callable[[Request], Awaitable[Response]]:
-    known = known_params(params_type) if params_type else None
-
     async def endpoint(request: Request) -> Response:
         fake = fake_stripe_of(request.app)
         call = await _read_call(request)
-        result = fake.call(call, handler, known)
+        result = fake.call(call, handler, params_type)
         fake.webhooks.deliver_later(fake.take_outbox())
         return _api_response(fake, call, result)
 

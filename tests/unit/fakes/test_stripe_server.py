@@ -535,3 +535,104 @@ async def test_sign_webhook_produces_headers_the_sdk_accepts_until_they_are_too_
     assert stripe.Webhook.construct_event(payload, fresh, SECRET).id == "evt_test"
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(payload, stale, SECRET)
+
+
+# -- strict as Stripe: every request Stripe refuses, refused ----------------------------------
+
+
+def _with_price_data(**changes: Any) -> dict[str, Any]:
+    line = one_off_line(1000)
+    line["price_data"].update(changes)
+    return line
+
+
+BAD_SESSIONS: dict[str, tuple[dict[str, Any], str]] = {
+    "unknown nested parameter": (
+        session_params(
+            "payment",
+            one_off_line(1000),
+            payment_intent_data={"statement_descriptor_sufix": "MUGS"},
+        ),
+        "payment_intent_data[statement_descriptor_sufix]",
+    ),
+    "unknown deeply nested parameter": (
+        session_params(
+            "payment",
+            _with_price_data(product_data={"name": "Mug", "colour": "blue"}),
+        ),
+        "line_items[0][price_data][product_data][colour]",
+    ),
+    "full descriptor for cards": (
+        session_params(
+            "payment", one_off_line(1000), payment_intent_data={"statement_descriptor": "MUGS"}
+        ),
+        "payment_intent_data[statement_descriptor]",
+    ),
+    "suffix without a letter": (
+        session_params(
+            "payment",
+            one_off_line(1000),
+            payment_intent_data={"statement_descriptor_suffix": "12345"},
+        ),
+        "payment_intent_data[statement_descriptor_suffix]",
+    ),
+    "interval over 3 years": (
+        session_params("subscription", monthly_line(1000, interval_count=37)),
+        "line_items[0][price_data][recurring][interval_count]",
+    ),
+    "currency zzz": (
+        session_params("payment", _with_price_data(currency="zzz")),
+        "line_items[0][price_data][currency]",
+    ),
+    "unit_amount 1e9": (
+        session_params("payment", _with_price_data(unit_amount=1_000_000_000)),
+        "line_items[0][price_data][unit_amount]",
+    ),
+    "101 line items": (
+        session_params("payment", *[one_off_line(100) for _ in range(101)]),
+        "line_items",
+    ),
+    "21 recurring items": (
+        session_params("subscription", *[monthly_line(100) for _ in range(21)]),
+        "line_items",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SESSIONS))
+async def test_each_session_stripe_refuses_is_refused_and_creates_nothing(
+    fake: RunningFakeStripe, client: stripe.StripeClient, case: str
+) -> None:
+    params, param = BAD_SESSIONS[case]
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        await client.v1.checkout.sessions.create_async(cast("SessionCreateParams", params))
+    assert caught.value.param == param
+    assert not [o for o in fake.state.objects.values() if o["object"] == "checkout.session"]
+
+
+async def test_the_limits_themselves_are_accepted(client: stripe.StripeClient) -> None:
+    await client.v1.checkout.sessions.create_async(
+        session_params(
+            "payment",
+            *[one_off_line(100) for _ in range(99)],
+            _with_price_data(unit_amount=99_999_999),
+            payment_intent_data={"statement_descriptor_suffix": "MUGS 24"},
+        )
+    )
+    await client.v1.checkout.sessions.create_async(
+        session_params("subscription", monthly_line(100, interval_count=36))
+    )
+
+
+async def test_idempotency_keys_expire_after_24_hours() -> None:
+    now = [1_800_000_000.0]
+    async with running_fake_stripe(clock=lambda: now[0]) as running:
+        client = running.client()
+        key = {"idempotency_key": f"k-{uuid.uuid4()}"}
+        first = await client.v1.customers.create_async({"email": "a@example.com"}, options=key)
+        now[0] += 24 * 3600 - 1
+        replay = await client.v1.customers.create_async({"email": "a@example.com"}, options=key)
+        assert replay.id == first.id
+        now[0] += 1
+        fresh = await client.v1.customers.create_async({"email": "b@example.com"}, options=key)
+        assert fresh.id != first.id
