@@ -73,7 +73,7 @@ _DESCRIPTOR_FORBIDDEN = re.compile(r"[<>\\'\"*]")
 
 SIGNATURE_HEADER = "stripe-signature"
 
-_HANDLED: Final[dict[str, EventKind]] = {
+HANDLED: Final[dict[str, EventKind]] = {
     "checkout.session.completed": "checkout_completed",
     "checkout.session.async_payment_succeeded": "payment_succeeded",
     "checkout.session.async_payment_failed": "payment_failed",
@@ -197,13 +197,13 @@ def _metadata(value: Any) -> dict[str, str]:
 
 
 def subscription_from_stripe(obj: Mapping[str, Any]) -> ProviderSubscription:
-    """Normalize a Stripe subscription (period ends live on the items in recent API versions)."""
+    """Normalize a Stripe subscription (its period ends live on its items)."""
     ends: list[int] = [
         int(item["current_period_end"])
         for item in ((obj.get("items") or {}).get("data") or [])
         if item.get("current_period_end")
     ]
-    period_end = max(ends) if ends else obj.get("current_period_end")
+    period_end = max(ends) if ends else None
     return ProviderSubscription(
         id=str(obj["id"]),
         status=obj.get("status"),
@@ -224,7 +224,7 @@ def normalize_stripe_event(event: Mapping[str, Any]) -> ProviderEvent:
         obj = event["data"]["object"]
     except (KeyError, TypeError) as exc:
         raise InvalidWebhookPayload("not a Stripe event") from exc
-    kind = _HANDLED.get(event_type, "ignored")
+    kind = HANDLED.get(event_type, "ignored")
     base: dict[str, Any] = {
         "provider": "stripe",
         "id": event_id,
@@ -277,10 +277,10 @@ def _session_event(base: dict[str, Any], session: Mapping[str, Any]) -> Provider
 
 
 def _invoice_event(base: dict[str, Any], invoice: Mapping[str, Any]) -> ProviderEvent:
+    # The invoice names its subscription under `parent` (API 2025-03-31 and later only).
     parent = (invoice.get("parent") or {}).get("subscription_details") or {}
-    legacy = invoice.get("subscription_details") or {}
-    metadata = _metadata(parent.get("metadata") or legacy.get("metadata"))
-    subscription_id = _id(invoice.get("subscription")) or _id(parent.get("subscription"))
+    metadata = _metadata(parent.get("metadata"))
+    subscription_id = _id(parent.get("subscription"))
     currency = str(invoice.get("currency") or "").upper() or None
     amount = invoice.get("amount_paid") if base["kind"] == "invoice_paid" else None
     if amount is None:

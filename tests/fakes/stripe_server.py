@@ -27,6 +27,7 @@ import contextlib
 import copy
 import functools
 import json
+import random
 import secrets
 import string
 import sys
@@ -433,6 +434,11 @@ class ActionReport:
     def event_ids(self) -> list[str]:
         return [delivery.event_id for delivery in self.deliveries]
 
+    def event_id(self, event_type: str) -> str:
+        """The one delivered event of this type (deliveries come in no particular order)."""
+        [found] = [d.event_id for d in self.deliveries if d.event_type == event_type]
+        return found
+
     def to_json(self) -> JSON:
         return {"object": self.object, "events": [d.to_json() for d in self.deliveries]}
 
@@ -643,6 +649,7 @@ class FakeStripe:
         api_version: str,
         clock: Callable[[], float],
         webhook_transport: httpx.AsyncBaseTransport | None,
+        shuffle_seed: int | None = 0,
     ) -> None:
         self.api_key_prefix = api_key_prefix
         self.api_version = api_version
@@ -657,6 +664,7 @@ class FakeStripe:
         self._idempotency = IdempotencyCache(clock)
         self._outbox: list[JSON] = []
         self._invoice_number = 0
+        self._shuffle = random.Random(shuffle_seed) if shuffle_seed is not None else None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -789,8 +797,34 @@ class FakeStripe:
         return event
 
     def take_outbox(self) -> list[JSON]:
+        """The events to deliver, in the order Stripe might send them: it promises none, so
+        they are shuffled (deterministically per fake, by its seed)."""
         events, self._outbox = self._outbox, []
+        if self._shuffle is not None:
+            self._shuffle.shuffle(events)
         return events
+
+    def _emit_payment(self, intent: JSON, *, succeeded: bool) -> None:
+        """What Stripe announces about the PaymentIntent and Charge behind a payment."""
+        self.emit("payment_intent.created", intent)
+        if not succeeded:
+            self.emit("payment_intent.processing", intent)
+            return
+        charge = self._base(
+            "ch",
+            "charge",
+            amount=intent["amount"],
+            amount_captured=intent["amount"],
+            amount_refunded=0,
+            currency=intent["currency"],
+            customer=intent.get("customer"),
+            paid=True,
+            payment_intent=intent["id"],
+            status="succeeded",
+        )
+        intent["latest_charge"] = self._store(charge)["id"]
+        self.emit("charge.succeeded", charge)
+        self.emit("payment_intent.succeeded", intent)
 
     async def _report(self, obj: JSON) -> ActionReport:
         deliveries = await self.webhooks.deliver_all(self.take_outbox())
@@ -1161,14 +1195,28 @@ class FakeStripe:
         if session["mode"] == "payment":
             intent = self._create_payment_intent(session, record, succeeded=paid)
             session["payment_intent"] = intent["id"]
+            self._emit_payment(intent, succeeded=paid)
         else:
             subscription, invoice = self._start_subscription(session, record, paid=paid)
             session.update(subscription=subscription["id"], invoice=invoice["id"])
+            self.emit("customer.subscription.created", subscription)
+            self.emit("invoice.created", invoice)
+            self.emit("invoice.finalized", invoice)
         session["payment_status"] = _payment_status(session, paid=paid)
         self.emit("checkout.session.completed", session)
         if paid and session["invoice"]:
-            self.emit("invoice.paid", self.objects[session["invoice"]])
+            self._emit_invoice_paid(self.objects[session["invoice"]])
         return session
+
+    def _emit_invoice_paid(self, invoice: JSON) -> None:
+        payment = next(
+            o
+            for o in self.objects.values()
+            if o.get("object") == "invoice_payment" and o["invoice"] == invoice["id"]
+        )
+        self._emit_payment(self.objects[payment["payment"]["payment_intent"]], succeeded=True)
+        self.emit("invoice.paid", invoice)
+        self.emit("invoice.payment_succeeded", invoice)
 
     def _session_customer(self, session: JSON) -> JSON | None:
         if session["customer"]:
@@ -1218,7 +1266,7 @@ class FakeStripe:
         self.emit("checkout.session.async_payment_succeeded", session)
         if session["invoice"]:
             self._settle_invoice(self.objects[session["invoice"]])
-            self.emit("invoice.paid", self.objects[session["invoice"]])
+            self._emit_invoice_paid(self.objects[session["invoice"]])
             self._set_subscription_status(self.objects[session["subscription"]], "active")
         return await self._report(session)
 
@@ -1231,6 +1279,7 @@ class FakeStripe:
                 status="requires_payment_method",
                 last_payment_error={"code": "payment_method_refused", "type": "card_error"},
             )
+            self.emit("payment_intent.payment_failed", intent)
         self.emit("checkout.session.async_payment_failed", session)
         if session["invoice"]:
             self.emit("invoice.payment_failed", self.objects[session["invoice"]])
@@ -1265,9 +1314,6 @@ class FakeStripe:
             cancellation_details={"comment": None, "feedback": None, "reason": None},
             collection_method="charge_automatically",
             currency=session["currency"],
-            # Kept at the top level for older API versions; newer ones read it from items.
-            current_period_end=end,
-            current_period_start=start,
             customer=session["customer"],
             default_payment_method=None,
             description=_text(record.subscription_data.get("description")),
@@ -1279,7 +1325,7 @@ class FakeStripe:
             trial_end=None,
             trial_start=None,
         )
-        items = [self._subscription_item(subscription, line) for line in recurring]
+        items = [self._subscription_item(subscription, line, start, end) for line in recurring]
         subscription["items"] = _list_object(
             items, f"/v1/subscription_items?subscription={subscription['id']}"
         )
@@ -1290,12 +1336,15 @@ class FakeStripe:
         )
         return subscription, invoice
 
-    def _subscription_item(self, subscription: JSON, line: _SessionLine) -> JSON:
+    def _subscription_item(
+        self, subscription: JSON, line: _SessionLine, start: int, end: int
+    ) -> JSON:
+        # Periods live on the items in the current API (no longer on the subscription).
         return self._base(
             "si",
             "subscription_item",
-            current_period_end=subscription["current_period_end"],
-            current_period_start=subscription["current_period_start"],
+            current_period_end=end,
+            current_period_start=start,
             metadata={},
             price=copy.deepcopy(line.price),
             quantity=line.quantity,
@@ -1325,7 +1374,6 @@ class FakeStripe:
             metadata={},
             next_payment_attempt=None,
             number=f"FAKE-{self._invoice_number:04d}",
-            paid=False,
             parent={
                 "type": "subscription_details",
                 "quote_details": None,
@@ -1334,8 +1382,8 @@ class FakeStripe:
                     "subscription": subscription["id"],
                 },
             },
-            period_end=subscription["current_period_end"],
-            period_start=subscription["current_period_start"],
+            period_end=_period(subscription)[1],
+            period_start=_period(subscription)[0],
             status="open",
             status_transitions={
                 "finalized_at": self.now(),
@@ -1343,8 +1391,6 @@ class FakeStripe:
                 "paid_at": None,
                 "voided_at": None,
             },
-            # Removed from the object in API 2025-03-31; kept so older consumers work too.
-            subscription=subscription["id"],
             subtotal=amount,
             total=amount,
         )
@@ -1377,8 +1423,8 @@ class FakeStripe:
                 },
             },
             "period": {
-                "start": subscription["current_period_start"],
-                "end": subscription["current_period_end"],
+                "start": _period(subscription)[0],
+                "end": _period(subscription)[1],
             },
             "price": copy.deepcopy(line.price),
             "pricing": {
@@ -1391,9 +1437,7 @@ class FakeStripe:
         }
 
     def _settle_invoice(self, invoice: JSON) -> None:
-        invoice.update(
-            amount_paid=invoice["amount_due"], amount_remaining=0, paid=True, status="paid"
-        )
+        invoice.update(amount_paid=invoice["amount_due"], amount_remaining=0, status="paid")
         invoice["status_transitions"]["paid_at"] = self.now()
         self._record_invoice_payment(invoice)
 
@@ -1423,7 +1467,7 @@ class FakeStripe:
 
     def _cancel_at_period_end(self, subscription: JSON, cancel: bool) -> None:
         subscription["cancel_at_period_end"] = cancel
-        subscription["cancel_at"] = subscription["current_period_end"] if cancel else None
+        subscription["cancel_at"] = _period(subscription)[1] if cancel else None
         subscription["canceled_at"] = self.now() if cancel else None
         reason = "cancellation_requested" if cancel else None
         subscription["cancellation_details"]["reason"] = reason
@@ -1444,7 +1488,7 @@ class FakeStripe:
             raise wrong_state(f"Subscription {subscription_id} is {subscription['status']}.")
         if subscription["cancel_at_period_end"]:
             # The period ran out on a subscription set to cancel: it ends, nothing is billed.
-            subscription.update(status="canceled", ended_at=subscription["current_period_end"])
+            subscription.update(status="canceled", ended_at=_period(subscription)[1])
             self.emit("customer.subscription.deleted", subscription)
             return subscription
         self._advance_period(subscription)
@@ -1452,8 +1496,10 @@ class FakeStripe:
         invoice = self._create_invoice(
             subscription, lines, billing_reason="subscription_cycle", paid=paid
         )
+        self.emit("invoice.created", invoice)
+        self.emit("invoice.finalized", invoice)
         if paid:
-            self.emit("invoice.paid", invoice)
+            self._emit_invoice_paid(invoice)
             self._set_subscription_status(subscription, "active")
         else:
             invoice["next_payment_attempt"] = self.now() + 3 * _DAY
@@ -1463,10 +1509,10 @@ class FakeStripe:
 
     def _advance_period(self, subscription: JSON) -> None:
         cycle = subscription["items"]["data"][0]["price"]["recurring"]
-        start = subscription["current_period_end"]
+        start = _period(subscription)[1]
         end = add_interval(start, cycle["interval"], cycle["interval_count"])
-        for holder in [subscription, *subscription["items"]["data"]]:
-            holder.update(current_period_start=start, current_period_end=end)
+        for item in subscription["items"]["data"]:
+            item.update(current_period_start=start, current_period_end=end)
 
     async def renew_subscription(self, subscription_id: str) -> ActionReport:
         """The period ends and the next one is paid (or the subscription ends if set to)."""
@@ -1514,6 +1560,10 @@ class FakeStripe:
             status="succeeded",
         )
         self.emit("refund.created", refund, call=call)
+        if intent.get("latest_charge"):
+            charge = self.objects[intent["latest_charge"]]
+            charge["amount_refunded"] = intent["amount_refunded"]
+            self.emit("charge.refunded", charge, call=call)
         return self._store(refund)
 
     def list_invoice_payments(self, params: JSON) -> JSON:
@@ -1553,6 +1603,12 @@ class FakeStripe:
         """Deliver a recorded event again, same id and snapshot, fresh signature."""
         event = self.get("event", event_id)
         return ActionReport(copy.deepcopy(event), await self.webhooks.deliver_all([event]))
+
+
+def _period(subscription: JSON) -> tuple[int, int]:
+    """The subscription's current period, from its items (all share one cycle here)."""
+    item = subscription["items"]["data"][0]
+    return int(item["current_period_start"]), int(item["current_period_end"])
 
 
 def _check_descriptors(payment_intent_data: JSON) -> None:
@@ -1923,6 +1979,7 @@ def create_fake_stripe_app(
     api_version: str | None = None,
     clock: Callable[[], float] = time.time,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
+    shuffle_seed: int | None = 0,
 ) -> Starlette:
     """Build one fake Stripe account as an ASGI app; its state lives in ``app.state``.
 
@@ -1937,6 +1994,7 @@ def create_fake_stripe_app(
         api_version=api_version or stripe.api_version,
         clock=clock,
         webhook_transport=webhook_transport,
+        shuffle_seed=shuffle_seed,
     )
 
     @contextlib.asynccontextmanager
