@@ -549,3 +549,19 @@ async def test_merge_into_a_user_without_customers_keeps_the_anonymous_default(
     await merge(deps, shopper.anonymous_id, member.user_id)  # type: ignore[arg-type]
     mine = await deps.customers.get_customers_for_user(principal=member)
     assert [c.id for c in mine if c.is_default] == [second]
+
+
+# --- reconciliation --------------------------------------------------------------------------
+
+
+async def test_reconciliation_expires_a_dev_checkout_left_past_its_expiry(
+    deps: PaymentsDeps, clock: FakeClock
+) -> None:
+    _, attempt_id = await open_attempt(deps)
+    assert (await deps.reconciler.reconcile()).checked == 0  # young and open: left alone
+    clock.advance(days=1, seconds=1)
+    result = await deps.reconciler.reconcile()
+    assert (result.checked, result.settled) == (1, 1)
+    assert await attempt_status(deps, attempt_id) == "expired"
+    assert [p["attempt_id"] for p in await published(deps, EXPIRED)] == [attempt_id]
+    assert (await deps.reconciler.reconcile()).checked == 0
