@@ -170,3 +170,26 @@ async def test_a_malformed_key_is_refused(setup: tuple[httpx.AsyncClient, Counte
     body = {"pricing_id": "p1", "quantity": 1}
     problem(await http.post("/lines", json=body, headers=as_user("a", "x" * 256)), 422)
     assert counter.runs == 0
+
+
+def test_the_store_api_documents_the_header_on_each_retryable_post() -> None:
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+    from libs.runtime.settings import RuntimeSettings
+
+    document = create_app(GatewaySettings(runtime=RuntimeSettings())).openapi()
+    documented = {
+        path
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if any(
+            p["in"] == "header" and p["name"] == "Idempotency-Key"
+            for p in operation.get("parameters", [])
+        )
+    }
+    assert documented == {
+        "/api/store/cart/lines",
+        "/api/store/checkout",
+        "/api/store/orders/{order_id}/pay",
+        "/api/payments/billing",
+    }
