@@ -5,9 +5,11 @@ A client sends `Idempotency-Key: <random>` on `POST /api/store/cart/lines`, `/ch
 per caller and key for 24 hours and replayed for a retry of the same request, marked
 `Idempotent-Replayed: true`. The same key with another request (method, path or body) is 422
 `idempotency_key_reused`; a retry while the first is still running is 409
-`idempotency_key_in_use`. A 5xx answer, or a request that dies, is not kept: the key frees
-itself (at once, or after the in-flight lock expires when the gateway itself died) so the retry
-runs again — and reaches the services' own guards (one open payment per order, 409 when paid).
+`idempotency_key_in_use`. Only a success is kept: a refusal (4xx, e.g. a body that did not
+validate) changed nothing, and a failure (5xx) or a request that dies should be retried, so the
+key frees itself (at once, or after the in-flight lock expires when the gateway itself died)
+and the retry runs again — reaching the services' own guards (one open payment per order, 409
+when paid).
 
 Storage is Redis: the real server in the distributed mode, the in-process substitute in the
 embedded mode. A caller without any identity yet (no user token, no anonymous cookie) has
@@ -177,9 +179,9 @@ class IdempotencyMiddleware:
 
 async def _settle(claim: _Claim, status: int, body: bytes, media: str) -> None:
     try:
-        if 0 < status < 500:
+        if 200 <= status < 300:
             await claim.store.save(claim.key, claim.fingerprint, status, body, media)
-        else:  # a failure the client should retry: the key runs again next time
+        else:  # refused or failed, nothing done: the key runs again next time
             await claim.store.release(claim.key)
     except Exception as exc:  # Redis down: the answer is already sent; the key lock expires
         log.warning("idempotency.store_failed", error=repr(exc))

@@ -193,3 +193,15 @@ def test_the_store_api_documents_the_header_on_each_retryable_post() -> None:
         "/api/store/orders/{order_id}/pay",
         "/api/payments/billing",
     }
+
+
+async def test_a_refused_body_does_not_use_up_the_key(
+    setup: tuple[httpx.AsyncClient, Counter],
+) -> None:
+    http, counter = setup
+    key = str(uuid.uuid4())
+    problem(await http.post("/lines", json={"pricing_id": "p1"}, headers=as_user("a", key)), 422)
+    fixed = await http.post(
+        "/lines", json={"pricing_id": "p1", "quantity": 1}, headers=as_user("a", key)
+    )
+    assert fixed.status_code == 200 and counter.quantities == {"p1": 1}
