@@ -18,6 +18,7 @@ from gateway.idempotency import install_idempotency
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
 from gateway.interactor import StoreInteractor
 from gateway.settings import GatewaySettings
+from gateway.storefront import mount_storefront
 from libs.runtime.app import health_router
 from libs.runtime.asyncapi import asyncapi_document
 from libs.runtime.observability import ObservabilityMiddleware
@@ -83,6 +84,7 @@ def create_app(
     app.include_router(cart_router.router)
     app.include_router(payments_router.router)
     app.include_router(_operations_router(shared, settings.runtime))
+    mount_storefront(app, settings)
     return app
 
 
