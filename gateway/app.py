@@ -15,6 +15,7 @@ from gateway import cart_router, payments_router, store_router
 from gateway.cache import ProductPageCache, ProductPageCacheMiddleware
 from gateway.clients import Clients
 from gateway.deps import Deps, GatewayDeps
+from gateway.idempotency import install_idempotency
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
 from gateway.interactor import StoreInteractor
 from gateway.security import BodyLimitMiddleware, RateLimits, checked_media_path, rate_limit
@@ -24,6 +25,7 @@ from libs.runtime.app import health_router
 from libs.runtime.asyncapi import asyncapi_document
 from libs.runtime.observability import ObservabilityMiddleware
 from libs.runtime.problems import install_problem_handlers
+from libs.runtime.redis import create_redis
 from libs.runtime.runtime import Shared, shared_for
 from libs.runtime.settings import RuntimeSettings
 
@@ -64,6 +66,7 @@ def create_app(
                     yield
         finally:
             await shared.directory.aclose()
+            await idempotency.aclose()
 
     app = FastAPI(
         title="Store API",
@@ -79,6 +82,13 @@ def create_app(
     app.add_middleware(
         ProductPageCacheMiddleware, cache=ProductPageCache(ttl_s=settings.product_cache_ttl_s)
     )
+    idempotency = install_idempotency(
+        app,
+        redis=create_redis(settings.runtime.redis_url, fake_server=shared.fake_redis_server),
+        ttl_s=settings.idempotency_ttl_s,
+        lock_s=settings.idempotency_lock_s,
+    )
+    # Outside the idempotency middleware, so the body it reads is already bounded.
     app.add_middleware(
         BodyLimitMiddleware,
         default_bytes=settings.body_limit_bytes,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from gateway.deps import CurrentCaller, CurrentLocale, Deps
+from gateway.idempotency import Idempotent
 from libs.contracts.cart import AddLineIn, CartOut, SetQuantityIn
 
 router = APIRouter(prefix="/api/store/cart", tags=["cart"])
@@ -20,7 +21,7 @@ async def get_cart(deps: Deps, caller: CurrentCaller, locale: CurrentLocale) -> 
     return await deps.interactor.get_cart_summarized(caller, locale=locale)
 
 
-@router.post("/lines", summary="Add to cart")
+@router.post("/lines", summary="Add to cart", dependencies=[Idempotent])
 async def add_line(
     body: AddLineIn, deps: Deps, caller: CurrentCaller, locale: CurrentLocale
 ) -> CartOut:

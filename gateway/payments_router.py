@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from gateway.deps import CurrentCaller, Deps
+from gateway.idempotency import Idempotent
 from gateway.security import checked_id
 from libs.contracts.payments import CreateBillingIn, CustomerOut
 from libs.runtime.http import RemoteProblem
@@ -17,7 +18,12 @@ _FORWARDED = ("content-type", "stripe-signature", "accept", "user-agent")
 _RETURNED = ("content-type", "location", "cache-control")
 
 
-@router.post("/billing", status_code=status.HTTP_201_CREATED, summary="Create billing information")
+@router.post(
+    "/billing",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create billing information",
+    dependencies=[Idempotent],
+)
 async def create_billing(body: CreateBillingIn, deps: Deps, caller: CurrentCaller) -> CustomerOut:
     """Billing details become a customer of the user, the anonymous shopper (who gets the
     cookie) or an organization the user belongs to."""

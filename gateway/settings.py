@@ -87,6 +87,15 @@ class GatewaySettings(BaseSettings):
     default_locale: str = Field(
         "en", description="Locale when neither ?locale= nor Accept-Language."
     )
+    idempotency_ttl_s: int = Field(
+        24 * 3600, ge=60, description="How long a response is kept for its Idempotency-Key."
+    )
+    idempotency_lock_s: int = Field(
+        60,
+        ge=1,
+        description="How long a key stays in flight when its request never finishes (the "
+        "gateway died); then a retry runs again. Keep it above the slowest request.",
+    )
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
     _split_lists = field_validator(

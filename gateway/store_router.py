@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from gateway.deps import CurrentCaller, CurrentLocale, Deps
+from gateway.idempotency import Idempotent
 from gateway.security import check_return_urls, public_links
 from libs.contracts.cart import MergeOut
 from libs.contracts.catalog import ProductOut
@@ -50,7 +51,9 @@ async def get_product(
     return await deps.interactor.get_product(key, locale=locale)
 
 
-@router.post("/checkout", tags=["checkout"], summary="Check out the cart")
+@router.post(
+    "/checkout", tags=["checkout"], summary="Check out the cart", dependencies=[Idempotent]
+)
 async def checkout(
     body: CheckoutIn, request: Request, deps: Deps, caller: CurrentCaller, locale: CurrentLocale
 ) -> CheckoutOut:
@@ -81,7 +84,9 @@ async def get_order(order_id: Id, deps: Deps, caller: CurrentCaller) -> OrderOut
     return await deps.interactor.get_order(caller, order_id)
 
 
-@router.post("/orders/{order_id}/pay", tags=["orders"], summary="Pay for an order")
+@router.post(
+    "/orders/{order_id}/pay", tags=["orders"], summary="Pay for an order", dependencies=[Idempotent]
+)
 async def pay_for_order(
     order_id: Id, body: PayIn, request: Request, deps: Deps, caller: CurrentCaller
 ) -> CheckoutOut:

@@ -196,6 +196,40 @@ def asyncapi() -> None:
     )
 
 
+# --- store payments ... ----------------------------------------------------------------------
+
+payments_app = typer.Typer(
+    help="Payments operations: reconciliation and refunds.", no_args_is_help=True
+)
+app.add_typer(payments_app, name="payments")
+
+
+@payments_app.command("reconcile")
+def payments_reconcile() -> None:
+    """Ask the provider about attempts a lost webhook left unpaid; retry pending refunds."""
+    from services.payments.operations import run_reconcile
+
+    result = asyncio.run(run_reconcile())
+    typer.echo(result.model_dump_json())
+    raise typer.Exit(1 if result.errors else 0)
+
+
+@payments_app.command("refunds")
+def payments_refunds(
+    status: Annotated[
+        str | None, typer.Option(help="Only `pending` or only `refunded` refunds.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
+) -> None:
+    """List refunds of money that must not stay (double payments, late or mismatched money)."""
+    from services.payments.operations import list_refunds
+
+    if status not in (None, "pending", "refunded"):
+        raise typer.BadParameter("--status is `pending` or `refunded`")
+    for refund in asyncio.run(list_refunds(status=status, limit=limit)):
+        typer.echo(refund.model_dump_json())
+
+
 def _service_settings(name: str) -> Any:
     module = importlib.import_module(f"services.{name}.settings")
     return getattr(module, f"{name.capitalize()}Settings")()

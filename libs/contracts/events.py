@@ -7,9 +7,9 @@ a new version instead.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from libs.contracts.common import Owner
 from libs.contracts.envelope import Contract, Event, event
@@ -137,6 +137,70 @@ class PaymentFailed(Event):
 class PaymentExpired(Event):
     attempt_id: str
     order_id: str
+
+
+def _example(example: dict[str, Any]) -> ConfigDict:
+    return Contract.model_config | {"json_schema_extra": {"examples": [example]}}
+
+
+@event("payments.payment.refunded.v1")
+class PaymentRefunded(Event):
+    """Money that must not stay was sent back through the provider: a second payment of a paid
+    order, a payment that arrived after its checkout closed, or one that did not match."""
+
+    model_config = _example(
+        {
+            "refund_id": "5f0c7a7e-3f57-4a43-9d56-3c1f6a1f5d10",
+            "attempt_id": "8d2c1a30-9e4b-4f1e-a0b2-2b7f7c1e9a11",
+            "order_id": "0b9e3c55-7a51-4c8e-8f3e-6c2d9b1e4a22",
+            "amount": 2500,
+            "currency": "EUR",
+            "provider": "stripe",
+            "provider_refund_id": "re_3QxYz",
+            "reason": "order_already_paid",
+            "refunded_at": "2027-03-01T12:00:00Z",
+        }
+    )
+
+    refund_id: str
+    attempt_id: str
+    order_id: str
+    amount: int = Field(ge=0)
+    currency: str
+    provider: str
+    provider_refund_id: str | None = None
+    reason: str
+    refunded_at: datetime
+
+
+@event("payments.payment.flagged.v1")
+class PaymentFlagged(Event):
+    """A provider reported money that does not match its attempt (amount or currency): it did
+    not pay the order, and an operator should look."""
+
+    model_config = _example(
+        {
+            "attempt_id": "8d2c1a30-9e4b-4f1e-a0b2-2b7f7c1e9a11",
+            "order_id": "0b9e3c55-7a51-4c8e-8f3e-6c2d9b1e4a22",
+            "reason": "amount_mismatch",
+            "expected_amount": 2500,
+            "expected_currency": "EUR",
+            "reported_amount": 250,
+            "reported_currency": "EUR",
+            "provider": "stripe",
+            "provider_reference": "pi_3QxYz",
+        }
+    )
+
+    attempt_id: str
+    order_id: str
+    reason: str
+    expected_amount: int
+    expected_currency: str
+    reported_amount: int | None = None
+    reported_currency: str | None = None
+    provider: str
+    provider_reference: str | None = None
 
 
 @event("payments.subscription.activated.v1")

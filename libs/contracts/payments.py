@@ -264,6 +264,59 @@ class PaymentAttemptOut(PaymentOut):
     }
 
 
+class RefundOut(Contract):
+    """Internal: a refund of money that must not stay (`GET /refunds`, `store payments refunds`)."""
+
+    id: str
+    attempt_id: str
+    order_id: str
+    provider: str
+    amount: int
+    currency: str
+    reason: str
+    status: Literal["pending", "refunded"]
+    provider_refund_id: str | None = None
+    last_error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "1f2e3d4c-5b6a-4978-8a6b-5c4d3e2f1a0b",
+                    "attempt_id": "5c4b3a29-1807-4f6e-9d5c-4b3a29180706",
+                    "order_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "provider": "stripe",
+                    "amount": 2500,
+                    "currency": "EUR",
+                    "reason": "order_already_paid",
+                    "status": "refunded",
+                    "provider_refund_id": "re_3QxYz",
+                    "last_error": None,
+                    "created_at": "2027-03-01T12:00:00Z",
+                    "updated_at": "2027-03-01T12:00:01Z",
+                }
+            ]
+        }
+    }
+
+
+class ReconcileOut(Contract):
+    """Internal: what one reconciliation run did (`POST /reconcile`, `store payments reconcile`)."""
+
+    checked: int = 0
+    settled: int = 0
+    refunds_retried: int = 0
+    errors: int = 0
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [{"checked": 3, "settled": 1, "refunds_retried": 0, "errors": 0}]
+        }
+    }
+
+
 class WebhookAck(Contract):
     """The answer to a provider's webhook: received, and whether it was a repeat."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from libs.contracts.common import Principal
@@ -18,6 +18,8 @@ from libs.contracts.payments import (
     CustomerOut,
     PaymentAttemptOut,
     PaymentOut,
+    ReconcileOut,
+    RefundOut,
     StartPaymentIn,
     SubscriptionOut,
     WebhookAck,
@@ -25,7 +27,9 @@ from libs.contracts.payments import (
 from libs.runtime.auth import principal_or_none as get_principal
 from libs.runtime.auth import require_service_token
 from services.payments.bootstrap import PaymentsDeps
-from services.payments.service import CustomerService, PaymentService, SubscriptionService
+from services.payments.customers import CustomerService
+from services.payments.payments import PaymentService
+from services.payments.subscriptions import SubscriptionService
 
 
 def get_deps(request: Request) -> PaymentsDeps:
@@ -131,6 +135,24 @@ async def get_payment(attempt_id: Id, service: Payments) -> PaymentAttemptOut:
 async def get_order_payments(order_id: Id, service: Payments) -> list[PaymentAttemptOut]:
     """Every attempt to pay an order, oldest first."""
     return await service.get_order_payments(order_id=order_id)
+
+
+@payments_router.get("/refunds")
+async def list_refunds(
+    service: Payments,
+    status_: Annotated[
+        Literal["pending", "refunded"] | None, Query(alias="status", description="Only these.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[RefundOut]:
+    """Refunds of money that must not stay, newest first."""
+    return await service.list_refunds(status=status_, limit=limit)
+
+
+@payments_router.post("/reconcile")
+async def reconcile(request: Request) -> ReconcileOut:
+    """Run reconciliation now: settle what lost webhooks left, retry pending refunds."""
+    return await get_deps(request).reconciler.reconcile()
 
 
 # --- webhooks (public through the gateway) ---------------------------------------------------

@@ -28,7 +28,8 @@ def create_app(
     @asynccontextmanager
     async def providers() -> AsyncIterator[None]:
         try:
-            yield
+            async with ready.reconciler.running():
+                yield
         finally:
             for provider in ready.providers.values():
                 await provider.aclose()

@@ -9,17 +9,15 @@ from pathlib import Path
 import structlog
 
 from libs.runtime.runtime import Runtime, Shared, shared_for
+from services.payments.customers import CustomerService
 from services.payments.dev_provider import DevProvider
 from services.payments.events import SUBSCRIPTIONS
+from services.payments.payments import PaymentService
 from services.payments.provider import PaymentProvider
-from services.payments.service import (
-    Clock,
-    CustomerService,
-    PaymentService,
-    SubscriptionService,
-    utcnow,
-)
+from services.payments.reconcile import Reconciler
+from services.payments.service import Clock, utcnow
 from services.payments.settings import PaymentsSettings
+from services.payments.subscriptions import SubscriptionService
 from services.payments.tables import metadata
 
 log = structlog.get_logger(__name__)
@@ -33,6 +31,7 @@ class PaymentsDeps:
     customers: CustomerService
     payments: PaymentService
     subscriptions: SubscriptionService
+    reconciler: Reconciler
 
     @property
     def provider(self) -> PaymentProvider:
@@ -89,13 +88,23 @@ def build_deps(
             "checkout page can mark orders paid, and no money moves. Never in production.",
         )
     customers = CustomerService(runtime=runtime, clock=clock)
+    payments = PaymentService(runtime=runtime, providers=providers, active=active, clock=clock)
     deps = PaymentsDeps(
         settings=settings,
         runtime=runtime,
         providers=providers,
         customers=customers,
-        payments=PaymentService(runtime=runtime, providers=providers, active=active, clock=clock),
+        payments=payments,
         subscriptions=SubscriptionService(runtime=runtime, providers=providers, clock=clock),
+        reconciler=Reconciler(
+            runtime=runtime,
+            payments=payments,
+            providers=providers,
+            interval=timedelta(seconds=settings.reconcile_interval_s),
+            unpaid_after=timedelta(seconds=settings.reconcile_after_s),
+            batch=settings.reconcile_batch,
+            clock=clock,
+        ),
     )
     runtime.subscribe({model: getattr(customers, verb) for model, verb in SUBSCRIPTIONS.items()})
     return deps

@@ -23,6 +23,7 @@ from services.payments.provider import (
     ProviderCustomer,
     ProviderEvent,
     ProviderSubscription,
+    RefundRequest,
 )
 
 
@@ -37,7 +38,7 @@ class DevProvider:
         self._checkout_url = checkout_url
         self.checkout_ttl = checkout_ttl
 
-    def check_amounts(self, currency: str, lines: Sequence[PaymentLine]) -> None:
+    def check_limits(self, currency: str, lines: Sequence[PaymentLine]) -> None:
         return None
 
     async def ensure_customer(self, customer: ProviderCustomer) -> str | None:
@@ -60,6 +61,15 @@ class DevProvider:
         return ProviderSubscription(id=provider_subscription_id, cancel_at_period_end=True)
 
     async def expire_checkout(self, session_id: str) -> None:
+        # The page accepts only unpaid attempts: closing the attempt closes the page.
+        return None
+
+    async def refund(self, request: RefundRequest) -> str:
+        # No money moved, so none goes back; the refund is recorded all the same.
+        return f"dev_re_{request.refund_id}"
+
+    async def checkout_status(self, session_id: str) -> ProviderEvent | None:
+        # The dev page reports through Store itself: no webhook can be lost.
         return None
 
     async def aclose(self) -> None:

@@ -11,12 +11,20 @@ from libs.contracts.events import (
     CustomerCreated,
     PaymentExpired,
     PaymentFailed,
+    PaymentFlagged,
+    PaymentRefunded,
     PaymentSucceeded,
     SubscriptionActivated,
     SubscriptionCanceled,
     SubscriptionRenewed,
 )
-from services.payments.store import AttemptRecord, CustomerRecord, SubscriptionRecord
+from services.payments.provider import ProviderEvent
+from services.payments.store import (
+    AttemptRecord,
+    CustomerRecord,
+    RefundRecord,
+    SubscriptionRecord,
+)
 
 
 def customer_created(customer: CustomerRecord) -> CustomerCreated:
@@ -58,6 +66,34 @@ def payment_failed(attempt: AttemptRecord, *, reason: str | None) -> PaymentFail
 
 def payment_expired(attempt: AttemptRecord) -> PaymentExpired:
     return PaymentExpired(attempt_id=attempt.id, order_id=attempt.order_id)
+
+
+def payment_refunded(refund: RefundRecord, *, at: datetime) -> PaymentRefunded:
+    return PaymentRefunded(
+        refund_id=refund.id,
+        attempt_id=refund.attempt_id,
+        order_id=refund.order_id,
+        amount=refund.amount,
+        currency=refund.currency,
+        provider=refund.provider,
+        provider_refund_id=refund.provider_refund_id,
+        reason=refund.reason,
+        refunded_at=at,
+    )
+
+
+def payment_flagged(attempt: AttemptRecord, event: ProviderEvent, *, reason: str) -> PaymentFlagged:
+    return PaymentFlagged(
+        attempt_id=attempt.id,
+        order_id=attempt.order_id,
+        reason=reason,
+        expected_amount=attempt.total,
+        expected_currency=attempt.currency,
+        reported_amount=event.amount,
+        reported_currency=event.currency,
+        provider=attempt.provider,
+        provider_reference=event.provider_reference,
+    )
 
 
 def subscription_activated(subscription: SubscriptionRecord) -> SubscriptionActivated:

@@ -107,6 +107,24 @@ class ProviderEvent:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class RefundRequest:
+    """Send one attempt's money back: the whole payment named by `provider_reference`."""
+
+    refund_id: str
+    attempt_id: str
+    provider_reference: str | None
+    amount: int
+    currency: str
+    reason: str
+    provider_subscription_id: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        # One refund per Store refund: a retry can never send the money back twice.
+        return f"store-refund-{self.refund_id}"
+
+
 class PaymentProvider(Protocol):
     """Opens hosted checkouts, verifies what the provider reports, manages subscriptions."""
 
@@ -116,8 +134,9 @@ class PaymentProvider(Protocol):
     def checkout_ttl(self) -> timedelta | None:
         """How long Store keeps a checkout open; None: the provider decides (and reports it)."""
 
-    def check_amounts(self, currency: str, lines: Sequence[PaymentLine]) -> None:
-        """Raise a 422 problem when the provider cannot charge these amounts."""
+    def check_limits(self, currency: str, lines: Sequence[PaymentLine]) -> None:
+        """Raise a 422 problem when the provider cannot charge these lines (amounts, counts,
+        intervals)."""
 
     async def ensure_customer(self, customer: ProviderCustomer) -> str | None:
         """The provider's id of this customer, created now if needed (None: not used)."""
@@ -135,5 +154,12 @@ class PaymentProvider(Protocol):
 
     async def expire_checkout(self, session_id: str) -> None:
         """Close an open checkout session so that it cannot be paid any more (best effort)."""
+
+    async def refund(self, request: RefundRequest) -> str:
+        """Refund a payment in full (cancelling its subscription, if any); the refund's id."""
+
+    async def checkout_status(self, session_id: str) -> ProviderEvent | None:
+        """What the provider says about a session now, as an event to settle it by (None:
+        still open, or nothing to learn); used when a webhook may have been lost."""
 
     async def aclose(self) -> None: ...

@@ -52,6 +52,21 @@ class PaymentsSettings(BaseSettings):
     stripe_max_network_retries: int = Field(
         2, ge=0, description="Retries of a Stripe call on network errors (idempotency-keyed)."
     )
+    reconcile_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="How often reconciliation asks the provider about attempts a lost webhook "
+        "may have left unpaid, and retries pending refunds; 0 turns the periodic run off.",
+    )
+    reconcile_after_s: int = Field(
+        900,
+        ge=0,
+        description="Age of an unpaid attempt (or its expiry, whichever is first) after which "
+        "reconciliation asks the provider about it, in seconds.",
+    )
+    reconcile_batch: int = Field(
+        100, ge=1, description="Most attempts and refunds one reconciliation run handles."
+    )
     dev_checkout_ttl_s: int = Field(
         24 * 3600, ge=60, description="How long a dev-provider checkout stays open, in seconds."
     )

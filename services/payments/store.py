@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,7 @@ from services.payments.tables import (
     payment_attempts,
     provider_customers,
     provider_events,
+    refunds,
     subscription_renewals,
     subscriptions,
 )
@@ -80,6 +81,7 @@ class AttemptRecord:
     created_at: datetime
     updated_at: datetime
     paid_at: datetime | None
+    reconcile_after: datetime | None = None
 
     def is_open(self, now: datetime) -> bool:
         """Still payable: unpaid and not past its expiry."""
@@ -105,6 +107,23 @@ class SubscriptionRecord:
     canceled_at: datetime | None
     ended_at: datetime | None
     provider_updated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    id: str
+    attempt_id: str
+    order_id: str
+    provider: str
+    provider_reference: str | None
+    amount: int
+    currency: str
+    reason: str
+    status: str  # pending | refunded
+    provider_refund_id: str | None
+    last_error: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -223,6 +242,21 @@ class PaymentsRepository(Protocol):
     async def record_provider_event(
         self, provider: str, event_id: str, event_type: str, now: datetime
     ) -> None: ...
+    async def add_refund(self, **values: Any) -> RefundRecord: ...
+    async def get_refund(self, refund_id: str) -> RefundRecord | None: ...
+    async def mark_refunded(
+        self, refund_id: str, provider_refund_id: str, now: datetime
+    ) -> bool: ...
+    async def note_refund_error(self, refund_id: str, error: str, now: datetime) -> None: ...
+    async def list_refunds(
+        self, *, status: str | None = None, limit: int = 100
+    ) -> list[RefundRecord]: ...
+    async def claim_pending_refunds(
+        self, *, before: datetime, now: datetime, limit: int
+    ) -> list[RefundRecord]: ...
+    async def claim_attempts_to_reconcile(
+        self, *, now: datetime, unpaid_before: datetime, lease_until: datetime, limit: int
+    ) -> list[AttemptRecord]: ...
 
 
 # --- the SQL adapter -------------------------------------------------------------------------
@@ -666,6 +700,106 @@ class SqlPaymentsRepository:
         except IntegrityError:
             raise DuplicateProviderEvent(event_id) from None
 
+    # -- refunds ----------------------------------------------------------------------------
+
+    async def add_refund(self, **values: Any) -> RefundRecord:
+        """The refund of one attempt's money; the existing one when it was recorded before."""
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(
+                    insert(refunds).values(
+                        **values, status="pending", updated_at=values["created_at"]
+                    )
+                )
+        except IntegrityError:
+            pass  # one refund per attempt, whatever reported its money twice
+        row = await self._one(select(refunds).where(refunds.c.attempt_id == values["attempt_id"]))
+        assert row is not None
+        return RefundRecord(**row)
+
+    async def get_refund(self, refund_id: str) -> RefundRecord | None:
+        row = await self._one(select(refunds).where(refunds.c.id == refund_id))
+        return RefundRecord(**row) if row else None
+
+    async def mark_refunded(self, refund_id: str, provider_refund_id: str, now: datetime) -> bool:
+        """pending -> refunded, once; True if this call moved it."""
+        result = await self.session.execute(
+            update(refunds)
+            .where(refunds.c.id == refund_id, refunds.c.status == "pending")
+            .values(
+                status="refunded",
+                provider_refund_id=provider_refund_id,
+                last_error=None,
+                updated_at=now,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def note_refund_error(self, refund_id: str, error: str, now: datetime) -> None:
+        await self.session.execute(
+            update(refunds)
+            .where(refunds.c.id == refund_id)
+            .values(last_error=error[:500], updated_at=now)
+        )
+
+    async def list_refunds(
+        self, *, status: str | None = None, limit: int = 100
+    ) -> list[RefundRecord]:
+        query = select(refunds).order_by(refunds.c.created_at.desc(), refunds.c.id).limit(limit)
+        if status is not None:
+            query = query.where(refunds.c.status == status)
+        return [RefundRecord(**row) for row in await self._all(query)]
+
+    async def claim_pending_refunds(
+        self, *, before: datetime, now: datetime, limit: int
+    ) -> list[RefundRecord]:
+        """Pending refunds untouched since `before`, leased to this caller until it is done
+        (their `updated_at` moves to now), skipping rows another replica holds."""
+        rows = await self._all(
+            select(refunds)
+            .where(refunds.c.status == "pending", refunds.c.updated_at <= before)
+            .order_by(refunds.c.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        found = [RefundRecord(**row) for row in rows]
+        if found:
+            await self.session.execute(
+                update(refunds)
+                .where(refunds.c.id.in_([r.id for r in found]))
+                .values(updated_at=now)
+            )
+        return found
+
+    # -- reconciliation ---------------------------------------------------------------------
+
+    async def claim_attempts_to_reconcile(
+        self, *, now: datetime, unpaid_before: datetime, lease_until: datetime, limit: int
+    ) -> list[AttemptRecord]:
+        """Unpaid attempts with a provider session that are older than `unpaid_before` or past
+        their expiry, not leased by another run; each is leased until `lease_until`."""
+        table = payment_attempts
+        rows = await self._all(
+            select(table)
+            .where(
+                table.c.status == "unpaid",
+                table.c.provider_session_id.is_not(None),
+                or_(table.c.created_at <= unpaid_before, table.c.expires_at <= now),
+                or_(table.c.reconcile_after.is_(None), table.c.reconcile_after <= now),
+            )
+            .order_by(table.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        found = [_attempt(row) for row in rows]
+        if found:
+            await self.session.execute(
+                update(table)
+                .where(table.c.id.in_([a.id for a in found]))
+                .values(reconcile_after=lease_until)
+            )
+        return found
+
 
 __all__ = [
     "AttemptRecord",
@@ -673,6 +807,7 @@ __all__ = [
     "DuplicateProviderEvent",
     "OrderPaymentRecord",
     "PaymentsRepository",
+    "RefundRecord",
     "SqlPaymentsRepository",
     "SubscriptionRecord",
 ]

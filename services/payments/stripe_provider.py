@@ -33,6 +33,7 @@ from services.payments.provider import (
     ProviderCustomer,
     ProviderEvent,
     ProviderSubscription,
+    RefundRequest,
 )
 
 log = structlog.get_logger(__name__)
@@ -50,12 +51,29 @@ STRIPE_THREE_DECIMAL: Final[frozenset[str]] = frozenset({"BHD", "JOD", "KWD", "O
 # Everything else is two-decimal at Stripe — including ISK (ISO 0), which Stripe keeps as
 # two-decimal for backwards compatibility, so 5 ISK is sent as 500.
 
+# The Stripe API version this adapter is written for (its request and event shapes), sent on
+# every request; the SDK floor in pyproject.toml is the first SDK that pins it.
+STRIPE_API_VERSION: Final = "2026-10-28.endive"
+
+# Stripe's limits, checked before calling it so that a shopper gets a clear 422.
+MAX_LINE_ITEMS: Final = 100  # payment mode
+MAX_SUBSCRIPTION_ITEMS: Final = 20  # subscription mode: recurring, and one-time, each
+MAX_AMOUNT: Final = 99_999_999  # in Stripe's units: eight digits
+MAX_INTERVAL: Final[dict[str, int]] = {"day": 1095, "week": 156, "month": 36, "year": 3}
+# Smallest charge per settlement currency, in Stripe's units (docs.stripe.com/currencies).
+MIN_CHARGE: Final[dict[str, int]] = {
+    "USD": 50, "AED": 200, "AUD": 50, "BGN": 100, "BRL": 50, "CAD": 50, "CHF": 50, "CZK": 1500,
+    "DKK": 250, "EUR": 50, "GBP": 30, "HKD": 400, "HUF": 17500, "INR": 50, "JPY": 50,
+    "MXN": 1000, "MYR": 200, "NOK": 300, "NZD": 50, "PLN": 200, "RON": 200, "SEK": 300,
+    "SGD": 50, "THB": 1000,
+}  # fmt: skip
+
 DESCRIPTOR_MAX = 22
 _DESCRIPTOR_FORBIDDEN = re.compile(r"[<>\\'\"*]")
 
 SIGNATURE_HEADER = "stripe-signature"
 
-_HANDLED: Final[dict[str, EventKind]] = {
+HANDLED: Final[dict[str, EventKind]] = {
     "checkout.session.completed": "checkout_completed",
     "checkout.session.async_payment_succeeded": "payment_succeeded",
     "checkout.session.async_payment_failed": "payment_failed",
@@ -102,6 +120,56 @@ def from_stripe_amount(amount: int, currency: str) -> int:
     return amount // 10**-shift
 
 
+def check_stripe_limits(currency: str, lines: Sequence[PaymentLine]) -> None:
+    """Raise a 422 naming the first of Stripe's limits these lines break."""
+    recurring = [line for line in lines if line.interval]
+    if not recurring and len(lines) > MAX_LINE_ITEMS:
+        raise InvalidInput.for_field(
+            "lines", f"Stripe takes at most {MAX_LINE_ITEMS} lines", code="too_many_lines"
+        )
+    if recurring and max(len(recurring), len(lines) - len(recurring)) > MAX_SUBSCRIPTION_ITEMS:
+        raise InvalidInput.for_field(
+            "lines",
+            f"a subscription takes at most {MAX_SUBSCRIPTION_ITEMS} recurring and "
+            f"{MAX_SUBSCRIPTION_ITEMS} one-time lines",
+            code="too_many_lines",
+        )
+    total = 0
+    for index, line in enumerate(lines):
+        field = f"lines.{index}"
+        try:
+            unit = to_stripe_amount(line.unit_amount, currency)
+        except ValueError as exc:
+            raise InvalidInput.for_field(
+                f"{field}.unit_amount", str(exc), code="amount_not_chargeable"
+            ) from None
+        if unit > MAX_AMOUNT:
+            raise InvalidInput.for_field(
+                f"{field}.unit_amount",
+                f"Stripe charges at most {MAX_AMOUNT} {currency.upper()} units per item",
+                code="amount_too_large",
+            )
+        if line.interval and line.interval_count > MAX_INTERVAL.get(line.interval, 0):
+            raise InvalidInput.for_field(
+                f"{field}.interval_count",
+                "a billing interval is at most three years "
+                f"({MAX_INTERVAL.get(line.interval, 0)} {line.interval}s)",
+                code="interval_too_long",
+            )
+        total += unit * line.quantity
+    if total > MAX_AMOUNT:
+        raise InvalidInput.for_field(
+            "amount", f"Stripe charges at most {MAX_AMOUNT} units at once", code="amount_too_large"
+        )
+    minimum = MIN_CHARGE.get(currency.upper())
+    if minimum is not None and 0 < total < minimum:
+        raise InvalidInput.for_field(
+            "amount",
+            f"Stripe charges at least {minimum} {currency.upper()} units",
+            code="amount_too_small",
+        )
+
+
 def statement_descriptor_suffix(text: str | None) -> str | None:
     """A card statement descriptor suffix Stripe accepts: Latin, no <>\\'"*, at most 22 chars."""
     if not text:
@@ -129,13 +197,13 @@ def _metadata(value: Any) -> dict[str, str]:
 
 
 def subscription_from_stripe(obj: Mapping[str, Any]) -> ProviderSubscription:
-    """Normalize a Stripe subscription (period ends live on the items in recent API versions)."""
+    """Normalize a Stripe subscription (its period ends live on its items)."""
     ends: list[int] = [
         int(item["current_period_end"])
         for item in ((obj.get("items") or {}).get("data") or [])
         if item.get("current_period_end")
     ]
-    period_end = max(ends) if ends else obj.get("current_period_end")
+    period_end = max(ends) if ends else None
     return ProviderSubscription(
         id=str(obj["id"]),
         status=obj.get("status"),
@@ -156,7 +224,7 @@ def normalize_stripe_event(event: Mapping[str, Any]) -> ProviderEvent:
         obj = event["data"]["object"]
     except (KeyError, TypeError) as exc:
         raise InvalidWebhookPayload("not a Stripe event") from exc
-    kind = _HANDLED.get(event_type, "ignored")
+    kind = HANDLED.get(event_type, "ignored")
     base: dict[str, Any] = {
         "provider": "stripe",
         "id": event_id,
@@ -209,10 +277,10 @@ def _session_event(base: dict[str, Any], session: Mapping[str, Any]) -> Provider
 
 
 def _invoice_event(base: dict[str, Any], invoice: Mapping[str, Any]) -> ProviderEvent:
+    # The invoice names its subscription under `parent` (API 2025-03-31 and later only).
     parent = (invoice.get("parent") or {}).get("subscription_details") or {}
-    legacy = invoice.get("subscription_details") or {}
-    metadata = _metadata(parent.get("metadata") or legacy.get("metadata"))
-    subscription_id = _id(invoice.get("subscription")) or _id(parent.get("subscription"))
+    metadata = _metadata(parent.get("metadata"))
+    subscription_id = _id(parent.get("subscription"))
     currency = str(invoice.get("currency") or "").upper() or None
     amount = invoice.get("amount_paid") if base["kind"] == "invoice_paid" else None
     if amount is None:
@@ -259,6 +327,7 @@ class StripeProvider:
         self._http = stripe.HTTPXClient(timeout=timeout_s)
         self._client = stripe.StripeClient(
             secret_key,
+            stripe_version=STRIPE_API_VERSION,
             base_addresses={"api": api_base.rstrip("/")} if api_base else None,
             http_client=self._http,
             max_network_retries=max_network_retries,
@@ -268,14 +337,8 @@ class StripeProvider:
 
     # -- checkout ---------------------------------------------------------------------------
 
-    def check_amounts(self, currency: str, lines: Sequence[PaymentLine]) -> None:
-        for index, line in enumerate(lines):
-            try:
-                to_stripe_amount(line.unit_amount, currency)
-            except ValueError as exc:
-                raise InvalidInput.for_field(
-                    f"lines.{index}.unit_amount", str(exc), code="amount_not_chargeable"
-                ) from None
+    def check_limits(self, currency: str, lines: Sequence[PaymentLine]) -> None:
+        check_stripe_limits(currency, lines)
 
     async def ensure_customer(self, customer: ProviderCustomer) -> str | None:
         address = customer.address
@@ -364,6 +427,72 @@ class StripeProvider:
             url=str(session.url),
             expires_at=_timestamp(getattr(session, "expires_at", None)),
         )
+
+    async def refund(self, request: RefundRequest) -> str:
+        if request.provider_subscription_id:
+            # The extra checkout started a subscription: end it now, or it bills again.
+            await self._call(
+                self._client.v1.subscriptions.cancel_async(
+                    request.provider_subscription_id,
+                    options={"idempotency_key": f"{request.idempotency_key}-subscription"},
+                )
+            )
+        intent = await self._payment_intent_of(request.provider_reference)
+        refund = await self._call(
+            self._client.v1.refunds.create_async(
+                {
+                    "payment_intent": intent,
+                    "reason": "duplicate",
+                    "metadata": {
+                        "refund_id": request.refund_id,
+                        "attempt_id": request.attempt_id,
+                        "reason": request.reason,
+                    },
+                },
+                options={"idempotency_key": request.idempotency_key},
+            )
+        )
+        return str(refund.id)
+
+    async def _payment_intent_of(self, reference: str | None) -> str:
+        """The PaymentIntent behind a reference (a subscription's first invoice has one)."""
+        if reference and reference.startswith("in_"):
+            payments = await self._call(
+                self._client.v1.invoice_payments.list_async({"invoice": reference, "limit": 1})
+            )
+            for payment in payments.data:
+                intent = _id(payment.payment.get("payment_intent"))
+                if intent:
+                    return intent
+            raise PaymentRejected(f"Stripe shows no payment of invoice {reference}")
+        if not reference or not reference.startswith("pi_"):
+            raise PaymentRejected(f"Stripe cannot refund {reference!r}: no payment intent")
+        return reference
+
+    async def checkout_status(self, session_id: str) -> ProviderEvent | None:
+        session = await self._call(self._client.v1.checkout.sessions.retrieve_async(session_id))
+        obj = session.to_dict()
+        status, payment_status = obj.get("status"), obj.get("payment_status")
+        if status == "open" or (status == "complete" and payment_status == "unpaid"):
+            return None  # still payable, or an async payment still on its way
+        event_type, kind = {
+            "expired": ("checkout.session.expired", "checkout_expired"),
+            "complete": ("checkout.session.completed", "checkout_completed"),
+        }[str(status)]
+        base: dict[str, Any] = {
+            "provider": "stripe",
+            # One reconciliation per session outcome, whatever replica or run finds it.
+            "id": f"reconcile_{session_id}_{status}",
+            "type": event_type,
+            "kind": kind,
+            "created": datetime.now(UTC),
+        }
+        event = _session_event(base, obj)
+        if event.subscription is not None and event.subscription.current_period_end is None:
+            fetched = await self._fetch_subscription(event.subscription.id)
+            if fetched is not None:
+                event = _with_subscription(event, fetched)
+        return event
 
     async def expire_checkout(self, session_id: str) -> None:
         try:

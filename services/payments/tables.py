@@ -107,6 +107,8 @@ payment_attempts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime, nullable=True),
+    # Reconciliation leases an unpaid attempt until then, so replicas never ask twice at once.
+    Column("reconcile_after", UTCDateTime, nullable=True),
     Index("ix_payment_attempts_order", "order_id", "created_at"),
     Index("ix_payment_attempts_owner", "owner_kind", "owner_id"),
     # An order has at most one paid attempt (order_payments.paid_attempt_id is the guard used
@@ -159,6 +161,28 @@ subscription_renewals = Table(
     Column("period_end", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("subscription_id", "invoice_reference"),
+)
+
+# Money sent back through the provider: one row per attempt whose payment must not stay (a
+# second payment of a paid order, a payment after its checkout closed, a mismatch). `pending`
+# until the provider accepted the refund; reconciliation retries what stays pending.
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("attempt_id", String(36), nullable=False, unique=True),
+    Column("order_id", String(36), nullable=False),
+    Column("provider", String(20), nullable=False),
+    Column("provider_reference", String(255), nullable=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("provider_refund_id", String(255), nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_refunds_status", "status", "created_at"),
 )
 
 # Provider events already applied; inserted in the same transaction as their effects.

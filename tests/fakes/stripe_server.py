@@ -25,10 +25,15 @@ import asyncio
 import calendar
 import contextlib
 import copy
+import functools
 import json
+import random
 import secrets
 import string
+import sys
 import time
+import types
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +41,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import httpx
+import pycountry
 import stripe
 import stripe.params as sp
 import stripe.params.checkout as spc
@@ -49,6 +55,8 @@ JSON = dict[str, Any]
 _ID_ALPHABET = string.ascii_letters + string.digits
 _DAY = 86_400
 _INTERVALS = ("day", "week", "month", "year")
+_MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
+_MAX_AMOUNT = 99_999_999
 # Options the SDK accepts in the same dict as params (legacy resource API) but never sends.
 _REQUEST_OPTION_KEYS = frozenset(
     {
@@ -179,24 +187,116 @@ def _listify(value: Any, *, parent_key: str | None) -> Any:
 
 def known_params(params_type: type) -> frozenset[str]:
     """Top-level parameter names the installed SDK declares for an endpoint."""
-    keys = getattr(params_type, "__required_keys__", frozenset()) | getattr(
-        params_type, "__optional_keys__", frozenset()
-    )
-    return frozenset(keys) - _REQUEST_OPTION_KEYS
+    return frozenset(_fields(params_type))
 
 
-def _reject_unknown(params: JSON, known: frozenset[str]) -> None:
-    for name in params:
-        if name not in known:
-            raise StripeApiError(
-                400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name
+def _is_typed_dict(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, dict) and hasattr(value, "__total__")
+
+
+@functools.cache
+def _fields(params_type: type) -> dict[str, Any]:
+    """A params TypedDict's fields and their types, read from the SDK's own annotations.
+
+    Annotations are forward references in the SDK's modules; one naming a type the module only
+    imports for type checking resolves to Any (it is never a nested parameter object).
+    """
+    namespace = vars(sys.modules[params_type.__module__])
+    return {
+        name: _resolve(annotation, namespace)
+        for name, annotation in params_type.__annotations__.items()
+        if name not in _REQUEST_OPTION_KEYS
+    }
+
+
+def _resolve(annotation: Any, namespace: Mapping[str, Any]) -> Any:
+    if isinstance(annotation, str):
+        annotation = typing.ForwardRef(annotation)
+    if isinstance(annotation, typing.ForwardRef):
+        try:
+            annotation = eval(annotation.__forward_arg__, dict(namespace))
+        except NameError:
+            return Any
+    origin = typing.get_origin(annotation)
+    if origin in (typing.NotRequired, typing.Required):
+        return _resolve(typing.get_args(annotation)[0], namespace)
+    return annotation
+
+
+def check_params(value: Any, params_type: type, param: str = "") -> None:
+    """Refuse what the SDK's params types do not allow, at any depth, naming the parameter as
+    Stripe does (``payment_intent_data[statement_descriptor_sufix]``): unknown keys, a hash
+    where a value belongs, a value where a hash or a list belongs."""
+    error = _shape_error(value, params_type, param, {})
+    if error is not None:
+        raise error
+
+
+def _shape_error(
+    value: Any, annotation: Any, param: str, namespace: Mapping[str, Any]
+) -> StripeApiError | None:
+    annotation = _resolve(annotation, namespace)
+    if annotation is Any:
+        return None
+    if _is_typed_dict(annotation):
+        return _object_error(value, annotation, param)
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        errors = [_shape_error(value, member, param, namespace) for member in args]
+        if any(error is None for error in errors):
+            return None
+        # The most specific complaint: the one from the member that looked like the value.
+        return next((e for e in errors if e is not None and e.param != param), errors[0])
+    if origin is list:
+        if not isinstance(value, list):
+            return invalid_param(param, f"Invalid array for {param}.")
+        for index, item in enumerate(value):
+            error = _shape_error(item, args[0], f"{param}[{index}]", namespace)
+            if error is not None:
+                return error
+        return None
+    if origin is dict or (isinstance(origin, type) and issubclass(origin, dict)):
+        return (
+            None if isinstance(value, dict) else invalid_param(param, f"Invalid hash for {param}.")
+        )
+    if isinstance(value, (dict, list)):
+        return invalid_param(
+            param, f"Invalid value for {param}: a {_name(annotation)} is expected."
+        )
+    return None
+
+
+def _object_error(value: Any, params_type: type, param: str) -> StripeApiError | None:
+    if not isinstance(value, dict):
+        return invalid_param(param, f"Invalid object for {param}: a hash is expected.")
+    fields = _fields(params_type)
+    namespace = vars(sys.modules[params_type.__module__])
+    for name, item in value.items():
+        child = f"{param}[{name}]" if param else name
+        if name not in fields:
+            return StripeApiError(
+                400, f"Received unknown parameter: {child}", code="parameter_unknown", param=child
             )
+        error = _shape_error(item, fields[name], child, namespace)
+        if error is not None:
+            return error
+    return None
+
+
+def _name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _child(prefix: str, name: str) -> str:
+    """The full name of a nested parameter: ``a[b][`` + ``c`` is ``a[b][c]``."""
+    return f"{prefix}{name}]" if prefix.endswith("[") else prefix + name
 
 
 def _require(params: Mapping[str, Any], name: str, *, prefix: str = "") -> Any:
     value = params.get(name)
     if value is None or value == "":
-        raise missing_param(prefix + name)
+        raise missing_param(_child(prefix, name))
     return value
 
 
@@ -334,6 +434,11 @@ class ActionReport:
     def event_ids(self) -> list[str]:
         return [delivery.event_id for delivery in self.deliveries]
 
+    def event_id(self, event_type: str) -> str:
+        """The one delivered event of this type (deliveries come in no particular order)."""
+        [found] = [d.event_id for d in self.deliveries if d.event_type == event_type]
+        return found
+
     def to_json(self) -> JSON:
         return {"object": self.object, "events": [d.to_json() for d in self.deliveries]}
 
@@ -372,11 +477,16 @@ def new_id(prefix: str, length: int = 24) -> str:
 # Idempotency
 
 
-class IdempotencyCache:
-    """Replays the first answer given to a key; refuses the key for a different request."""
+IDEMPOTENCY_KEY_TTL_S = _DAY  # Stripe prunes keys once they are at least 24 hours old
 
-    def __init__(self) -> None:
-        self._answers: dict[tuple[str, str], tuple[str, ApiResult]] = {}
+
+class IdempotencyCache:
+    """Replays the first answer given to a key for 24 hours; refuses the key for a different
+    request meanwhile. After that the key is new again, as at Stripe."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._answers: dict[tuple[str, str], tuple[float, str, ApiResult]] = {}
 
     @staticmethod
     def _fingerprint(call: ApiCall, params: JSON) -> str:
@@ -388,7 +498,10 @@ class IdempotencyCache:
         stored = self._answers.get((api_key, call.idempotency_key))
         if stored is None:
             return None
-        fingerprint, result = stored
+        saved_at, fingerprint, result = stored
+        if self._clock() - saved_at >= IDEMPOTENCY_KEY_TTL_S:
+            del self._answers[(api_key, call.idempotency_key)]
+            return None
         if fingerprint != self._fingerprint(call, params):
             raise StripeApiError(
                 400,
@@ -404,6 +517,7 @@ class IdempotencyCache:
         if call.idempotency_key is None or result.status == 400:
             return
         self._answers[(api_key, call.idempotency_key)] = (
+            self._clock(),
             self._fingerprint(call, params),
             result,
         )
@@ -535,6 +649,7 @@ class FakeStripe:
         api_version: str,
         clock: Callable[[], float],
         webhook_transport: httpx.AsyncBaseTransport | None,
+        shuffle_seed: int | None = 0,
     ) -> None:
         self.api_key_prefix = api_key_prefix
         self.api_version = api_version
@@ -546,9 +661,10 @@ class FakeStripe:
         self.events: list[JSON] = []
         self.requests: list[RecordedRequest] = []
         self._sessions: dict[str, _SessionRecord] = {}
-        self._idempotency = IdempotencyCache()
+        self._idempotency = IdempotencyCache(clock)
         self._outbox: list[JSON] = []
         self._invoice_number = 0
+        self._shuffle = random.Random(shuffle_seed) if shuffle_seed is not None else None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -572,10 +688,10 @@ class FakeStripe:
         obj.update(fields)
         return obj
 
-    def call(self, call: ApiCall, handler: ApiHandler, known: frozenset[str] | None) -> ApiResult:
+    def call(self, call: ApiCall, handler: ApiHandler, params_type: type | None) -> ApiResult:
         """Authenticate, replay or execute, remember, and log one /v1 request.
 
-        ``known`` lists the parameters the endpoint accepts; None skips that check.
+        ``params_type`` is the SDK's params type of the endpoint; None skips that check.
         """
         params: JSON = {}
         api_key = ""
@@ -584,8 +700,8 @@ class FakeStripe:
             params = parse_stripe_params(call.pairs)
             result = self._idempotency.lookup(api_key, call, params)
             if result is None:
-                if known is not None:
-                    _reject_unknown(params, known)
+                if params_type is not None:
+                    check_params(params, params_type)
                 # A snapshot: the stored object keeps changing, a replay must not.
                 body = copy.deepcopy(handler(self, params, call))
                 self.expand(body, params.get("expand"))
@@ -681,8 +797,34 @@ class FakeStripe:
         return event
 
     def take_outbox(self) -> list[JSON]:
+        """The events to deliver, in the order Stripe might send them: it promises none, so
+        they are shuffled (deterministically per fake, by its seed)."""
         events, self._outbox = self._outbox, []
+        if self._shuffle is not None:
+            self._shuffle.shuffle(events)
         return events
+
+    def _emit_payment(self, intent: JSON, *, succeeded: bool) -> None:
+        """What Stripe announces about the PaymentIntent and Charge behind a payment."""
+        self.emit("payment_intent.created", intent)
+        if not succeeded:
+            self.emit("payment_intent.processing", intent)
+            return
+        charge = self._base(
+            "ch",
+            "charge",
+            amount=intent["amount"],
+            amount_captured=intent["amount"],
+            amount_refunded=0,
+            currency=intent["currency"],
+            customer=intent.get("customer"),
+            paid=True,
+            payment_intent=intent["id"],
+            status="succeeded",
+        )
+        intent["latest_charge"] = self._store(charge)["id"]
+        self.emit("charge.succeeded", charge)
+        self.emit("payment_intent.succeeded", intent)
 
     async def _report(self, obj: JSON) -> ActionReport:
         deliveries = await self.webhooks.deliver_all(self.take_outbox())
@@ -824,28 +966,39 @@ class FakeStripe:
         """A price and, when ``product_data`` is given, the product it creates (not stored)."""
         product_data = params.get("product_data")
         if params.get("product") and product_data:
-            raise invalid_param(prefix + "product", "Pass either product or product_data.")
+            raise invalid_param(_child(prefix, "product"), "Pass either product or product_data.")
         new_product = None
         if product_data:
             new_product = self._build_product(
-                _dict(product_data, prefix + "product_data"), prefix=prefix + "product_data["
+                _dict(product_data, _child(prefix, "product_data")),
+                prefix=_child(prefix, "product_data") + "[",
             )
             product_id = new_product["id"]
         else:
             product_id = _require(params, "product", prefix=prefix)
-            self.get("product", product_id, param=prefix + "product")
-        unit_amount = _int(_require(params, "unit_amount", prefix=prefix), prefix + "unit_amount")
+            self.get("product", product_id, param=_child(prefix, "product"))
+        unit_amount = _int(
+            _require(params, "unit_amount", prefix=prefix), _child(prefix, "unit_amount")
+        )
+        if unit_amount > _MAX_AMOUNT:
+            raise invalid_param(
+                _child(prefix, "unit_amount"),
+                f"This value must be less than or equal to {_MAX_AMOUNT}.",
+            )
+        currency = str(_require(params, "currency", prefix=prefix)).lower()
+        if pycountry.currencies.get(alpha_3=currency.upper()) is None:
+            raise invalid_param(_child(prefix, "currency"), f"Invalid currency: {currency}.")
         price = self._base(
             "price",
             "price",
             active=True,
             billing_scheme="per_unit",
-            currency=str(_require(params, "currency", prefix=prefix)).lower(),
+            currency=currency,
             lookup_key=_text(params.get("lookup_key")),
             metadata=_merge_metadata({}, params.get("metadata")),
             nickname=_text(params.get("nickname")),
             product=product_id,
-            recurring=self._recurring(params.get("recurring"), prefix + "recurring"),
+            recurring=self._recurring(params.get("recurring"), _child(prefix, "recurring")),
             tax_behavior=params.get("tax_behavior") or "unspecified",
             type="one_time",
             unit_amount=unit_amount,
@@ -864,6 +1017,12 @@ class FakeStripe:
         if interval not in _INTERVALS:
             raise invalid_param(param + "[interval]", f"Invalid interval: {interval}")
         count = _int(given.get("interval_count", 1), param + "[interval_count]", minimum=1)
+        if count > _MAX_INTERVAL_COUNT[interval]:
+            raise invalid_param(
+                param + "[interval_count]",
+                "The maximum billing interval is 3 years (1095 days, 156 weeks, 36 months or "
+                f"3 years); {count} {interval}s is longer.",
+            )
         return {
             "interval": interval,
             "interval_count": count,
@@ -891,6 +1050,7 @@ class FakeStripe:
                 raise invalid_param("customer_email", "Pass either customer or customer_email.")
         lines, created = self._session_lines(params.get("line_items"))
         currency = self._check_lines(mode, lines)
+        _check_line_counts(mode, lines)
         payment_intent_data = self._mode_only(params, "payment_intent_data", mode, "payment")
         subscription_data = self._mode_only(params, "subscription_data", mode, "subscription")
         _check_descriptors(payment_intent_data)
@@ -1035,14 +1195,28 @@ class FakeStripe:
         if session["mode"] == "payment":
             intent = self._create_payment_intent(session, record, succeeded=paid)
             session["payment_intent"] = intent["id"]
+            self._emit_payment(intent, succeeded=paid)
         else:
             subscription, invoice = self._start_subscription(session, record, paid=paid)
             session.update(subscription=subscription["id"], invoice=invoice["id"])
+            self.emit("customer.subscription.created", subscription)
+            self.emit("invoice.created", invoice)
+            self.emit("invoice.finalized", invoice)
         session["payment_status"] = _payment_status(session, paid=paid)
         self.emit("checkout.session.completed", session)
         if paid and session["invoice"]:
-            self.emit("invoice.paid", self.objects[session["invoice"]])
+            self._emit_invoice_paid(self.objects[session["invoice"]])
         return session
+
+    def _emit_invoice_paid(self, invoice: JSON) -> None:
+        payment = next(
+            o
+            for o in self.objects.values()
+            if o.get("object") == "invoice_payment" and o["invoice"] == invoice["id"]
+        )
+        self._emit_payment(self.objects[payment["payment"]["payment_intent"]], succeeded=True)
+        self.emit("invoice.paid", invoice)
+        self.emit("invoice.payment_succeeded", invoice)
 
     def _session_customer(self, session: JSON) -> JSON | None:
         if session["customer"]:
@@ -1092,7 +1266,7 @@ class FakeStripe:
         self.emit("checkout.session.async_payment_succeeded", session)
         if session["invoice"]:
             self._settle_invoice(self.objects[session["invoice"]])
-            self.emit("invoice.paid", self.objects[session["invoice"]])
+            self._emit_invoice_paid(self.objects[session["invoice"]])
             self._set_subscription_status(self.objects[session["subscription"]], "active")
         return await self._report(session)
 
@@ -1105,6 +1279,7 @@ class FakeStripe:
                 status="requires_payment_method",
                 last_payment_error={"code": "payment_method_refused", "type": "card_error"},
             )
+            self.emit("payment_intent.payment_failed", intent)
         self.emit("checkout.session.async_payment_failed", session)
         if session["invoice"]:
             self.emit("invoice.payment_failed", self.objects[session["invoice"]])
@@ -1139,9 +1314,6 @@ class FakeStripe:
             cancellation_details={"comment": None, "feedback": None, "reason": None},
             collection_method="charge_automatically",
             currency=session["currency"],
-            # Kept at the top level for older API versions; newer ones read it from items.
-            current_period_end=end,
-            current_period_start=start,
             customer=session["customer"],
             default_payment_method=None,
             description=_text(record.subscription_data.get("description")),
@@ -1153,7 +1325,7 @@ class FakeStripe:
             trial_end=None,
             trial_start=None,
         )
-        items = [self._subscription_item(subscription, line) for line in recurring]
+        items = [self._subscription_item(subscription, line, start, end) for line in recurring]
         subscription["items"] = _list_object(
             items, f"/v1/subscription_items?subscription={subscription['id']}"
         )
@@ -1164,12 +1336,15 @@ class FakeStripe:
         )
         return subscription, invoice
 
-    def _subscription_item(self, subscription: JSON, line: _SessionLine) -> JSON:
+    def _subscription_item(
+        self, subscription: JSON, line: _SessionLine, start: int, end: int
+    ) -> JSON:
+        # Periods live on the items in the current API (no longer on the subscription).
         return self._base(
             "si",
             "subscription_item",
-            current_period_end=subscription["current_period_end"],
-            current_period_start=subscription["current_period_start"],
+            current_period_end=end,
+            current_period_start=start,
             metadata={},
             price=copy.deepcopy(line.price),
             quantity=line.quantity,
@@ -1199,7 +1374,6 @@ class FakeStripe:
             metadata={},
             next_payment_attempt=None,
             number=f"FAKE-{self._invoice_number:04d}",
-            paid=False,
             parent={
                 "type": "subscription_details",
                 "quote_details": None,
@@ -1208,8 +1382,8 @@ class FakeStripe:
                     "subscription": subscription["id"],
                 },
             },
-            period_end=subscription["current_period_end"],
-            period_start=subscription["current_period_start"],
+            period_end=_period(subscription)[1],
+            period_start=_period(subscription)[0],
             status="open",
             status_transitions={
                 "finalized_at": self.now(),
@@ -1217,8 +1391,6 @@ class FakeStripe:
                 "paid_at": None,
                 "voided_at": None,
             },
-            # Removed from the object in API 2025-03-31; kept so older consumers work too.
-            subscription=subscription["id"],
             subtotal=amount,
             total=amount,
         )
@@ -1251,8 +1423,8 @@ class FakeStripe:
                 },
             },
             "period": {
-                "start": subscription["current_period_start"],
-                "end": subscription["current_period_end"],
+                "start": _period(subscription)[0],
+                "end": _period(subscription)[1],
             },
             "price": copy.deepcopy(line.price),
             "pricing": {
@@ -1265,10 +1437,9 @@ class FakeStripe:
         }
 
     def _settle_invoice(self, invoice: JSON) -> None:
-        invoice.update(
-            amount_paid=invoice["amount_due"], amount_remaining=0, paid=True, status="paid"
-        )
+        invoice.update(amount_paid=invoice["amount_due"], amount_remaining=0, status="paid")
         invoice["status_transitions"]["paid_at"] = self.now()
+        self._record_invoice_payment(invoice)
 
     def _set_subscription_status(self, subscription: JSON, status: str) -> None:
         """Change the status; Stripe announces that with customer.subscription.updated."""
@@ -1296,7 +1467,7 @@ class FakeStripe:
 
     def _cancel_at_period_end(self, subscription: JSON, cancel: bool) -> None:
         subscription["cancel_at_period_end"] = cancel
-        subscription["cancel_at"] = subscription["current_period_end"] if cancel else None
+        subscription["cancel_at"] = _period(subscription)[1] if cancel else None
         subscription["canceled_at"] = self.now() if cancel else None
         reason = "cancellation_requested" if cancel else None
         subscription["cancellation_details"]["reason"] = reason
@@ -1317,7 +1488,7 @@ class FakeStripe:
             raise wrong_state(f"Subscription {subscription_id} is {subscription['status']}.")
         if subscription["cancel_at_period_end"]:
             # The period ran out on a subscription set to cancel: it ends, nothing is billed.
-            subscription.update(status="canceled", ended_at=subscription["current_period_end"])
+            subscription.update(status="canceled", ended_at=_period(subscription)[1])
             self.emit("customer.subscription.deleted", subscription)
             return subscription
         self._advance_period(subscription)
@@ -1325,8 +1496,10 @@ class FakeStripe:
         invoice = self._create_invoice(
             subscription, lines, billing_reason="subscription_cycle", paid=paid
         )
+        self.emit("invoice.created", invoice)
+        self.emit("invoice.finalized", invoice)
         if paid:
-            self.emit("invoice.paid", invoice)
+            self._emit_invoice_paid(invoice)
             self._set_subscription_status(subscription, "active")
         else:
             invoice["next_payment_attempt"] = self.now() + 3 * _DAY
@@ -1336,10 +1509,10 @@ class FakeStripe:
 
     def _advance_period(self, subscription: JSON) -> None:
         cycle = subscription["items"]["data"][0]["price"]["recurring"]
-        start = subscription["current_period_end"]
+        start = _period(subscription)[1]
         end = add_interval(start, cycle["interval"], cycle["interval_count"])
-        for holder in [subscription, *subscription["items"]["data"]]:
-            holder.update(current_period_start=start, current_period_end=end)
+        for item in subscription["items"]["data"]:
+            item.update(current_period_start=start, current_period_end=end)
 
     async def renew_subscription(self, subscription_id: str) -> ActionReport:
         """The period ends and the next one is paid (or the subscription ends if set to)."""
@@ -1349,19 +1522,126 @@ class FakeStripe:
         """The period ends and charging for the next one fails: the subscription is past_due."""
         return await self._report(self._bill_next_period(subscription_id, paid=False))
 
+    # -- refunds ----------------------------------------------------------------------------
+
+    def create_refund(self, params: JSON, call: ApiCall) -> JSON:
+        intent_id = _require(params, "payment_intent")
+        intent = self.get("payment_intent", intent_id, param="payment_intent")
+        if intent["status"] != "succeeded":
+            raise invalid_param(
+                "payment_intent",
+                f"This PaymentIntent ({intent_id}) does not have a successful charge to refund.",
+            )
+        refundable = intent["amount_received"] - intent.setdefault("amount_refunded", 0)
+        amount = _int(params.get("amount", refundable), "amount", minimum=1)
+        if refundable <= 0:
+            raise StripeApiError(
+                400,
+                f"Charge for PaymentIntent {intent_id} has already been refunded.",
+                code="charge_already_refunded",
+            )
+        if amount > refundable:
+            raise invalid_param(
+                "amount",
+                f"Refund amount ({amount}) is greater than unrefunded amount ({refundable}).",
+            )
+        reason = params.get("reason")
+        if reason not in (None, "duplicate", "fraudulent", "requested_by_customer"):
+            raise invalid_param("reason", f"Invalid reason: {reason}")
+        intent["amount_refunded"] += amount
+        refund = self._base(
+            "re",
+            "refund",
+            amount=amount,
+            currency=intent["currency"],
+            metadata=_merge_metadata({}, params.get("metadata")),
+            payment_intent=intent_id,
+            reason=reason,
+            status="succeeded",
+        )
+        self.emit("refund.created", refund, call=call)
+        if intent.get("latest_charge"):
+            charge = self.objects[intent["latest_charge"]]
+            charge["amount_refunded"] = intent["amount_refunded"]
+            self.emit("charge.refunded", charge, call=call)
+        return self._store(refund)
+
+    def list_invoice_payments(self, params: JSON) -> JSON:
+        invoice_id = _require(params, "invoice")
+        invoice = self.get("invoice", invoice_id, param="invoice")
+        payments = [p for p in self.objects.values() if p.get("object") == "invoice_payment"]
+        found = [p for p in payments if p["invoice"] == invoice["id"]]
+        return _list_object(found, f"/v1/invoice_payments?invoice={invoice_id}")
+
+    def _record_invoice_payment(self, invoice: JSON) -> None:
+        """A paid invoice has a PaymentIntent behind it (listed as an invoice payment)."""
+        intent = self._base(
+            "pi",
+            "payment_intent",
+            amount=invoice["amount_paid"],
+            amount_received=invoice["amount_paid"],
+            currency=invoice["currency"],
+            customer=invoice["customer"],
+            metadata={},
+            status="succeeded",
+        )
+        self._store(intent)
+        payment = self._base(
+            "inpay",
+            "invoice_payment",
+            amount_paid=invoice["amount_paid"],
+            amount_requested=invoice["amount_due"],
+            currency=invoice["currency"],
+            invoice=invoice["id"],
+            is_default=True,
+            payment={"type": "payment_intent", "payment_intent": intent["id"]},
+            status="paid",
+        )
+        self._store(payment)
+
     async def resend_event(self, event_id: str) -> ActionReport:
         """Deliver a recorded event again, same id and snapshot, fresh signature."""
         event = self.get("event", event_id)
         return ActionReport(copy.deepcopy(event), await self.webhooks.deliver_all([event]))
 
 
+def _period(subscription: JSON) -> tuple[int, int]:
+    """The subscription's current period, from its items (all share one cycle here)."""
+    item = subscription["items"]["data"][0]
+    return int(item["current_period_start"]), int(item["current_period_end"])
+
+
 def _check_descriptors(payment_intent_data: JSON) -> None:
-    for name in ("statement_descriptor", "statement_descriptor_suffix"):
-        value = payment_intent_data.get(name)
-        if value is not None and len(value) > 22:
-            raise invalid_param(
-                f"payment_intent_data[{name}]", f"{name} must be at most 22 characters."
-            )
+    if payment_intent_data.get("statement_descriptor") is not None:
+        # Checkout pays by card here, and cards only take a suffix to the account's prefix.
+        raise invalid_param(
+            "payment_intent_data[statement_descriptor]",
+            "The `statement_descriptor` parameter is not supported for the `card` payment "
+            "method type. Please use `statement_descriptor_suffix` instead.",
+        )
+    suffix = payment_intent_data.get("statement_descriptor_suffix")
+    if suffix is None:
+        return
+    param = "payment_intent_data[statement_descriptor_suffix]"
+    if len(suffix) > 22:
+        raise invalid_param(param, "statement_descriptor_suffix must be at most 22 characters.")
+    if not any(c.isascii() and c.isalpha() for c in suffix):
+        raise invalid_param(
+            param, "The statement descriptor suffix must contain at least one letter."
+        )
+    if any(c in "<>\\'\"*" for c in suffix) or not suffix.isascii():
+        raise invalid_param(param, "The statement descriptor suffix contains invalid characters.")
+
+
+def _check_line_counts(mode: str, lines: list[_SessionLine]) -> None:
+    recurring = sum(1 for line in lines if line.price["recurring"])
+    if mode == "payment" and len(lines) > 100:
+        raise invalid_param("line_items", "You may only specify up to 100 line items.")
+    if mode == "subscription" and max(recurring, len(lines) - recurring) > 20:
+        raise invalid_param(
+            "line_items",
+            "Subscription mode takes up to 20 recurring and 20 one-time line items.",
+        )
 
 
 def _customer_details(session: JSON, customer: JSON | None) -> JSON:
@@ -1430,12 +1710,10 @@ def _api_response(fake: FakeStripe, call: ApiCall, result: ApiResult) -> Respons
 def _api_endpoint(
     handler: ApiHandler, params_type: type | None
 ) -> Callable[[Request], Awaitable[Response]]:
-    known = known_params(params_type) if params_type else None
-
     async def endpoint(request: Request) -> Response:
         fake = fake_stripe_of(request.app)
         call = await _read_call(request)
-        result = fake.call(call, handler, known)
+        result = fake.call(call, handler, params_type)
         fake.webhooks.deliver_later(fake.take_outbox())
         return _api_response(fake, call, result)
 
@@ -1556,6 +1834,15 @@ def _api_routes() -> list[Route]:
             "GET",
             lambda f, p, c: f.get("payment_intent", _path_id(c)),
             sp.PaymentIntentRetrieveParams,
+        ),
+        _api_route(
+            "/v1/refunds", "POST", lambda f, p, c: f.create_refund(p, c), sp.RefundCreateParams
+        ),
+        _api_route(
+            "/v1/invoice_payments",
+            "GET",
+            lambda f, p, c: f.list_invoice_payments(p),
+            sp.InvoicePaymentListParams,
         ),
         _api_route(
             "/v1/events/{id}",
@@ -1692,6 +1979,7 @@ def create_fake_stripe_app(
     api_version: str | None = None,
     clock: Callable[[], float] = time.time,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
+    shuffle_seed: int | None = 0,
 ) -> Starlette:
     """Build one fake Stripe account as an ASGI app; its state lives in ``app.state``.
 
@@ -1706,6 +1994,7 @@ def create_fake_stripe_app(
         api_version=api_version or stripe.api_version,
         clock=clock,
         webhook_transport=webhook_transport,
+        shuffle_seed=shuffle_seed,
     )
 
     @contextlib.asynccontextmanager

@@ -3,6 +3,7 @@ subscriptions."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from libs.contracts.common import Principal
@@ -15,6 +16,7 @@ from tests.unit.payments.builders import (
     ACTIVATED,
     CANCELED,
     FAILED,
+    REFUNDED,
     RENEWED,
     SUCCEEDED,
     headers,
@@ -135,6 +137,29 @@ async def test_decline_then_pay_again_with_a_new_attempt(api: PaymentsApi) -> No
     order = (await api.http.get(f"/orders/{body['order_id']}/payments", headers=headers())).json()
     assert [a["status"] for a in order] == ["failed", "paid"]
     assert len(await published(api.deps, SUCCEEDED)) == 1
+
+
+async def test_pay_on_the_old_page_racing_pay_again_takes_money_once(api: PaymentsApi) -> None:
+    for _ in range(5):
+        body = await pay_request(api, user())
+        old = await start(api, body)
+        pressed, again = await asyncio.gather(
+            api.http.post(f"/dev-checkout/{old['attempt_id']}/pay"),
+            api.http.post("/payments", json={**body, "new_attempt": True}, headers=headers()),
+        )
+        if again.status_code == 201:  # the new attempt won: the old page closed (or refunds)
+            problem(pressed, 409, "checkout_closed")
+            paid = await api.http.post(f"/dev-checkout/{again.json()['attempt_id']}/pay")
+            assert paid.status_code == 303
+        else:  # the old page won: the order is paid, nothing opens again
+            assert pressed.status_code == 303
+            problem(again, 409, "order_already_paid")
+        order = await api.http.get(f"/orders/{body['order_id']}/payments", headers=headers())
+        assert [a["status"] for a in order.json()].count("paid") == 1
+        refund_required = {a["attempt_id"] for a in order.json() if a["refund_required"]}
+        refunded = {p["attempt_id"] for p in await published(api.deps, REFUNDED)}
+        assert refund_required <= refunded
+    assert len(await published(api.deps, SUCCEEDED)) == 5
 
 
 async def test_subscriptions_activate_renew_and_cancel(api: PaymentsApi) -> None:

@@ -3,11 +3,14 @@ Stripe's and delivered over HTTP to the payments app."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from libs.contracts.common import Principal
 from libs.contracts.payments import PaymentLine
 from services.payments.app import create_app
 from services.payments.bootstrap import PaymentsDeps, build_deps
+from services.payments.stripe_provider import HANDLED
 from tests.api.payments.test_customers import problem
 from tests.fakes.stripe_fixtures import (
     RunningFakeStripe,
@@ -32,6 +36,7 @@ from tests.unit.payments.builders import (
     CANCELED,
     EXPIRED,
     FAILED,
+    REFUNDED,
     RENEWED,
     SUCCEEDED,
     billing,
@@ -93,15 +98,19 @@ class StripeWorld:
         )
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[StripeWorld]:
-    async with running_fake_stripe() as fake:
+@contextlib.asynccontextmanager
+async def stripe_world(
+    tmp_path: Path, *, shuffle_seed: int = 0, **values: Any
+) -> AsyncIterator[StripeWorld]:
+    """The payments app on the fake Stripe; `values` are more payments settings."""
+    async with running_fake_stripe(shuffle_seed=shuffle_seed) as fake:
         settings = settings_for(
             tmp_path,
             stripe_secret_key=fake.api_key,
             stripe_webhook_secret=fake.webhook_secret,
             stripe_api_base=fake.base_url,
             stripe_max_network_retries=0,
+            **{"reconcile_interval_s": 0, **values},
         )
         deps = build_deps(settings)
         app = create_app(deps=deps)
@@ -115,8 +124,19 @@ async def world(tmp_path: Path) -> AsyncIterator[StripeWorld]:
                 yield StripeWorld(fake=fake, app=app, deps=deps, http=http)
 
 
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[StripeWorld]:
+    async with stripe_world(tmp_path) as ready:
+        yield ready
+
+
 def delivered(report: Any) -> list[tuple[str, int | None]]:
-    return [(d.event_type, d.status_code) for d in report.deliveries]
+    """The deliveries Store acts on, sorted: Stripe sends them in no particular order. Every
+    other event type it sends was acknowledged too."""
+    assert all(d.status_code == 200 for d in report.deliveries), report.deliveries
+    return sorted(
+        (d.event_type, d.status_code) for d in report.deliveries if d.event_type in HANDLED
+    )
 
 
 async def test_a_payment_mode_checkout_carries_the_orders_amounts_metadata_and_keys(
@@ -185,7 +205,7 @@ async def test_completion_pays_once_however_often_the_webhook_comes(world: Strip
     attempt_id = paid["payment"]["attempt_id"]
     report = await world.fake.state.complete_checkout_session(paid["session"]["id"])
     assert delivered(report) == [("checkout.session.completed", 200)]
-    [event_id] = report.event_ids
+    event_id = report.event_id("checkout.session.completed")
     for _ in range(2):
         again = await world.fake.state.resend_event(event_id)
         assert delivered(again) == [("checkout.session.completed", 200)]
@@ -201,7 +221,7 @@ async def test_completion_pays_once_however_often_the_webhook_comes(world: Strip
 async def test_a_late_expiry_after_completion_changes_nothing(world: StripeWorld) -> None:
     paid = await world.pay()
     report = await world.fake.state.complete_checkout_session(paid["session"]["id"])
-    completed = world.fake.object(report.event_ids[0])
+    completed = world.fake.object(report.event_id("checkout.session.completed"))
     # Stripe may deliver events in any order: an "expired" for this session arrives late.
     expired = copy.deepcopy(completed)
     expired.update(id="evt_late_expiry", type="checkout.session.expired")
@@ -238,7 +258,7 @@ async def test_async_payments_wait_then_succeed_or_fail(world: StripeWorld) -> N
     ]
 
 
-async def test_paying_closes_the_orders_other_sessions(world: StripeWorld) -> None:
+async def test_a_new_attempt_closes_the_previous_session_first(world: StripeWorld) -> None:
     first = await world.pay()
     second = await world.pay(
         first["shopper"],
@@ -246,35 +266,51 @@ async def test_paying_closes_the_orders_other_sessions(world: StripeWorld) -> No
         order_id=first["body"]["order_id"],
         new_attempt=True,
     )
-    await world.fake.state.complete_checkout_session(first["session"]["id"])
     await world.fake.wait_for_deliveries()
-    assert world.fake.object(second["session"]["id"])["status"] == "expired"
-    assert (await world.attempt(second["payment"]["attempt_id"]))["status"] == "canceled"
+    assert world.fake.object(first["session"]["id"])["status"] == "expired"
+    assert world.fake.object(second["session"]["id"])["status"] == "open"
+    assert (await world.attempt(first["payment"]["attempt_id"]))["status"] == "canceled"
     assert await published(world.deps, EXPIRED) == []
+    expiries = world.fake.requests(path=f"/v1/checkout/sessions/{first['session']['id']}/expire")
+    assert [r.status for r in expiries] == [200]
 
 
-async def test_two_paid_sessions_for_one_order_are_one_payment_and_a_refund_flag(
-    world: StripeWorld,
+@pytest.mark.parametrize("old_first", [True, False])
+async def test_money_on_the_old_and_the_new_session_is_one_payment_and_one_refund(
+    world: StripeWorld, old_first: bool
 ) -> None:
     first = await world.pay()
+    url = world.fake.state.webhooks.url
+    world.fake.set_webhook(None)  # webhooks are late: the shopper pays the first tab...
+    one = await world.fake.state.complete_checkout_session(first["session"]["id"])
+    # ...while the shopper's other tab asks to pay again: the old session cannot be expired.
     second = await world.pay(
         first["shopper"],
         customer_id=first["body"]["customer_id"],
         order_id=first["body"]["order_id"],
         new_attempt=True,
     )
-    url = world.fake.state.webhooks.url
-    world.fake.set_webhook(None)  # the shopper pays on both tabs before any webhook arrives
-    one = await world.fake.state.complete_checkout_session(first["session"]["id"])
     two = await world.fake.state.complete_checkout_session(second["session"]["id"])
     world.fake.set_webhook(url)
-    await world.fake.state.resend_event(one.event_ids[0])
-    await world.fake.state.resend_event(two.event_ids[0])
-    assert (await world.attempt(first["payment"]["attempt_id"]))["status"] == "paid"
-    flagged = await world.attempt(second["payment"]["attempt_id"])
-    assert flagged["status"] == "canceled" and flagged["refund_required"] is True
-    assert flagged["refund_reason"] == "order_already_paid"
+    events = [
+        one.event_id("checkout.session.completed"),
+        two.event_id("checkout.session.completed"),
+    ]
+    for event_id in events if old_first else events[::-1]:
+        await world.fake.state.resend_event(event_id)
+    await world.fake.wait_for_deliveries()
+    assert (await world.attempt(second["payment"]["attempt_id"]))["status"] == "paid"
+    refunded = await world.attempt(first["payment"]["attempt_id"])
+    assert refunded["status"] == "canceled" and refunded["refund_required"] is True
     assert len(await published(world.deps, SUCCEEDED)) == 1
+    # The first session's money went back through a Stripe Refund, with its own key.
+    intent = world.fake.object(one.object["payment_intent"])
+    assert intent["amount_refunded"] == intent["amount_received"] == 2500
+    [refund_call] = world.fake.requests(method="POST", path="/v1/refunds")
+    assert refund_call.idempotency_key and refund_call.idempotency_key.startswith("store-refund-")
+    [refunded_event] = await published(world.deps, REFUNDED)
+    assert refunded_event["attempt_id"] == first["payment"]["attempt_id"]
+    assert refunded_event["provider_refund_id"].startswith("re_")
 
 
 async def test_a_subscription_checkout_activates_and_renews(world: StripeWorld) -> None:
@@ -314,7 +350,8 @@ async def test_the_first_invoice_before_the_completed_session(world: StripeWorld
     world.fake.set_webhook(None)
     report = await world.fake.state.complete_checkout_session(paid["session"]["id"])
     world.fake.set_webhook(url)
-    completed, invoice = report.event_ids
+    completed = report.event_id("checkout.session.completed")
+    invoice = report.event_id("invoice.paid")
     assert delivered(await world.fake.state.resend_event(invoice)) == [("invoice.paid", 200)]
     assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "paid"
     await world.fake.state.resend_event(completed)
@@ -334,7 +371,8 @@ async def test_canceling_tells_stripe_and_announces_once(world: StripeWorld) -> 
     stripe_id = world.fake.object(paid["session"]["id"])["subscription"]
     assert world.fake.object(stripe_id)["cancel_at_period_end"] is True
     [update] = world.fake.requests(method="POST", path=f"/v1/subscriptions/{stripe_id}")
-    assert update.idempotency_key == f"store-cancel-{subscription['id']}"
+    assert update.idempotency_key
+    assert update.idempotency_key.startswith(f"store-cancel-{subscription['id']}-")
     await world.fake.wait_for_deliveries()  # customer.subscription.updated comes back
     # The period ends: Stripe deletes the subscription instead of renewing it.
     await world.fake.state.renew_subscription(stripe_id)
@@ -343,6 +381,46 @@ async def test_canceling_tells_stripe_and_announces_once(world: StripeWorld) -> 
     [announced] = await published(world.deps, CANCELED)
     assert announced["at_period_end"] is True
     assert await published(world.deps, RENEWED) == []
+
+
+async def test_cancel_after_a_reactivation_is_a_new_request_at_stripe(world: StripeWorld) -> None:
+    paid = await world.pay(recurring=True)
+    await world.fake.state.complete_checkout_session(paid["session"]["id"])
+    shopper = paid["shopper"]
+    [subscription] = (await world.http.get("/subscriptions", headers=headers(shopper))).json()
+    cancel = f"/subscriptions/{subscription['id']}/cancel"
+    assert (await world.http.post(cancel, headers=headers(shopper))).status_code == 200
+    stripe_id = world.fake.object(paid["session"]["id"])["subscription"]
+    # The shopper reactivates it in Stripe's customer portal...
+    world.fake.state.update_subscription(stripe_id, {"cancel_at_period_end": "false"}, None)
+    await world.fake.state.webhooks.deliver_all(world.fake.state.take_outbox())
+    [reactivated] = (await world.http.get("/subscriptions", headers=headers(shopper))).json()
+    assert reactivated["cancel_at_period_end"] is False
+    # ...then cancels again in the shop: Stripe must see a new request, not a replay.
+    again = await world.http.post(cancel, headers=headers(shopper))
+    assert again.status_code == 200 and again.json()["cancel_at_period_end"] is True
+    assert world.fake.object(stripe_id)["cancel_at_period_end"] is True
+    updates = world.fake.requests(method="POST", path=f"/v1/subscriptions/{stripe_id}")
+    assert len({u.idempotency_key for u in updates}) == 2
+    assert [u.replayed for u in updates] == [False, False]
+
+
+async def test_a_failed_first_invoice_leaves_the_checkout_payable(world: StripeWorld) -> None:
+    paid = await world.pay(recurring=True)
+    session_id = paid["session"]["id"]
+    await world.fake.state.complete_checkout_session(session_id, async_payment=True)
+    url = world.fake.state.webhooks.url
+    world.fake.set_webhook(None)
+    await world.fake.state.fail_async_payment(session_id)
+    world.fake.set_webhook(url)
+    [invoice_failed] = world.fake.events("invoice.payment_failed")
+    assert invoice_failed["data"]["object"]["billing_reason"] == "subscription_create"
+    await world.fake.state.resend_event(invoice_failed["id"])
+    # The invoice alone does not fail the attempt: the shopper may still pay on the page.
+    assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "unpaid"
+    [session_failed] = world.fake.events("checkout.session.async_payment_failed")
+    await world.fake.state.resend_event(session_failed["id"])
+    assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "failed"
 
 
 @pytest.mark.parametrize("case", ["unsigned", "badly signed", "stale", "other secret"])
@@ -391,3 +469,115 @@ async def test_the_dev_provider_is_off_when_stripe_is_configured(world: StripeWo
     problem(await world.http.post(f"/dev-checkout/{attempt_id}/pay"), 404)
     problem(await world.http.post("/dev-checkout/subscriptions/x/renew"), 404)
     assert (await world.attempt(attempt_id))["status"] == "unpaid"
+
+
+# --- reconciliation: webhooks that never arrive -------------------------------------------
+
+
+async def reconcile(world: StripeWorld) -> dict[str, Any]:
+    response = await world.http.post("/reconcile", headers=headers())
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+@pytest.mark.parametrize("recurring", [False, True])
+async def test_a_lost_payment_webhook_is_settled_by_reconciliation(
+    tmp_path: Path, recurring: bool
+) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=0) as world:
+        paid = await world.pay(recurring=recurring)
+        world.fake.set_webhook(None)  # every webhook from now on is lost
+        await world.fake.state.complete_checkout_session(paid["session"]["id"])
+        attempt_id = paid["payment"]["attempt_id"]
+        assert (await world.attempt(attempt_id))["status"] == "unpaid"
+        assert await reconcile(world) == {
+            "checked": 1,
+            "settled": 1,
+            "refunds_retried": 0,
+            "errors": 0,
+        }
+        assert (await world.attempt(attempt_id))["status"] == "paid"
+        [succeeded] = await published(world.deps, SUCCEEDED)
+        assert succeeded["attempt_id"] == attempt_id
+        assert len(await published(world.deps, ACTIVATED)) == (1 if recurring else 0)
+        # Nothing left to ask about; a late webhook changes nothing.
+        assert (await reconcile(world))["checked"] == 0
+        for event in world.fake.events("checkout.session.completed"):
+            assert (await world.post_event(event)).status_code == 200
+        assert len(await published(world.deps, SUCCEEDED)) == 1
+
+
+async def test_a_lost_expiry_webhook_is_settled_by_reconciliation(tmp_path: Path) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=0) as world:
+        paid = await world.pay()
+        world.fake.set_webhook(None)
+        await world.fake.state.expire_session(paid["session"]["id"])
+        await reconcile(world)
+        assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "expired"
+        assert len(await published(world.deps, EXPIRED)) == 1
+
+
+async def test_an_open_session_younger_than_the_threshold_is_left_alone(tmp_path: Path) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=3600) as world:
+        paid = await world.pay()
+        world.fake.set_webhook(None)
+        await world.fake.state.complete_checkout_session(paid["session"]["id"])
+        assert (await reconcile(world))["checked"] == 0
+        assert (
+            world.fake.requests(method="GET", path=f"/v1/checkout/sessions/{paid['session']['id']}")
+            == []
+        )
+
+
+async def test_the_periodic_run_settles_a_lost_webhook_within_its_period(tmp_path: Path) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=0, reconcile_interval_s=0.2) as world:
+        paid = await world.pay()
+        world.fake.set_webhook(None)
+        await world.fake.state.complete_checkout_session(paid["session"]["id"])
+        attempt_id = paid["payment"]["attempt_id"]
+        status = "unpaid"
+        for _ in range(100):  # bounded: 100 periods at most, never a timing assertion
+            status = (await world.attempt(attempt_id))["status"]
+            if status == "paid":
+                break
+            await asyncio.sleep(0.2)
+        assert status == "paid"
+
+
+async def test_a_refund_that_failed_is_retried_by_reconciliation(tmp_path: Path) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=3600) as world:
+        first = await world.pay()
+        url = world.fake.state.webhooks.url
+        world.fake.set_webhook(None)
+        one = await world.fake.state.complete_checkout_session(first["session"]["id"])
+        second = await world.pay(
+            first["shopper"],
+            customer_id=first["body"]["customer_id"],
+            order_id=first["body"]["order_id"],
+            new_attempt=True,
+        )
+        await world.fake.state.complete_checkout_session(second["session"]["id"])
+        world.fake.set_webhook(url)
+        world.fake.state.api_key_prefix = "sk_revoked_"  # Stripe refuses every call for now
+        await world.fake.state.resend_event(one.event_id("checkout.session.completed"))
+        [pending] = (await world.http.get("/refunds", headers=headers())).json()
+        assert pending["status"] == "pending" and pending["last_error"]
+        world.fake.state.api_key_prefix = "sk_test_"
+        world.deps.reconciler.interval = timedelta(0)  # due at once
+        assert (await reconcile(world))["refunds_retried"] == 1
+        [done] = (await world.http.get("/refunds?status=refunded", headers=headers())).json()
+        assert done["id"] == pending["id"] and done["provider_refund_id"].startswith("re_")
+        assert len(await published(world.deps, REFUNDED)) == 1
+
+
+async def test_any_order_of_what_stripe_sends_activates_once(tmp_path: Path) -> None:
+    orders = set()
+    for seed in range(4):
+        async with stripe_world(tmp_path / str(seed), shuffle_seed=seed) as world:
+            paid = await world.pay(recurring=True)
+            report = await world.fake.state.complete_checkout_session(paid["session"]["id"])
+            orders.add(tuple(d.event_type for d in report.deliveries))
+            assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "paid"
+            assert len(await published(world.deps, SUCCEEDED)) == 1
+            assert len(await published(world.deps, ACTIVATED)) == 1
+    assert len(orders) > 1  # the seeds really gave different orders

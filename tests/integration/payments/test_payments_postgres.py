@@ -4,9 +4,10 @@ SQLite's single writer hides."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import text
@@ -19,6 +20,8 @@ from libs.runtime.migrations import upgrade
 from libs.runtime.runtime import shared_for
 from libs.runtime.settings import RuntimeSettings
 from services.payments.bootstrap import PaymentsDeps, build_deps
+from services.payments.dev_provider import DevProvider
+from services.payments.provider import PaymentProvider, ProviderEvent
 from services.payments.settings import PaymentsSettings
 from tests.conftest import BusNames
 from tests.support.services import TEST_SERVICE_TOKEN
@@ -121,6 +124,42 @@ async def test_two_attempts_paid_at_once_pay_the_order_once(deps: PaymentsDeps) 
     assert sorted(a.status for a in attempts) == ["canceled", "paid"]
     assert [a.refund_required for a in attempts if a.status == "canceled"] == [True]
     assert len(await published(deps, SUCCEEDED)) == 1
+
+
+class CountingProvider(DevProvider):
+    """The dev provider, counting what reconciliation asks it."""
+
+    def __init__(self) -> None:
+        super().__init__(checkout_url=lambda attempt_id: f"http://shop.test/pay/{attempt_id}")
+        self.asked: list[str] = []
+
+    async def checkout_status(self, session_id: str) -> ProviderEvent | None:
+        self.asked.append(session_id)
+        await asyncio.sleep(0.01)  # a provider call takes a while: replicas overlap
+        return None
+
+
+async def test_reconciling_replicas_ask_about_each_attempt_once(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    settings = settings_for(tmp_path, database_url=pg_database_url, reconcile_after_s=0)
+    providers = [CountingProvider() for _ in range(3)]
+    async with contextlib.AsyncExitStack() as stack:
+        replicas = [
+            await stack.enter_async_context(
+                running_deps(settings, providers={"dev": cast(PaymentProvider, provider)})
+            )
+            for provider in providers
+        ]
+        shopper = user()
+        customer_id = await add_customer(replicas[0], shopper)
+        for _ in range(12):
+            data = start_payment(owner=shopper.owner, customer_id=customer_id)  # type: ignore[arg-type]
+            await replicas[0].payments.start_payment(data=data)
+        runs = await asyncio.gather(*(r.reconciler.reconcile() for r in replicas for _ in range(2)))
+    asked = [session for provider in providers for session in provider.asked]
+    assert len(asked) == len(set(asked)) == 12
+    assert sum(run.checked for run in runs) == 12
 
 
 async def test_racing_retries_of_one_checkout_make_one_attempt(deps: PaymentsDeps) -> None:

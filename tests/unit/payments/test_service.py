@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,12 +22,15 @@ from services.payments.provider import (
     CheckoutSession,
     PaymentProvider,
     ProviderSubscription,
+    RefundRequest,
 )
 from tests.unit.payments.builders import (
     ACTIVATED,
     CANCELED,
     EXPIRED,
     FAILED,
+    FLAGGED,
+    REFUNDED,
     RENEWED,
     SUCCEEDED,
     FakeClock,
@@ -49,6 +53,8 @@ class ScriptedProvider(DevProvider):
         self.failures: list[Exception] = []
         self.requests: list[CheckoutRequest] = []
         self.expired: list[str] = []
+        self.refunded: list[RefundRequest] = []
+        self.refund_failures: list[Exception] = []
 
     async def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
         self.requests.append(request)
@@ -58,6 +64,12 @@ class ScriptedProvider(DevProvider):
 
     async def expire_checkout(self, session_id: str) -> None:
         self.expired.append(session_id)
+
+    async def refund(self, request: RefundRequest) -> str:
+        if self.refund_failures:
+            raise self.refund_failures.pop(0)
+        self.refunded.append(request)
+        return await super().refund(request)
 
 
 @pytest.fixture
@@ -94,10 +106,18 @@ async def attempt_status(deps: PaymentsDeps, attempt_id: str) -> str:
     return (await deps.payments.get_payment(attempt_id=attempt_id)).status
 
 
+async def statuses(deps: PaymentsDeps, order_id: str) -> dict[str, str]:
+    return {
+        a.attempt_id: a.status for a in await deps.payments.get_order_payments(order_id=order_id)
+    }
+
+
 # --- starting payments -----------------------------------------------------------------------
 
 
-async def test_a_retry_reuses_the_open_attempt_and_new_attempt_does_not(deps: PaymentsDeps) -> None:
+async def test_a_retry_reuses_the_open_attempt_and_new_attempt_closes_it(
+    deps: PaymentsDeps, provider: ScriptedProvider
+) -> None:
     shopper = user()
     customer_id = await new_customer(deps, shopper)
     data = start_payment(owner=shopper.owner, customer_id=customer_id)  # type: ignore[arg-type]
@@ -108,11 +128,15 @@ async def test_a_retry_reuses_the_open_attempt_and_new_attempt_does_not(deps: Pa
         data=data.model_copy(update={"new_attempt": True})
     )
     assert created_fresh and fresh.attempt_id != first.attempt_id
-    # Both attempts stay payable until one of them pays.
-    assert [a.status for a in await deps.payments.get_order_payments(order_id=data.order_id)] == [
-        "unpaid",
-        "unpaid",
-    ]
+    # One open payment per order: the previous checkout closed before the new one opened.
+    assert await statuses(deps, data.order_id) == {
+        first.attempt_id: "canceled",
+        fresh.attempt_id: "unpaid",
+    }
+    assert provider.expired == [f"dev_cs_{first.attempt_id}"]
+    with pytest.raises(ProblemError) as caught:
+        await deps.payments.dev_checkout_action(attempt_id=first.attempt_id, action="pay")
+    assert caught.value.code == "checkout_closed"
 
 
 async def test_a_provider_outage_leaves_an_attempt_the_retry_completes(
@@ -205,8 +229,8 @@ async def test_late_events_never_leave_a_terminal_state(deps: PaymentsDeps) -> N
     assert await published(deps, EXPIRED) == [] and await published(deps, FAILED) == []
 
 
-async def test_money_for_a_failed_attempt_is_flagged_for_refund_not_paid(
-    deps: PaymentsDeps,
+async def test_money_for_a_failed_attempt_is_refunded_not_paid(
+    deps: PaymentsDeps, provider: ScriptedProvider
 ) -> None:
     _, attempt_id = await open_attempt(deps)
     await deps.payments.handle_provider_event(
@@ -219,43 +243,127 @@ async def test_money_for_a_failed_attempt_is_flagged_for_refund_not_paid(
     assert attempt.status == "failed" and attempt.refund_required
     assert attempt.refund_reason == "paid_after_failed"
     assert await published(deps, SUCCEEDED) == []
+    assert [r.attempt_id for r in provider.refunded] == [attempt_id]
+    [refund] = await deps.payments.list_refunds()
+    assert (refund.status, refund.reason, refund.amount) == ("refunded", "paid_after_failed", 2500)
+    assert [p["attempt_id"] for p in await published(deps, REFUNDED)] == [attempt_id]
 
 
-async def test_an_order_is_paid_once_and_a_second_payment_is_flagged(
+async def test_an_order_is_paid_once_and_money_on_a_closed_checkout_is_refunded(
     deps: PaymentsDeps, provider: ScriptedProvider
 ) -> None:
     data, first = await open_attempt(deps)
     second, _ = await deps.payments.start_payment(
         data=data.model_copy(update={"new_attempt": True})
     )
-    third, _ = await deps.payments.start_payment(data=data.model_copy(update={"new_attempt": True}))
     await deps.payments.handle_provider_event(
-        provider_event("checkout_completed", attempt_id=first, paid=True)
+        provider_event("checkout_completed", attempt_id=second.attempt_id, paid=True)
     )
-    # The other open checkouts close, and the provider is told to expire them.
-    assert await attempt_status(deps, second.attempt_id) == "canceled"
-    assert sorted(provider.expired) == sorted(
-        [f"dev_cs_{second.attempt_id}", f"dev_cs_{third.attempt_id}"]
+    # A shopper who paid on the first checkout just before it closed: refunded, not paid.
+    late = provider_event(
+        "checkout_completed", attempt_id=first, paid=True, provider_reference="pay_1"
     )
-    # ...but a shopper who paid on one of them before it closed: recorded, flagged.
-    await deps.payments.handle_provider_event(
-        provider_event(
-            "checkout_completed",
-            attempt_id=second.attempt_id,
-            paid=True,
-            provider_reference="pay_2",
-        )
-    )
+    await deps.payments.handle_provider_event(late)
+    await deps.payments.handle_provider_event(late)  # redelivered: still one refund
     attempts = {
         a.attempt_id: a for a in await deps.payments.get_order_payments(order_id=data.order_id)
     }
-    assert [a.status for a in attempts.values()].count("paid") == 1
-    assert attempts[second.attempt_id].refund_required
-    assert attempts[second.attempt_id].refund_reason == "order_already_paid"
-    assert [p["attempt_id"] for p in await published(deps, SUCCEEDED)] == [first]
+    assert await statuses(deps, data.order_id) == {first: "canceled", second.attempt_id: "paid"}
+    assert attempts[first].refund_required
+    assert attempts[first].refund_reason == "order_already_paid"
+    assert [(r.attempt_id, r.provider_reference) for r in provider.refunded] == [(first, "pay_1")]
+    assert [p["attempt_id"] for p in await published(deps, SUCCEEDED)] == [second.attempt_id]
+    assert [p["attempt_id"] for p in await published(deps, REFUNDED)] == [first]
     with pytest.raises(ProblemError) as caught:
         await deps.payments.start_payment(data=data.model_copy(update={"new_attempt": True}))
     assert caught.value.code == "order_already_paid"
+
+
+async def test_money_on_both_the_old_and_the_new_checkout_pays_once_and_refunds_once(
+    deps: PaymentsDeps, provider: ScriptedProvider
+) -> None:
+    data, first = await open_attempt(deps)
+    second, _ = await deps.payments.start_payment(
+        data=data.model_copy(update={"new_attempt": True})
+    )
+    # Both arrive at once (the old checkout was paid while it was being closed).
+    await asyncio.gather(
+        deps.payments.handle_provider_event(
+            provider_event("checkout_completed", attempt_id=first, paid=True, amount=2500)
+        ),
+        deps.payments.handle_provider_event(
+            provider_event(
+                "checkout_completed", attempt_id=second.attempt_id, paid=True, amount=2500
+            )
+        ),
+    )
+    assert await statuses(deps, data.order_id) == {first: "canceled", second.attempt_id: "paid"}
+    assert [r.attempt_id for r in provider.refunded] == [first]
+    assert len(await published(deps, SUCCEEDED)) == 1
+    assert len(await published(deps, REFUNDED)) == 1
+
+
+@pytest.mark.parametrize(
+    ("reported", "reason"),
+    [({"amount": 250}, "amount_mismatch"), ({"currency": "USD"}, "currency_mismatch")],
+)
+async def test_money_that_does_not_match_never_pays_and_is_flagged(
+    deps: PaymentsDeps, provider: ScriptedProvider, reported: dict[str, Any], reason: str
+) -> None:
+    data, attempt_id = await open_attempt(deps)
+    values = {"amount": 2500, "currency": "EUR", **reported}
+    await deps.payments.handle_provider_event(
+        provider_event("checkout_completed", attempt_id=attempt_id, paid=True, **values)
+    )
+    attempt = await deps.payments.get_payment(attempt_id=attempt_id)
+    assert attempt.status == "canceled" and attempt.refund_reason == reason
+    assert await published(deps, SUCCEEDED) == []
+    [flagged] = await published(deps, FLAGGED)
+    assert (flagged["reason"], flagged["expected_amount"]) == (reason, 2500)
+    assert flagged["reported_amount"] == values["amount"]
+    assert [r.attempt_id for r in provider.refunded] == [attempt_id]
+    # The order is still unpaid: the shopper can pay it properly.
+    payment, created = await deps.payments.start_payment(data=data)
+    assert created and payment.status == "unpaid"
+
+
+async def test_a_refund_the_provider_refused_stays_pending_until_retried(
+    deps: PaymentsDeps, provider: ScriptedProvider
+) -> None:
+    _, attempt_id = await open_attempt(deps)
+    await deps.payments.handle_provider_event(
+        provider_event("payment_failed", attempt_id=attempt_id, reason="declined")
+    )
+    provider.refund_failures.append(ProviderUnavailable("down"))
+    await deps.payments.handle_provider_event(
+        provider_event("payment_succeeded", attempt_id=attempt_id, paid=True)
+    )
+    [pending] = await deps.payments.list_refunds(status="pending")
+    assert pending.last_error and await published(deps, REFUNDED) == []
+    done = await deps.payments.send_refund(refund_id=pending.id)
+    again = await deps.payments.send_refund(refund_id=pending.id)
+    assert done is not None and done.status == "refunded" and again == done
+    assert len(provider.refunded) == 1 and len(await published(deps, REFUNDED)) == 1
+
+
+async def test_a_failed_first_invoice_does_not_fail_a_checkout_that_can_still_succeed(
+    deps: PaymentsDeps,
+) -> None:
+    _, attempt_id = await open_attempt(deps, recurring=True)
+    await deps.payments.handle_provider_event(
+        provider_event(
+            "invoice_payment_failed",
+            attempt_id=attempt_id,
+            billing_reason="subscription_create",
+            subscription="sub_1",
+        )
+    )
+    assert await attempt_status(deps, attempt_id) == "unpaid"
+    assert await published(deps, FAILED) == []
+    await deps.payments.handle_provider_event(
+        provider_event("checkout_completed", attempt_id=attempt_id, paid=True, subscription="sub_1")
+    )
+    assert await attempt_status(deps, attempt_id) == "paid"
 
 
 async def test_an_async_payment_waits_then_settles(deps: PaymentsDeps) -> None:
@@ -441,3 +549,19 @@ async def test_merge_into_a_user_without_customers_keeps_the_anonymous_default(
     await merge(deps, shopper.anonymous_id, member.user_id)  # type: ignore[arg-type]
     mine = await deps.customers.get_customers_for_user(principal=member)
     assert [c.id for c in mine if c.is_default] == [second]
+
+
+# --- reconciliation --------------------------------------------------------------------------
+
+
+async def test_reconciliation_expires_a_dev_checkout_left_past_its_expiry(
+    deps: PaymentsDeps, clock: FakeClock
+) -> None:
+    _, attempt_id = await open_attempt(deps)
+    assert (await deps.reconciler.reconcile()).checked == 0  # young and open: left alone
+    clock.advance(days=1, seconds=1)
+    result = await deps.reconciler.reconcile()
+    assert (result.checked, result.settled) == (1, 1)
+    assert await attempt_status(deps, attempt_id) == "expired"
+    assert [p["attempt_id"] for p in await published(deps, EXPIRED)] == [attempt_id]
+    assert (await deps.reconciler.reconcile()).checked == 0

@@ -1,0 +1,37 @@
+"""What the payments service counts for operators: refunds, flagged payments, reconciliation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from prometheus_client import Counter
+
+
+@dataclass(frozen=True)
+class PaymentsMetrics:
+    refunds: Counter
+    flagged: Counter
+    reconciled: Counter
+
+
+@cache
+def payments_metrics() -> PaymentsMetrics:
+    """The counters, registered once per process on first use (never at import)."""
+    return PaymentsMetrics(
+        refunds=Counter(
+            "store_payments_refunds_total",
+            "Payments refunded because they must not stay (double payment, late, mismatch).",
+            ["reason"],
+        ),
+        flagged=Counter(
+            "store_payments_flagged_total",
+            "Reported payments whose amount or currency did not match their attempt.",
+            ["reason"],
+        ),
+        reconciled=Counter(
+            "store_payments_reconciled_total",
+            "Attempts settled by reconciliation (a webhook that never arrived).",
+            ["outcome"],
+        ),
+    )

@@ -1,0 +1,124 @@
+"""Reconciliation: settle what a lost webhook left behind, and retry refunds that failed.
+
+A periodic run (every `PAYMENTS_RECONCILE_INTERVAL_S`, and `store payments reconcile` by hand)
+asks the provider about attempts still unpaid past `PAYMENTS_RECONCILE_AFTER_S` or past their
+expiry, and applies what it says through `PaymentService.handle_provider_event` — the same path
+as a webhook. Safe with several replicas: attempts and refunds are claimed with
+`FOR UPDATE SKIP LOCKED` and leased for one interval, so no two runs ask about the same one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+
+import structlog
+
+from libs.contracts.payments import ReconcileOut
+from libs.runtime.runtime import Runtime
+from services.payments import dev_provider
+from services.payments.metrics import payments_metrics
+from services.payments.payments import PaymentService
+from services.payments.provider import PaymentProvider, ProviderEvent
+from services.payments.service import Clock, RepositoryFactory, utcnow
+from services.payments.store import AttemptRecord, SqlPaymentsRepository
+
+log = structlog.get_logger(__name__)
+
+
+class Reconciler:
+    """Asks providers about attempts a webhook should have settled, and retries refunds."""
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        payments: PaymentService,
+        providers: Mapping[str, PaymentProvider],
+        interval: timedelta,
+        unpaid_after: timedelta,
+        batch: int,
+        clock: Clock = utcnow,
+        repository: RepositoryFactory = SqlPaymentsRepository,
+    ) -> None:
+        self.runtime = runtime
+        self.payments = payments
+        self.providers = providers
+        self.interval = interval
+        self.unpaid_after = unpaid_after
+        self.batch = batch
+        self.clock = clock
+        self.repository = repository
+
+    async def reconcile(self) -> ReconcileOut:
+        """One run: settle attempts the provider already decided, then retry pending refunds."""
+        now = self.clock()
+        lease = max(self.interval, timedelta(minutes=1))
+        async with self.runtime.transaction() as session:
+            repo = self.repository(session)
+            attempts = await repo.claim_attempts_to_reconcile(
+                now=now,
+                unpaid_before=now - self.unpaid_after,
+                lease_until=now + lease,
+                limit=self.batch,
+            )
+            refunds = await repo.claim_pending_refunds(
+                before=now - self.interval, now=now, limit=self.batch
+            )
+        settled = errors = 0
+        for attempt in attempts:
+            try:
+                event = await self._ask(attempt)
+                if event is not None and await self.payments.handle_provider_event(event):
+                    settled += 1
+                    payments_metrics().reconciled.labels(outcome=event.kind).inc()
+            except Exception as exc:  # one provider hiccup must not stop the run
+                errors += 1
+                log.warning("payments.reconcile_failed", attempt_id=attempt.id, error=repr(exc))
+        for refund in refunds:
+            done = await self.payments.send_refund(refund_id=refund.id)
+            if done is None or done.status != "refunded":
+                errors += 1
+        result = ReconcileOut(
+            checked=len(attempts), settled=settled, refunds_retried=len(refunds), errors=errors
+        )
+        if attempts or refunds:
+            log.info("payments.reconciled", **result.model_dump())
+        return result
+
+    async def _ask(self, attempt: AttemptRecord) -> ProviderEvent | None:
+        provider = self.providers.get(attempt.provider)
+        if provider is None or attempt.provider_session_id is None:
+            return None
+        event = await provider.checkout_status(attempt.provider_session_id)
+        now = self.clock()
+        if event is None and attempt.expires_at is not None and attempt.expires_at <= now:
+            if attempt.provider == "dev":  # the dev page has no one else to expire it
+                return dev_provider.expired_event(
+                    attempt_id=attempt.id, order_id=attempt.order_id, now=now
+                )
+        return event
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Reconcile every interval in the background while the service runs."""
+        if self.interval <= timedelta(0):
+            yield
+            return
+        task = asyncio.create_task(self._loop(), name="payments-reconcile")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval.total_seconds())
+            try:
+                await self.reconcile()
+            except Exception as exc:  # a database outage: try again next period
+                log.warning("payments.reconcile_run_failed", error=repr(exc))
