@@ -136,7 +136,10 @@ class Runtime:
             engine=self.engine,
             outbox=self.outbox,
             publish=self.bus.publish,
+            name=self.name,
+            broker_up=self.bus.ping,
             poll_interval_s=self.settings.outbox_poll_interval_ms / 1000,
+            park_after=self.settings.outbox_park_after,
         )
         if self.uses_redis:
             self.redis = create_redis(
@@ -160,9 +163,16 @@ class Runtime:
             if session.info.pop(WAKE_KEY, False):
                 self.relay.notify()
 
-    async def record(self, session: AsyncSession, payload: Event) -> Envelope:
-        """Publish `payload` when (and only if) the session's transaction commits."""
-        return await record_event(session, self.outbox, payload, producer=self.name)
+    async def record(
+        self, session: AsyncSession, payload: Event, *, ordering_key: str | None = None
+    ) -> Envelope:
+        """Publish `payload` when (and only if) the session's transaction commits.
+
+        Events sharing an `ordering_key` (an aggregate's id) are published in recorded order.
+        """
+        return await record_event(
+            session, self.outbox, payload, producer=self.name, ordering_key=ordering_key
+        )
 
     def subscribe(self, handlers: Mapping[type[Event], EventHandler]) -> None:
         """Handle events exactly once per event id, each in its own transaction."""

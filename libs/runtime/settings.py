@@ -36,6 +36,11 @@ class RuntimeSettings(BaseSettings):
         200, ge=1, description="First retry delay; doubles each time."
     )
     outbox_poll_interval_ms: int = Field(250, ge=5, description="Relay poll interval when idle.")
+    outbox_park_after: int = Field(
+        10,
+        ge=1,
+        description="Failed publishes (while the broker is up) before an outbox row is parked.",
+    )
     service_token: str = Field(
         "dev-service-token", description="Shared secret for the services' internal write APIs."
     )
