@@ -317,9 +317,11 @@ class OutboxRelay:
         if self._broker_up is None:
             return True
         try:
-            return await self._broker_up()
+            up = await self._broker_up()
         except Exception:
-            return False
+            up = False
+        broker_up_gauge().labels(service=self._name).set(1 if up else 0)
+        return up
 
     async def _note_failure(
         self, session: AsyncSession, row: Any, exc: Exception, *, charge: bool

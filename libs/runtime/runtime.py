@@ -26,6 +26,7 @@ from libs.runtime.outbox import (
     WAKE_KEY,
     DuplicateDelivery,
     OutboxRelay,
+    broker_up_gauge,
     handle_once,
     inbox_table,
     outbox_table,
@@ -257,6 +258,7 @@ class Runtime:
                 results[name] = bool(await asyncio.wait_for(check(), 2.0))
             except Exception:
                 results[name] = False
+        broker_up_gauge().labels(service=self.name).set(1 if results["broker"] else 0)
         return results
 
     async def _ping_database(self) -> bool:
