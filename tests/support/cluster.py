@@ -204,8 +204,8 @@ def distributed(
             f"{name.upper()}_DATABASE_URL": f"postgresql+asyncpg://{netloc}/{db}"
             for name, db in databases.items()
         },
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})  # the caller's values win, the defaults' names included
     store = RunningStore(
         "distributed", f"http://127.0.0.1:{ports['gateway']}", env, log_dir, ports=ports
     )
