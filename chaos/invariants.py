@@ -1,49 +1,13 @@
 """The invariants, read from each service's database and from a private queue bound on the
-run's exchange (so the paid events are counted as a consumer receives them)."""
+run's exchange (`PaidProbe`: the paid events counted as a consumer receives them)."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-PAID_EVENT = "orders.order.paid.v1"
-
-
-class PaidEvents:
-    """A private queue bound to `orders.order.paid.v1`, on a direct broker connection."""
-
-    def __init__(self, amqp_url: str, exchange: str) -> None:
-        self.amqp_url = amqp_url
-        self.exchange = exchange
-        self.by_order: dict[str, set[str]] = defaultdict(set)  # order id -> event ids
-        self.deliveries = 0
-        self._connection: Any = None
-
-    async def start(self) -> None:
-        import aio_pika
-
-        self._connection = await aio_pika.connect(self.amqp_url, timeout=10)
-        channel = await self._connection.channel()
-        exchange = await channel.declare_exchange(
-            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, routing_key=PAID_EVENT)
-        await queue.consume(self._on_message, no_ack=True)
-
-    async def _on_message(self, message: Any) -> None:
-        self.deliveries += 1
-        try:
-            body = json.loads(message.body)
-            self.by_order[body["payload"]["order_id"]].add(body["event_id"])
-        except (ValueError, KeyError, TypeError):
-            pass
-
-    async def stop(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+from bench.checkout import PaidProbe
 
 
 @dataclass
@@ -74,7 +38,7 @@ async def _rows(server_url: str, database: str, query: str) -> list[Any]:
 async def check(
     server_url: str,
     databases: dict[str, str],
-    events: PaidEvents,
+    events: PaidProbe,
     client_paid: dict[str, str],
 ) -> Verdict:
     """Every paid attempt gives exactly one paid order and one paid event; no order paid twice
@@ -99,11 +63,11 @@ async def check(
         order = orders.get(order_id)
         if order is None or order["paid"] is None:
             verdict.lost.append(f"order {order_id}: attempt paid, order not paid")
-        elif not events.by_order.get(order_id):
+        elif not events.event_ids.get(order_id):
             verdict.lost.append(f"order {order_id}: paid, no paid event")
         if len(attempt_ids) > 1:
             verdict.doubled.append(f"order {order_id}: {len(attempt_ids)} paid attempts")
-    for order_id, event_ids in events.by_order.items():
+    for order_id, event_ids in events.event_ids.items():
         if len(event_ids) > 1:
             verdict.doubled.append(f"order {order_id}: {len(event_ids)} paid events")
     for order_id, order in orders.items():

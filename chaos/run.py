@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bench.checkout import PaidProbe
 from bench.shop import no_cookie_jar
-from chaos.invariants import PaidEvents, Verdict, check
+from chaos.invariants import Verdict, check
 from chaos.proxy import TcpProxy
 from chaos.shoppers import Shopper, Traffic, first_price, shop_until
 from tests.support.cluster import SERVICES, RunningStore, distributed
@@ -96,7 +97,7 @@ class Chaos:
         self.queue_prefix = f"chaos.{token}"
         self.store: RunningStore | None = None
         self.databases: dict[str, str] = {}
-        self.events = PaidEvents(self.amqp_url, self.exchange)
+        self.events = PaidProbe(self.amqp_url, self.exchange)
         self.traffic = Traffic()
         self.pricing_id = ""
         self.rows: list[Row] = []
@@ -124,7 +125,7 @@ class Chaos:
     async def __aenter__(self) -> Chaos:
         for proxy in self.proxies.values():
             await proxy.start()
-        await self.events.start()
+        await self.events.__aenter__()
         self._cluster = distributed(
             postgres_url=self._via(self.server_url, "postgres"),
             redis_url=self._via(self.redis_url, "redis"),
@@ -145,7 +146,7 @@ class Chaos:
         for proxy in self.proxies.values():
             await proxy.restore()
         with contextlib.suppress(Exception):
-            await self.events.stop()
+            await self.events.__aexit__(None, None, None)
         await asyncio.to_thread(self._cluster.__exit__, None, None, None)
         for proxy in self.proxies.values():
             await proxy.stop()

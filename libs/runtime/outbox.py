@@ -287,10 +287,8 @@ class OutboxRelay:
                     cut_short = True  # let go of the row locks; the rest go next batch
                     break
                 try:
-                    await asyncio.wait_for(
-                        self._publish(Envelope.model_validate(row.envelope)),
-                        self._publish_timeout_s,
-                    )
+                    async with asyncio.timeout(self._publish_timeout_s):
+                        await self._publish(Envelope.model_validate(row.envelope))
                 except Exception as exc:
                     first_error = first_error or exc
                     self._failed = True
