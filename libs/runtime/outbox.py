@@ -139,6 +139,17 @@ def broker_up_gauge() -> Gauge:
     return Gauge("store_broker_up", "Whether the service's broker connection is up.", ["service"])
 
 
+def _is_outage(exc: BaseException) -> bool:
+    """A connection-level failure (the broker or the way to it), not this row's fault.
+
+    A robust connection may still say "up" while it reconnects, so the error's kind counts too.
+    """
+    if isinstance(exc, (ConnectionError, OSError, TimeoutError)):
+        return True
+    words = ("Connection", "Channel", "Closed")
+    return any(word in cls.__name__ for cls in type(exc).__mro__ for word in words)
+
+
 class OutboxRelay:
     """Publishes a service's outbox; safe with several replicas (row locks, SKIP LOCKED).
 
@@ -292,7 +303,7 @@ class OutboxRelay:
                 except Exception as exc:
                     first_error = first_error or exc
                     self._failed = True
-                    if not await self._broker_is_up():
+                    if _is_outage(exc) or not await self._broker_is_up():
                         # Everything fails while the broker is away: charge no row, keep the
                         # order, and retry the rest later.
                         await self._note_failure(session, row, exc, charge=False)
