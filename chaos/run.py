@@ -180,16 +180,17 @@ class Chaos:
         stop.set()
         await asyncio.wait_for(traffic, self.plan.client_budget_s * 4 + 30)
         verdict, consistent_at = await self._consistency()
+        server_errors = self.traffic.server_errors_since(recovered)
         row = Row(
             fault=name,
             lost=len(verdict.lost),
             doubled=len(verdict.doubled),
             unpublished=verdict.unpublished,
             parked=verdict.parked,
-            server_errors_after_recovery=self.traffic.server_errors_since(recovered),
+            server_errors_after_recovery=len(server_errors),
             consistent_after_s=None if consistent_at is None else consistent_at - lifted,
             paid=verdict.paid_attempts - sum(r.paid for r in self.rows),
-            detail=[*verdict.lost[:5], *verdict.doubled[:5]],
+            detail=[*verdict.lost[:5], *verdict.doubled[:5], *server_errors[:3]],
         )
         _say(f"  {row}")
         self.rows.append(row)

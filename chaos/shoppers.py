@@ -23,12 +23,13 @@ class Traffic:
     """What every shopper saw: each response's (start time, status), and each paid order."""
 
     responses: list[tuple[float, int]] = field(default_factory=list)
+    server_errors: list[tuple[float, str]] = field(default_factory=list)  # (start, what)
     paid: dict[str, str] = field(default_factory=dict)  # order id -> attempt id, as the client saw
     checkouts: dict[str, str] = field(default_factory=dict)  # order id -> pay path
     gave_up: list[str] = field(default_factory=list)
 
-    def server_errors_since(self, moment: float) -> int:
-        return sum(1 for started, status in self.responses if started >= moment and status >= 500)
+    def server_errors_since(self, moment: float) -> list[str]:
+        return [what for started, what in self.server_errors if started >= moment]
 
 
 class GaveUp(Exception):
@@ -57,6 +58,9 @@ class Shopper:
                 last = repr(exc)
             else:
                 self.traffic.responses.append((started, response.status_code))
+                if response.status_code >= 500:
+                    what = f"{method} {path} → {response.status_code} {response.text[:160]}"
+                    self.traffic.server_errors.append((started, what))
                 self.cookie = cookie_header(response, self.cookie)
                 if response.status_code not in RETRYABLE:
                     return response
