@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 
 from bench.checkout import PaidProbe
@@ -213,8 +214,16 @@ class Chaos:
 
     async def _consistency(self) -> tuple[Verdict, float | None]:
         deadline = time.monotonic() + self.plan.consistency_within_s
+        verdict = Verdict(lost=["not checked yet"])
         while True:
-            verdict = await check(self.server_url, self.databases, self.events, self.traffic.paid)
+            try:
+                verdict = await check(
+                    self.server_url, self.databases, self.events, self.traffic.paid
+                )
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                # The shared server may refuse the checker for a moment (too many clients):
+                # not a verdict, try again within the bound.
+                _say(f"  the check could not read the databases: {exc!r}")
             if verdict.consistent:
                 return verdict, time.monotonic()
             if time.monotonic() > deadline:
