@@ -17,6 +17,7 @@ from gateway.deps import Deps, GatewayDeps
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
 from gateway.interactor import StoreInteractor
 from gateway.settings import GatewaySettings
+from gateway.storefront import mount_storefront
 from libs.runtime.app import health_router
 from libs.runtime.asyncapi import asyncapi_document
 from libs.runtime.observability import ObservabilityMiddleware
@@ -74,6 +75,7 @@ def create_app(
     app.include_router(cart_router.router)
     app.include_router(payments_router.router)
     app.include_router(_operations_router(shared, settings.runtime))
+    mount_storefront(app, settings)
     return app
 
 
