@@ -198,7 +198,7 @@ class Chaos:
         return row
 
     async def _ready_again(self, since: float) -> float:
-        """The moment every process answers /readyz with 200 again (bounded)."""
+        """The moment every process is ready again, not merely degraded (bounded)."""
         assert self.store is not None
         async with httpx.AsyncClient(timeout=3) as http:
             for _ in range(600):
@@ -206,7 +206,8 @@ class Chaos:
                 for name in ALL:
                     with contextlib.suppress(httpx.HTTPError):
                         url = f"http://127.0.0.1:{self.store.ports[name]}/readyz"
-                        ok += (await http.get(url)).status_code == 200
+                        response = await http.get(url)
+                        ok += response.status_code == 200 and response.json()["status"] == "ready"
                 if ok == len(ALL):
                     return time.monotonic()
                 await asyncio.sleep(0.5)
