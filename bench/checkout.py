@@ -129,6 +129,7 @@ class PaidProbe:
         self.amqp_url = amqp_url
         self.exchange = exchange
         self.seen: dict[str, float] = {}
+        self.event_ids: dict[str, set[str]] = {}  # order id -> distinct paid event ids
         self.expected = 0
         self.all_seen = asyncio.Event()
         self._connection: Any = None
@@ -149,10 +150,12 @@ class PaidProbe:
     async def _on_message(self, message: Any) -> None:
         now = time.monotonic()
         try:
-            order_id = json.loads(message.body)["payload"]["order_id"]
+            body = json.loads(message.body)
+            order_id = body["payload"]["order_id"]
         except (ValueError, KeyError, TypeError):
             return
         self.seen.setdefault(order_id, now)
+        self.event_ids.setdefault(order_id, set()).add(str(body.get("event_id")))
         if self.expected and len(self.seen) >= self.expected:
             self.all_seen.set()
 

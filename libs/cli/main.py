@@ -230,6 +230,75 @@ def payments_refunds(
         typer.echo(refund.model_dump_json())
 
 
+# --- store outbox: parked outbox rows ------------------------------------------------------
+
+outbox_app = typer.Typer(help="See and release outbox rows parked after repeated failures.")
+app.add_typer(outbox_app, name="outbox")
+
+
+def _outbox_services(service: str | None) -> list[str]:
+    if service is not None and service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    return [service] if service else list(SERVICES)
+
+
+async def _with_outbox(name: str, action: Any) -> Any:
+    """Run `action(sessions, outbox)` against one service's database."""
+    from libs.runtime.db import create_engine, new_metadata, session_factory
+    from libs.runtime.outbox import outbox_table
+
+    engine = create_engine(_service_settings(name).resolved_database_url())
+    try:
+        return await action(session_factory(engine), outbox_table(new_metadata()))
+    finally:
+        await engine.dispose()
+
+
+@outbox_app.command("list")
+def outbox_list(
+    service: Annotated[
+        str | None, typer.Argument(help="One service; all of them when omitted.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows per service.")] = 100,
+) -> None:
+    """List parked outbox rows: id, event type, attempts, when parked and the last error."""
+    from libs.runtime.outbox import parked_rows
+
+    async def run() -> int:
+        total = 0
+        for name in _outbox_services(service):
+            rows = await _with_outbox(name, lambda s, o: parked_rows(s, o, limit=limit))
+            total += len(rows)
+            for row in rows:
+                typer.echo(
+                    f"{name}\t{row.id}\t{row.event_id}\t{row.type}\t{row.attempts}\t"
+                    f"{row.parked_at.isoformat()}\t{row.last_error or ''}"
+                )
+        return total
+
+    console.print(f"{asyncio.run(run())} parked row(s)")
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    service: Annotated[
+        str | None, typer.Argument(help="One service; all of them when omitted.")
+    ] = None,
+    row_id: Annotated[
+        list[int] | None, typer.Option("--id", help="Only this row (repeatable).")
+    ] = None,
+) -> None:
+    """Give parked rows back to the relay, which publishes them again from a fresh count."""
+    from libs.runtime.outbox import release_parked
+
+    async def run() -> None:
+        for name in _outbox_services(service):
+            released = await _with_outbox(name, lambda s, o: release_parked(s, o, row_id))
+            console.print(f"[green]released[/] {released} row(s) of {name}")
+
+    asyncio.run(run())
+
+
 def _service_settings(name: str) -> Any:
     module = importlib.import_module(f"services.{name}.settings")
     return getattr(module, f"{name.capitalize()}Settings")()

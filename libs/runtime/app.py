@@ -48,7 +48,7 @@ def create_service_app(
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.add_middleware(ObservabilityMiddleware, service=runtime.name)
-    app.include_router(health_router(runtime.name, runtime.readiness))
+    app.include_router(health_router(runtime.name, runtime.readiness, degradable=("broker",)))
     for router in public_routers:
         app.include_router(router)
     for router in routers:
@@ -56,8 +56,15 @@ def create_service_app(
     return app
 
 
-def health_router(name: str, readiness: Callable[[], Any]) -> APIRouter:
-    """`/healthz` says the process is alive; `/readyz` says its backing services answer."""
+def health_router(
+    name: str, readiness: Callable[[], Any], *, degradable: Sequence[str] = ()
+) -> APIRouter:
+    """`/healthz` says the process is alive; `/readyz` says it can serve requests.
+
+    A check named in `degradable` (the broker: the outbox keeps events until it is back) that
+    fails makes the process "degraded", still ready; any other failing check makes it
+    "unavailable" (503).
+    """
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness")
@@ -67,12 +74,17 @@ def health_router(name: str, readiness: Callable[[], Any]) -> APIRouter:
 
     @router.get("/readyz", summary="Readiness")
     async def readyz() -> JSONResponse:
-        """The process can serve: its database, Redis and broker answer."""
-        checks = await readiness()
-        ready = all(checks.values())
+        """The process can serve: its database and Redis answer; a broker outage only degrades."""
+        checks: dict[str, bool] = await readiness()
+        failing = [check for check, ok in checks.items() if not ok]
+        degraded = [check for check in failing if check in degradable]
+        if len(degraded) < len(failing):
+            status = "unavailable"
+        else:
+            status = "degraded" if degraded else "ready"
         return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "service": name, "checks": checks},
-            status_code=200 if ready else 503,
+            {"status": status, "service": name, "checks": checks, "degraded": degraded},
+            status_code=503 if status == "unavailable" else 200,
         )
 
     router.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)

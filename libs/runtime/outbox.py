@@ -2,7 +2,9 @@
 
 A service writes its events into its own `outbox` table in the same transaction as the state
 change (`record_event`); `OutboxRelay` publishes them afterwards with publisher confirms and
-marks them sent. Consumers record each handled `event_id` in `inbox` inside the transaction
+marks them sent. A row the broker keeps refusing while it is up is parked after
+`park_after` attempts: skipped, logged and counted with its error, so the stream goes on;
+`store outbox list|retry` shows and releases parked rows. Consumers record each handled `event_id` in `inbox` inside the transaction
 of their handler (`handle_once`), so a redelivered event changes nothing.
 """
 
@@ -10,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import structlog
+from prometheus_client import Counter, Gauge
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -26,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    exists,
     insert,
     select,
     update,
@@ -57,6 +63,10 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("published_at", UTCDateTime, nullable=True),
         Column("attempts", Integer, nullable=False, default=0),
         Column("last_error", Text, nullable=True),
+        # Set when the row failed `park_after` times while the broker was up; skipped since.
+        Column("parked_at", UTCDateTime, nullable=True),
+        # Rows with the same key are published in order: one parked holds back those after it.
+        Column("ordering_key", String(200), nullable=True),
         Index("ix_outbox_pending", "published_at", "id"),
     )
 
@@ -74,9 +84,18 @@ def inbox_table(metadata: MetaData) -> Table:
 
 
 async def record_event(
-    session: AsyncSession, outbox: Table, payload: Event, *, producer: str
+    session: AsyncSession,
+    outbox: Table,
+    payload: Event,
+    *,
+    producer: str,
+    ordering_key: str | None = None,
 ) -> Envelope:
-    """Add an event to the outbox within the session's transaction; it is sent after commit."""
+    """Add an event to the outbox within the session's transaction; it is sent after commit.
+
+    Events with the same `ordering_key` (an aggregate's id) are published in the order they
+    were recorded, even when one of them is parked.
+    """
     envelope = Envelope.wrap(payload, producer=producer, correlation_id=current_correlation_id())
     await session.execute(
         insert(outbox).values(
@@ -85,6 +104,7 @@ async def record_event(
             envelope=envelope.model_dump(mode="json"),
             created_at=envelope.occurred_at,
             attempts=0,
+            ordering_key=ordering_key,
         )
     )
     session.info[WAKE_KEY] = True
@@ -92,10 +112,50 @@ async def record_event(
 
 
 Publish = Callable[[Envelope], Awaitable[None]]
+BrokerUp = Callable[[], Awaitable[bool]]
+
+
+@cache
+def _parked_total() -> Counter:
+    return Counter(
+        "store_outbox_parked_total",
+        "Outbox rows parked after failing repeatedly while the broker was up.",
+        ["service", "type"],
+    )
+
+
+@cache
+def _publish_failed_total() -> Counter:
+    return Counter(
+        "store_outbox_publish_failed_total",
+        "Failed publishes of outbox rows (the row stays in the outbox).",
+        ["service", "reason"],
+    )
+
+
+@cache
+def broker_up_gauge() -> Gauge:
+    """1 while a service's broker connection is up, 0 while it is away (degraded)."""
+    return Gauge("store_broker_up", "Whether the service's broker connection is up.", ["service"])
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """A connection-level failure (the broker or the way to it), not this row's fault.
+
+    A robust connection may still say "up" while it reconnects, so the error's kind counts too.
+    """
+    if isinstance(exc, (ConnectionError, OSError, TimeoutError)):
+        return True
+    words = ("Connection", "Channel", "Closed")
+    return any(word in cls.__name__ for cls in type(exc).__mro__ for word in words)
 
 
 class OutboxRelay:
-    """Publishes a service's outbox; safe with several replicas (row locks, SKIP LOCKED)."""
+    """Publishes a service's outbox; safe with several replicas (row locks, SKIP LOCKED).
+
+    Row locks are held for one short batch: the batch stops taking rows once `lock_budget_s`
+    has passed, and each publish waits at most `publish_timeout_s` for its confirm.
+    """
 
     def __init__(
         self,
@@ -103,16 +163,26 @@ class OutboxRelay:
         engine: AsyncEngine,
         outbox: Table,
         publish: Publish,
+        name: str = "",
+        broker_up: BrokerUp | None = None,
         poll_interval_s: float = 0.25,
         batch_size: int = 100,
+        park_after: int = 10,
+        publish_timeout_s: float = 10.0,
+        lock_budget_s: float = 2.0,
         keep_published_s: float = 7 * 24 * 3600,
     ) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._outbox = outbox
         self._publish = publish
+        self._name = name
+        self._broker_up = broker_up
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
+        self._park_after = park_after
+        self._publish_timeout_s = publish_timeout_s
+        self._lock_budget_s = lock_budget_s
         self._keep_published_s = keep_published_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -156,10 +226,11 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be away for a moment; keep the relay alive
-                log.warning("outbox.relay_failed", exc_info=True)
+                log.warning("outbox.relay_failed", service=self._name, exc_info=True)
                 sent, self._failed = 0, True
-            if self._failed:
-                # The broker or database is away: back off instead of hammering it.
+            if self._failed and not sent:
+                # The broker or database is away, or only failing rows are left: back off
+                # instead of hammering it.
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
                 continue
@@ -177,49 +248,118 @@ class OutboxRelay:
         """Publish every pending event now; returns how many were published."""
         total = 0
         while True:
-            sent, more = await self._publish_batch(raise_errors=raise_errors)
+            sent, more, error = await self._publish_batch()
             total += sent
+            if error is not None and raise_errors:
+                raise error
             if not more:
                 return total
 
-    async def _publish_batch(self, *, raise_errors: bool) -> tuple[int, bool]:
+    def _pending(self) -> Any:
+        """Unpublished, unparked rows in order, minus those held behind a parked row."""
         table = self._outbox
+        earlier = table.alias("earlier")
+        held = (
+            exists()
+            .where(
+                earlier.c.ordering_key == table.c.ordering_key,
+                earlier.c.parked_at.is_not(None),
+                earlier.c.published_at.is_(None),
+                earlier.c.id < table.c.id,
+            )
+            .correlate(table)
+        )
         query = (
-            select(table.c.id, table.c.envelope)
-            .where(table.c.published_at.is_(None))
+            select(table.c.id, table.c.envelope, table.c.attempts, table.c.ordering_key)
+            .where(table.c.published_at.is_(None), table.c.parked_at.is_(None), ~held)
             .order_by(table.c.id)
             .limit(self._batch_size)
         )
         if self._skip_locked:
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True, of=table)
+        return query
+
+    async def _publish_batch(self) -> tuple[int, bool, Exception | None]:
+        """One batch: (rows published, whether more may be waiting, the first error)."""
+        loop = asyncio.get_running_loop()
         async with self._sessions() as session, session.begin():
-            rows = (await session.execute(query)).all()
+            rows = (await session.execute(self._pending())).all()
             if not rows:
-                return 0, False
+                return 0, False, None
+            deadline = loop.time() + self._lock_budget_s
             published: list[int] = []
-            for row_id, body in rows:
-                try:
-                    await self._publish(Envelope.model_validate(body))
-                except Exception as exc:
-                    await session.execute(
-                        update(table)
-                        .where(table.c.id == row_id)
-                        .values(attempts=table.c.attempts + 1, last_error=repr(exc)[:500])
-                    )
-                    log.warning("outbox.publish_failed", outbox_id=row_id, error=repr(exc))
-                    self._failed = True
-                    if raise_errors:
-                        raise
-                    # Keep order: stop at the first failure, retry the rest next round.
+            held: set[str] = set()  # ordering keys whose earlier row failed this round
+            first_error: Exception | None = None
+            cut_short = False
+            for row in rows:
+                if row.ordering_key is not None and row.ordering_key in held:
+                    continue
+                if loop.time() > deadline:
+                    cut_short = True  # let go of the row locks; the rest go next batch
                     break
-                published.append(row_id)
+                try:
+                    async with asyncio.timeout(self._publish_timeout_s):
+                        await self._publish(Envelope.model_validate(row.envelope))
+                except Exception as exc:
+                    first_error = first_error or exc
+                    self._failed = True
+                    if _is_outage(exc) or not await self._broker_is_up():
+                        # Everything fails while the broker is away: charge no row, keep the
+                        # order, and retry the rest later.
+                        await self._note_failure(session, row, exc, charge=False)
+                        break
+                    await self._note_failure(session, row, exc, charge=True)
+                    if row.ordering_key is not None:
+                        held.add(row.ordering_key)
+                    continue
+                published.append(row.id)
             if published:
                 await session.execute(
-                    update(table)
-                    .where(table.c.id.in_(published))
+                    update(self._outbox)
+                    .where(self._outbox.c.id.in_(published))
                     .values(published_at=datetime.now(UTC))
                 )
-        return len(published), len(published) == len(rows) == self._batch_size
+        more = cut_short or (len(rows) == self._batch_size and first_error is None)
+        return len(published), more, first_error
+
+    async def _broker_is_up(self) -> bool:
+        if self._broker_up is None:
+            return True
+        try:
+            up = await self._broker_up()
+        except Exception:
+            up = False
+        broker_up_gauge().labels(service=self._name).set(1 if up else 0)
+        return up
+
+    async def _note_failure(
+        self, session: AsyncSession, row: Any, exc: Exception, *, charge: bool
+    ) -> None:
+        """Keep the row with its error; park it once it failed `park_after` times."""
+        attempts = row.attempts + (1 if charge else 0)
+        park = charge and attempts >= self._park_after
+        values: dict[str, Any] = {"attempts": attempts, "last_error": repr(exc)[:500]}
+        if park:
+            values["parked_at"] = datetime.now(UTC)
+        await session.execute(
+            update(self._outbox).where(self._outbox.c.id == row.id).values(values)
+        )
+        event_type = str(row.envelope.get("type", ""))
+        reason = "parked" if park else ("refused" if charge else "broker_away")
+        _publish_failed_total().labels(service=self._name, reason=reason).inc()
+        fields = {
+            "service": self._name,
+            "outbox_id": row.id,
+            "event_id": row.envelope.get("event_id"),
+            "type": event_type,
+            "attempts": attempts,
+            "error": repr(exc)[:500],
+        }
+        if park:
+            _parked_total().labels(service=self._name, type=event_type).inc()
+            log.error("outbox.parked", **fields)
+        else:
+            log.warning("outbox.publish_failed", **fields)
 
     async def _prune_now_and_then(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -244,6 +384,50 @@ class OutboxRelay:
                 )
             )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ParkedRow:
+    """An outbox row the relay parked, for an operator to see."""
+
+    id: int
+    event_id: str
+    type: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    parked_at: datetime
+
+
+async def parked_rows(
+    sessions: async_sessionmaker[AsyncSession], outbox: Table, *, limit: int = 100
+) -> list[ParkedRow]:
+    """Parked rows, oldest first."""
+    t = outbox
+    query = (
+        select(t.c.id, t.c.event_id, t.c.type, t.c.attempts, t.c.last_error)
+        .add_columns(t.c.created_at, t.c.parked_at)
+        .where(t.c.parked_at.is_not(None), t.c.published_at.is_(None))
+        .order_by(t.c.id)
+        .limit(limit)
+    )
+    async with sessions() as session:
+        return [ParkedRow(*row) for row in (await session.execute(query)).all()]
+
+
+async def release_parked(
+    sessions: async_sessionmaker[AsyncSession], outbox: Table, ids: Sequence[int] | None = None
+) -> int:
+    """Give parked rows (all, or those `ids`) back to the relay with a fresh attempt count."""
+    t = outbox
+    condition = [t.c.parked_at.is_not(None), t.c.published_at.is_(None)]
+    if ids is not None:
+        condition.append(t.c.id.in_(list(ids)))
+    async with sessions() as session, session.begin():
+        result = await session.execute(
+            update(t).where(*condition).values(parked_at=None, attempts=0)
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def handle_once(

@@ -130,6 +130,11 @@ _UNAVAILABLE_NAMES = {
 }
 
 
+# SQLSTATE classes of a database that cannot serve now: connection exception, insufficient
+# resources (e.g. too many clients), operator intervention (shutting down, starting up).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
 def is_unavailable_error(exc: BaseException) -> bool:
     """True when the error means something we depend on is unreachable or overloaded."""
     seen: set[int] = set()
@@ -137,6 +142,9 @@ def is_unavailable_error(exc: BaseException) -> bool:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if type(current).__name__ in _UNAVAILABLE_NAMES or isinstance(current, OSError):
+            return True
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
             return True
         current = current.__cause__ or current.__context__
     return False

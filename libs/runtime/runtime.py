@@ -26,6 +26,7 @@ from libs.runtime.outbox import (
     WAKE_KEY,
     DuplicateDelivery,
     OutboxRelay,
+    broker_up_gauge,
     handle_once,
     inbox_table,
     outbox_table,
@@ -138,7 +139,10 @@ class Runtime:
             engine=self.engine,
             outbox=self.outbox,
             publish=self.bus.publish,
+            name=self.name,
+            broker_up=self.bus.ping,
             poll_interval_s=self.settings.outbox_poll_interval_ms / 1000,
+            park_after=self.settings.outbox_park_after,
         )
         if self.uses_redis:
             self.redis = create_redis(
@@ -162,9 +166,16 @@ class Runtime:
             if session.info.pop(WAKE_KEY, False):
                 self.relay.notify()
 
-    async def record(self, session: AsyncSession, payload: Event) -> Envelope:
-        """Publish `payload` when (and only if) the session's transaction commits."""
-        return await record_event(session, self.outbox, payload, producer=self.name)
+    async def record(
+        self, session: AsyncSession, payload: Event, *, ordering_key: str | None = None
+    ) -> Envelope:
+        """Publish `payload` when (and only if) the session's transaction commits.
+
+        Events sharing an `ordering_key` (an aggregate's id) are published in recorded order.
+        """
+        return await record_event(
+            session, self.outbox, payload, producer=self.name, ordering_key=ordering_key
+        )
 
     def subscribe(self, handlers: Mapping[type[Event], EventHandler]) -> None:
         """Handle events exactly once per event id, each in its own transaction."""
@@ -249,6 +260,7 @@ class Runtime:
                 results[name] = bool(await asyncio.wait_for(check(), 2.0))
             except Exception:
                 results[name] = False
+        broker_up_gauge().labels(service=self.name).set(1 if results["broker"] else 0)
         return results
 
     async def _ping_database(self) -> bool:

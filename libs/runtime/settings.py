@@ -62,6 +62,11 @@ class RuntimeSettings(BaseSettings):
         "queue; long enough to ride out a database restart.",
     )
     outbox_poll_interval_ms: int = Field(250, ge=5, description="Relay poll interval when idle.")
+    outbox_park_after: int = Field(
+        10,
+        ge=1,
+        description="Failed publishes (while the broker is up) before an outbox row is parked.",
+    )
     service_token: str = Field(
         DEV_SERVICE_TOKEN,
         description="Shared secret every call to a service carries; it also signs the caller's "

@@ -222,7 +222,11 @@ class CartService:
             await self._complete_pending_freeze(owner)
             current = await self.anonymous.get(owner)
             if current is None or not current.lines:
-                return None
+                # A racing checkout may have sealed the cart between the two reads above and
+                # not yet committed it to SQL: its frozen copy is still in Redis, so complete
+                # that move here. The copy is cleared only after the commit, so when it is
+                # gone the caller finds the cart in SQL.
+                return await self._complete_pending_freeze(owner)
             await self._ensure_available(current)
             sealed = await self.anonymous.seal(owner, order_id=order_id)
             if sealed is None:  # another checkout sealed it meanwhile: complete that one
@@ -232,12 +236,14 @@ class CartService:
             return stored
         return None
 
-    async def _complete_pending_freeze(self, owner: Owner) -> None:
+    async def _complete_pending_freeze(self, owner: Owner) -> Cart | None:
         """Move an anonymous cart frozen for checkout (by this or a racing request) into SQL."""
         pending = await self.anonymous.frozen(owner)
-        if pending is not None:
-            await self._store_frozen(pending)
-            await self.anonymous.clear_frozen(owner, cart_id=pending.cart_id)
+        if pending is None:
+            return None
+        stored = await self._store_frozen(pending)
+        await self.anonymous.clear_frozen(owner, cart_id=pending.cart_id)
+        return stored
 
     async def _store_frozen(self, cart: Cart) -> Cart:
         async with self.runtime.transaction() as session:

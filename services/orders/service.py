@@ -116,6 +116,7 @@ class OrdersService:
                         currency=new.currency,
                         total=new.total,
                     ),
+                    ordering_key=f"order:{new.id}",
                 )
         except IntegrityError:
             # Another prepare of the same order or cart committed first: theirs is the order.
@@ -223,6 +224,7 @@ class OrdersService:
                 paid_at=payment.succeeded_at,
                 attempt_id=payment.attempt_id,
             ),
+            ordering_key=f"order:{order.id}",
         )
         log.info("order.paid", order_id=order.id, attempt_id=payment.attempt_id)
 

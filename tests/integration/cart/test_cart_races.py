@@ -170,6 +170,50 @@ async def test_racing_checkouts_return_the_same_order_id(make, deps: CartDeps, c
     assert (await add(service, who, mug.pricing_id)).cart_id != cart.cart_id
 
 
+async def test_a_checkout_inside_anothers_seal_to_commit_window_gets_the_same_order(
+    deps: CartDeps, catalog, monkeypatch
+) -> None:
+    """Forces the window: B finds no sealed cart, A seals it, B finds no open cart, A commits."""
+    service, who, mug = deps.service, anonymous(), catalog.add()
+    cart = await add(service, who, mug.pricing_id)
+    b_looked, a_sealed, b_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    get, store_frozen = service.anonymous.get, service.users.store_frozen
+
+    async def get_once_a_sealed(owner):
+        if not b_looked.is_set():  # B, after it found no sealed cart: A seals now
+            b_looked.set()
+            await a_sealed.wait()
+        return await get(owner)
+
+    async def store_once_b_is_done(session, frozen):
+        if not a_sealed.is_set():  # A, sealed in Redis and not yet committed to SQL
+            a_sealed.set()
+            await b_done.wait()
+        return await store_frozen(session, frozen)
+
+    monkeypatch.setattr(service.anonymous, "get", get_once_a_sealed)
+    monkeypatch.setattr(service.users, "store_frozen", store_once_b_is_done)
+
+    async def checkout_b():
+        try:
+            return await attempt(service.checkout(principal=who, order_id=str(uuid.uuid4())))
+        finally:
+            b_done.set()
+
+    b = asyncio.create_task(checkout_b())
+    await b_looked.wait()
+    a = await service.checkout(principal=who, order_id=str(uuid.uuid4()))
+    second = await b
+    assert not isinstance(second, str), second
+    assert (second.order_id, second.cart_id) == (a.order_id, cart.cart_id)
+    events = [
+        e
+        for e in await published(deps, "cart.cart.checked_out.v1")
+        if e.payload["cart_id"] == cart.cart_id
+    ]
+    assert len(events) == 1
+
+
 async def test_shoppers_never_see_each_others_carts(deps: CartDeps, catalog) -> None:
     shoppers = [anonymous(), anonymous(), user(), user()]
     prices = [catalog.add() for _ in shoppers]

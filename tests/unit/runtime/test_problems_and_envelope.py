@@ -43,6 +43,16 @@ def problem_app() -> FastAPI:
     async def database_down() -> None:
         raise ConnectionRefusedError(111, "Connection refused")
 
+    @app.get("/too-many-clients")
+    async def too_many_clients() -> None:
+        class TooManyConnectionsError(Exception):
+            sqlstate = "53300"
+
+        try:
+            raise TooManyConnectionsError("sorry, too many clients already")
+        except TooManyConnectionsError as exc:
+            raise RuntimeError("(DBAPIError) wrapped") from exc
+
     @app.get("/unavailable")
     async def unavailable() -> None:
         raise ServiceUnavailable("catalog is unavailable")
@@ -112,6 +122,7 @@ async def test_a_dependency_down_is_a_503(client: httpx.AsyncClient) -> None:
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert body_of(response)["code"] == "service_unavailable"
     assert (await client.get("/unavailable")).status_code == 503
+    assert (await client.get("/too-many-clients")).status_code == 503
 
 
 async def test_a_value_the_database_refuses_is_the_callers_422(client: httpx.AsyncClient) -> None:
