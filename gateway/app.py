@@ -54,6 +54,7 @@ def create_app(
                     yield
         finally:
             await shared.directory.aclose()
+            shared.telemetry.shutdown()
 
     app = FastAPI(
         title="Store API",
@@ -70,6 +71,7 @@ def create_app(
         ProductPageCacheMiddleware, cache=ProductPageCache(ttl_s=settings.product_cache_ttl_s)
     )
     app.add_middleware(ObservabilityMiddleware, service="gateway")
+    shared.telemetry.instrument_app(app, "gateway")
     app.include_router(store_router.router)
     app.include_router(cart_router.router)
     app.include_router(payments_router.router)

@@ -71,15 +71,31 @@ class Envelope(Contract):
     producer: str
     correlation_id: str | None = None
     payload: dict[str, Any]
+    traceparent: str | None = Field(
+        None,
+        max_length=256,
+        description="W3C trace context of the transaction that wrote the event, if traced.",
+    )
+    tracestate: str | None = Field(None, max_length=512, description="W3C trace state.")
 
     @classmethod
-    def wrap(cls, payload: Event, *, producer: str, correlation_id: str | None = None) -> Envelope:
+    def wrap(
+        cls,
+        payload: Event,
+        *,
+        producer: str,
+        correlation_id: str | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+    ) -> Envelope:
         """Put a payload in a new envelope."""
         return cls(
             type=payload.event_type,
             producer=producer,
             correlation_id=correlation_id,
             payload=payload.model_dump(mode="json"),
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
 
     def parse_payload(self) -> Event:

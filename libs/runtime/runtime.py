@@ -33,6 +33,7 @@ from libs.runtime.outbox import (
 )
 from libs.runtime.redis import create_redis
 from libs.runtime.settings import RuntimeSettings
+from libs.runtime.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
@@ -48,12 +49,16 @@ class Shared:
     fake_redis_server: Any
     directory: ServiceDirectory
     composed: bool = False  # True when a composer (embedded mode) starts and stops the bus
+    telemetry: Telemetry = field(default_factory=Telemetry)  # traces; off unless configured
 
 
-def shared_for(settings: RuntimeSettings, *, composed: bool = False) -> Shared:
+def shared_for(
+    settings: RuntimeSettings, *, composed: bool = False, telemetry: Telemetry | None = None
+) -> Shared:
     """Adapters for one process; in embedded mode pass the same `Shared` to every service."""
     import fakeredis
 
+    telemetry = telemetry or Telemetry.from_env()
     retry = RetryPolicy(settings.consumer_max_retries, settings.consumer_retry_delay_ms)
     return Shared(
         bus=create_bus(
@@ -67,8 +72,10 @@ def shared_for(settings: RuntimeSettings, *, composed: bool = False) -> Shared:
             urls=settings.service_urls(),
             timeout_s=settings.http_timeout_s,
             service_token=settings.service_token,
+            telemetry=telemetry,
         ),
         composed=composed,
+        telemetry=telemetry,
     )
 
 
@@ -135,7 +142,7 @@ class Runtime:
         self.relay = OutboxRelay(
             engine=self.engine,
             outbox=self.outbox,
-            publish=self.bus.publish,
+            publish=self._publish,
             poll_interval_s=self.settings.outbox_poll_interval_ms / 1000,
         )
         if self.uses_redis:
@@ -146,6 +153,10 @@ class Runtime:
     @property
     def bus(self) -> EventBus:
         return self.shared.bus
+
+    @property
+    def telemetry(self) -> Telemetry:
+        return self.shared.telemetry
 
     def client(self, service: str) -> Any:
         """The pooled client of another service."""
@@ -162,7 +173,14 @@ class Runtime:
 
     async def record(self, session: AsyncSession, payload: Event) -> Envelope:
         """Publish `payload` when (and only if) the session's transaction commits."""
-        return await record_event(session, self.outbox, payload, producer=self.name)
+        with self.telemetry.producing(self.name, payload.event_type) as span:
+            envelope = await record_event(session, self.outbox, payload, producer=self.name)
+            span.set_attribute("messaging.message.id", str(envelope.event_id))
+        return envelope
+
+    async def _publish(self, envelope: Envelope) -> None:
+        with self.telemetry.publishing(self.name, envelope):
+            await self.bus.publish(envelope)
 
     def subscribe(self, handlers: Mapping[type[Event], EventHandler]) -> None:
         """Handle events exactly once per event id, each in its own transaction."""
@@ -177,17 +195,18 @@ class Runtime:
         async def deliver(envelope: Envelope) -> None:
             set_correlation_id(envelope.correlation_id)
             payload = model.model_validate(envelope.payload)
-            try:
-                async with self.transaction() as session:
-                    await handle_once(
-                        session,
-                        self.inbox,
-                        consumer=self.name,
-                        event_id=envelope.event_id,
-                        handle=lambda: handler(session, payload),
-                    )
-            except DuplicateDelivery:
-                log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)
+            with self.telemetry.consuming(self.name, envelope):
+                try:
+                    async with self.transaction() as session:
+                        await handle_once(
+                            session,
+                            self.inbox,
+                            consumer=self.name,
+                            event_id=envelope.event_id,
+                            handle=lambda: handler(session, payload),
+                        )
+                except DuplicateDelivery:
+                    log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)
 
         return deliver
 
@@ -229,6 +248,7 @@ class Runtime:
         if self._owns_bus:
             await self.bus.stop()
             await self.shared.directory.aclose()
+            self.telemetry.shutdown()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
