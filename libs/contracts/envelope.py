@@ -34,6 +34,11 @@ class Input(Contract):
         return self
 
 
+def example(instance: dict[str, Any]) -> ConfigDict:
+    """A contract's config carrying its one example instance (shown in its JSON Schema)."""
+    return Contract.model_config | {"json_schema_extra": {"examples": [instance]}}
+
+
 class Event(Contract):
     """Base of every event payload; `event_type` is set by `@event`."""
 
