@@ -21,6 +21,12 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
 }
 
 
+def producer_of(event_type: str) -> str:
+    """The service that publishes an event type (its first segment; identity events: cart)."""
+    service = event_type.split(".")[0]
+    return "cart" if service == "identity" else service
+
+
 def queue_name(prefix: str, consumer: str) -> str:
     """`<prefix>.<consumer>`, with `.retry` and `.dlq` queues beside it."""
     return f"{prefix}.{consumer}"
