@@ -70,12 +70,18 @@ class UnknownEventType(LookupError):
 class Envelope(Contract):
     """What travels on the bus: metadata plus the payload as plain JSON."""
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    type: str = Field(pattern=EVENT_TYPE_PATTERN)
-    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    producer: str
-    correlation_id: str | None = None
-    payload: dict[str, Any]
+    event_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, description="Unique per event, the same on every delivery."
+    )
+    type: str = Field(pattern=EVENT_TYPE_PATTERN, description="The event type = routing key.")
+    occurred_at: datetime = Field(
+        default_factory=lambda: datetime.now(UTC), description="When the change committed (UTC)."
+    )
+    producer: str = Field(description="The service that published the event.")
+    correlation_id: str | None = Field(
+        None, description="The id of the request that caused it (also in the logs)."
+    )
+    payload: dict[str, Any] = Field(description="The event's payload; its model is by `type`.")
     traceparent: str | None = Field(
         None,
         max_length=256,

@@ -79,6 +79,8 @@ class PricingChanged(Event):
 
 
 class CartLineSnapshot(Contract):
+    """One line of a cart: a price and how many."""
+
     pricing_id: str
     quantity: int = Field(ge=1)
 

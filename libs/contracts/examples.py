@@ -29,6 +29,7 @@ def example_envelope(model: type[Event]) -> Envelope:
         producer=producer_of(model.event_type),
         correlation_id="7d1c9e0f4b2a4c8e9f0a1b2c3d4e5f60",
         payload=example_payload(model).model_dump(mode="json"),
+        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     )
 
 
