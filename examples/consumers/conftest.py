@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from libs.contracts.envelope import Envelope
 from tests.conftest import amqp_url, postgres_server_url, redis_url  # noqa: F401  (fixtures)
 from tests.e2e.helpers import billing, products
 from tests.support.cluster import RunningStore, distributed
@@ -85,3 +86,19 @@ async def eventually(read: Callable[[], T], done: Callable[[T], bool], what: str
         await asyncio.sleep(0.1)
         value = read()
     raise AssertionError(f"{what} never happened: {value!r}")
+
+
+async def deliver_twice_then_marker(broker: Any, exchange: str, envelope: Envelope) -> None:
+    """Publish `envelope` twice, then a "marker": the same event for order `marker` under a new
+    event id. One worker consumes the queue in order, so once the marker is handled, both
+    copies were."""
+    marker = envelope.model_copy(
+        update={"event_id": uuid.uuid4(), "payload": {**envelope.payload, "order_id": "marker"}}
+    )
+    for message in (envelope, envelope, marker):
+        await broker.publish(
+            message.model_dump(mode="json"),
+            exchange=exchange,
+            routing_key=message.type,
+            persist=True,
+        )

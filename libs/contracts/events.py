@@ -139,6 +139,14 @@ ORDER_ID = "3f1c2a9e-8b7d-4e21-9a65-0c4b5d6e7f80"
 ATTEMPT_ID = "9a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
 SUBSCRIPTION_ID = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
 CUSTOMER_ID = "0d1e2f3a-4b5c-4d6e-8f7a-8b9c0d1e2f3a"
+_ORDER = {
+    "order_id": ORDER_ID,
+    "number": "2026-000042",
+    "owner": {"kind": "user", "id": "user_42"},
+    "customer_id": CUSTOMER_ID,
+    "currency": "EUR",
+    "total": 2400,
+}
 
 
 @event("orders.order.created.v1")
@@ -152,16 +160,7 @@ class OrderCreated(Event):
     currency: str
     total: int = Field(ge=0)
 
-    model_config = example(
-        {
-            "order_id": ORDER_ID,
-            "number": "2026-000042",
-            "owner": {"kind": "user", "id": "user_42"},
-            "customer_id": CUSTOMER_ID,
-            "currency": "EUR",
-            "total": 2400,
-        }
-    )
+    model_config = example(_ORDER)
 
 
 class PaidLine(Contract):
@@ -195,12 +194,7 @@ class OrderPaid(Event):
 
     model_config = example(
         {
-            "order_id": ORDER_ID,
-            "number": "2026-000042",
-            "owner": {"kind": "user", "id": "user_42"},
-            "customer_id": CUSTOMER_ID,
-            "currency": "EUR",
-            "total": 2400,
+            **_ORDER,
             "paid_at": "2026-03-01T12:00:05Z",
             "attempt_id": ATTEMPT_ID,
             "lines": [

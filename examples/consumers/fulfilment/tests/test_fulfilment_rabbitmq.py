@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
-from examples.consumers.conftest import buy, delete_queues, eventually, unique_queue
+from examples.consumers.conftest import (
+    buy,
+    delete_queues,
+    deliver_twice_then_marker,
+    eventually,
+    unique_queue,
+)
 from examples.consumers.fulfilment.app import Settings, create_fulfilment
 from libs.contracts.events import OrderPaid
 from libs.contracts.examples import example_envelope
@@ -37,16 +42,7 @@ async def test_a_paid_checkout_is_shipped_once(
         # The same event delivered twice ships once. A later event (handled after both, as
         # the queue is consumed in order by one worker) marks that both copies were handled.
         envelope = example_envelope(OrderPaid)
-        marker = envelope.model_copy(
-            update={"event_id": uuid.uuid4(), "payload": {**envelope.payload, "order_id": "marker"}}
-        )
-        for message in (envelope, envelope, marker):
-            await fulfilment.broker.publish(
-                message.model_dump(mode="json"),
-                exchange=settings.exchange,
-                routing_key=message.type,
-                persist=True,
-            )
+        await deliver_twice_then_marker(fulfilment.broker, settings.exchange, envelope)
         after = await eventually(
             fulfilment.shipments.all,
             lambda shipped: "marker" in {s.order_id for s in shipped},

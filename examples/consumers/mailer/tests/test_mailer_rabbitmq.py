@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
-from examples.consumers.conftest import buy, delete_queues, eventually, unique_queue
+from examples.consumers.conftest import (
+    buy,
+    delete_queues,
+    deliver_twice_then_marker,
+    eventually,
+    unique_queue,
+)
 from examples.consumers.mailer.app import Mail, Settings, create_mailer
 from libs.contracts.events import PaymentFailed
 from libs.contracts.examples import example_envelope
@@ -34,16 +39,7 @@ async def test_a_declined_payment_sends_one_mail(
 
         # Delivered twice, mailed once; the marker, handled after both, says when to look.
         envelope = example_envelope(PaymentFailed)
-        marker = envelope.model_copy(
-            update={"event_id": uuid.uuid4(), "payload": {**envelope.payload, "order_id": "marker"}}
-        )
-        for message in (envelope, envelope, marker):
-            await mailer.broker.publish(
-                message.model_dump(mode="json"),
-                exchange=settings.exchange,
-                routing_key=message.type,
-                persist=True,
-            )
+        await deliver_twice_then_marker(mailer.broker, settings.exchange, envelope)
         after = await eventually(
             mailer.outbox.mails,
             lambda sent: Mail("marker", "payment-failed") in sent,
