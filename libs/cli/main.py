@@ -200,6 +200,15 @@ def _service_settings(name: str) -> Any:
     return getattr(module, f"{name.capitalize()}Settings")()
 
 
+def _add_groups() -> None:
+    from libs.cli.dlq import dlq_app
+
+    app.add_typer(dlq_app, name="dlq")
+
+
+_add_groups()
+
+
 def main() -> None:
     app()
 

@@ -59,7 +59,9 @@ def shared_for(
     import fakeredis
 
     telemetry = telemetry or Telemetry.from_env()
-    retry = RetryPolicy(settings.consumer_max_retries, settings.consumer_retry_delay_ms)
+    retry = RetryPolicy(
+        settings.consumer_retry_ladder_ms, round(settings.consumer_retry_budget_s * 1000)
+    )
     return Shared(
         bus=create_bus(
             settings.broker_url,

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from libs.contracts.topology import DEFAULT_RETRY_LADDER_MS
+
 MEMORY_URL = "memory://"
 
 
@@ -29,11 +31,17 @@ class RuntimeSettings(BaseSettings):
     )
     exchange: str = Field("store.events", description="The durable topic exchange of all events.")
     queue_prefix: str = Field("store", description="Prefix of every consumer's queue name.")
-    consumer_max_retries: int = Field(
-        5, ge=0, description="Retries before a message is dead-lettered."
+    consumer_retry_ladder_ms: tuple[int, ...] = Field(
+        DEFAULT_RETRY_LADDER_MS,
+        min_length=1,
+        description="Delays of the retry ladder (a JSON list, ms); one queue per rung, the last "
+        "rung repeats. Changing a rung adds a queue; drain the old one before deleting it.",
     )
-    consumer_retry_delay_ms: int = Field(
-        200, ge=1, description="First retry delay; doubles each time."
+    consumer_retry_budget_s: float = Field(
+        3600,
+        ge=0,
+        description="Total time a failing event is retried before it goes to the dead-letter "
+        "queue; long enough to ride out a database restart.",
     )
     outbox_poll_interval_ms: int = Field(250, ge=5, description="Relay poll interval when idle.")
     service_token: str = Field(

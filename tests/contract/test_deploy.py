@@ -567,7 +567,7 @@ def test_definitions_declare_the_exchange_and_no_credentials() -> None:
     exchanges = {e["name"]: e for e in definitions["exchanges"]}
     assert exchanges[DEFAULT_EXCHANGE]["type"] == "topic"
     assert exchanges[DEFAULT_EXCHANGE]["durable"] is True
-    assert not definitions.get("users") and not definitions.get("queues")
+    assert not definitions.get("users")
     assert "password" not in DEFINITIONS.read_text()
 
 

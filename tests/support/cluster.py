@@ -152,19 +152,34 @@ async def _drop_databases(server_url: str, names: list[str]) -> None:
         await conn.close()
 
 
+# Every retry delay a test ladder may use (tests pick from these), so cleanup finds the rungs.
+TEST_LADDER_DELAYS_MS = (10, 20, 50, 100, 1_000, 30_000)
+
+
 async def delete_bus(
     amqp_url: str, exchange: str, prefix: str, consumers: tuple[str, ...] = SERVICES
 ) -> None:
-    """Remove a run's exchange and each consumer's queue, retry queue and dead-letter queue."""
+    """Remove a run's exchange and each consumer's queue, retry rungs and dead-letter queue."""
     import aio_pika
 
+    from libs.contracts.topology import (
+        DEFAULT_RETRY_LADDER_MS,
+        UNCLAIMED,
+        dead_letter_queue_name,
+        queue_name,
+        retry_queue_name,
+    )
+
+    delays = (*DEFAULT_RETRY_LADDER_MS, *TEST_LADDER_DELAYS_MS)
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
         await channel.exchange_delete(exchange)
-        for consumer in consumers:
-            for suffix in ("", ".retry", ".dlq"):
-                await channel.queue_delete(f"{prefix}.{consumer}{suffix}")
+        for consumer in (*consumers, UNCLAIMED):
+            names = [queue_name(prefix, consumer), dead_letter_queue_name(prefix, consumer)]
+            names += [retry_queue_name(prefix, consumer, delay) for delay in delays]
+            for name in names:
+                await channel.queue_delete(name)
     finally:
         await connection.close()
 

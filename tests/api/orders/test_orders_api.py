@@ -65,7 +65,8 @@ async def serve(tmp_path: Path, *, register_catalog: bool = True) -> AsyncIterat
     runtime = RuntimeSettings(
         data_dir=tmp_path,
         outbox_poll_interval_ms=20,
-        consumer_retry_delay_ms=10,
+        consumer_retry_ladder_ms=(10,),
+        consumer_retry_budget_s=0.05,  # five retries, 10 ms apart
         catalog_url="http://127.0.0.1:9",  # nothing listens there: "catalog down"
         http_timeout_s=2,
     )

@@ -253,8 +253,8 @@ async def running_orders(
     runtime = RuntimeSettings(
         data_dir=tmp_path,
         outbox_poll_interval_ms=20,
-        consumer_retry_delay_ms=10,
-        **runtime_settings,
+        # five retries, 10 ms apart, unless the test says otherwise
+        **{"consumer_retry_ladder_ms": (10,), "consumer_retry_budget_s": 0.05, **runtime_settings},
     )
     settings = OrdersSettings(runtime=runtime, database_url=database_url)
     shared = shared_for(runtime)
