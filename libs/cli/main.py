@@ -64,6 +64,7 @@ def dev(
         raise typer.BadParameter("`store dev` is the embedded mode; unset STORE_BROKER_URL")
     _configure_logging()
     console.print(f"[bold]Store[/] (embedded) on http://{host}:{port}  data: {runtime.data_dir}")
+    console.print(f"  shop: http://{host}:{port}/shop/")
     console.print(
         f"  products: http://{host}:{port}/api/store/products   docs: http://{host}:{port}/docs"
     )
