@@ -75,7 +75,7 @@ async def test_the_embedded_gateway_serves_the_shop_and_signs_dev_tokens(tmp_pat
 
         minted = await http.post("/api/dev/token", json={"user_id": "ada", "orgs": ["acme"]})
         assert minted.status_code == 200
-        assert TokenVerifier(settings).verify(minted.json()["token"]) == ("ada", ["acme"])
+        assert await TokenVerifier(settings).verify(minted.json()["token"]) == ("ada", ["acme"])
         refused = await http.post("/api/dev/token", json={"user_id": "ada smith\n"})
         assert refused.status_code == 422 and "token" not in refused.json()
 
@@ -94,7 +94,7 @@ async def test_the_distributed_gateway_serves_them_only_when_asked(
     settings = distributed(tmp_path)
     async with client(create_app(settings)) as http:
         minted = await http.post("/api/dev/token", json={"user_id": "ada"})
-        assert TokenVerifier(settings).verify(minted.json()["token"]) == ("ada", [])
+        assert await TokenVerifier(settings).verify(minted.json()["token"]) == ("ada", [])
 
 
 async def test_no_dev_login_when_tokens_are_signed_elsewhere(
