@@ -67,6 +67,7 @@ def create_app(
         finally:
             await shared.directory.aclose()
             await idempotency.aclose()
+            shared.telemetry.shutdown()
 
     app = FastAPI(
         title="Store API",
@@ -95,6 +96,7 @@ def create_app(
         webhook_bytes=settings.webhook_body_limit_bytes,
     )
     app.add_middleware(ObservabilityMiddleware, service="gateway")
+    shared.telemetry.instrument_app(app, "gateway")
     limited = [Depends(rate_limit)]
     app.include_router(store_router.router, dependencies=limited)
     app.include_router(cart_router.router, dependencies=limited)

@@ -214,6 +214,10 @@ def render(sources: Iterable[SettingsSource] = SOURCES) -> str:
         "",
         "List values (such as thumbnail sizes) are JSON, e.g. `[64, 256]`; booleans are",
         "`true`/`false`. Variable names are not case-sensitive.",
+        "",
+        "Tracing follows the standard OpenTelemetry variables (`OTEL_EXPORTER_OTLP_ENDPOINT`,",
+        "`OTEL_TRACES_EXPORTER`, `OTEL_TRACES_SAMPLER`, ...); no exporter by default. See",
+        "[operations: traces](operations.md#traces).",
     ]
     for source in sources:
         settings_cls = source.load()

@@ -16,11 +16,14 @@ from fastapi import FastAPI
 
 from libs.runtime.runtime import shared_for
 from libs.runtime.settings import RuntimeSettings
+from libs.runtime.telemetry import Telemetry
 
 SERVICES = ("catalog", "cart", "orders", "payments")
 
 
-def create_embedded_app(runtime: RuntimeSettings | None = None) -> FastAPI:
+def create_embedded_app(
+    runtime: RuntimeSettings | None = None, telemetry: Telemetry | None = None
+) -> FastAPI:
     """The whole store as one ASGI app (the gateway, with the services inside)."""
     from gateway.app import create_app as create_gateway
     from gateway.settings import GatewaySettings
@@ -28,7 +31,7 @@ def create_embedded_app(runtime: RuntimeSettings | None = None) -> FastAPI:
     runtime = runtime or RuntimeSettings()
     if not runtime.embedded:
         raise ValueError("the embedded mode needs STORE_BROKER_URL=memory://")
-    shared = shared_for(runtime, composed=True)
+    shared = shared_for(runtime, composed=True, telemetry=telemetry)
     services: dict[str, FastAPI] = {}
     for name in SERVICES:
         module = importlib.import_module(f"services.{name}.app")

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
-from libs.contracts.envelope import Contract
+from libs.contracts.envelope import Contract, example
 from libs.contracts.events import Interval
 
-
-def _example(example: dict[str, Any]) -> ConfigDict:
-    return Contract.model_config | {"json_schema_extra": {"examples": [example]}}
+_example = example
 
 
 _PRICE = {

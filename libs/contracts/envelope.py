@@ -34,6 +34,11 @@ class Input(Contract):
         return self
 
 
+def example(instance: dict[str, Any]) -> ConfigDict:
+    """A contract's config carrying its one example instance (shown in its JSON Schema)."""
+    return Contract.model_config | {"json_schema_extra": {"examples": [instance]}}
+
+
 class Event(Contract):
     """Base of every event payload; `event_type` is set by `@event`."""
 
@@ -65,21 +70,43 @@ class UnknownEventType(LookupError):
 class Envelope(Contract):
     """What travels on the bus: metadata plus the payload as plain JSON."""
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    type: str = Field(pattern=EVENT_TYPE_PATTERN)
-    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    producer: str
-    correlation_id: str | None = None
-    payload: dict[str, Any]
+    event_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, description="Unique per event, the same on every delivery."
+    )
+    type: str = Field(pattern=EVENT_TYPE_PATTERN, description="The event type = routing key.")
+    occurred_at: datetime = Field(
+        default_factory=lambda: datetime.now(UTC), description="When the change committed (UTC)."
+    )
+    producer: str = Field(description="The service that published the event.")
+    correlation_id: str | None = Field(
+        None, description="The id of the request that caused it (also in the logs)."
+    )
+    payload: dict[str, Any] = Field(description="The event's payload; its model is by `type`.")
+    traceparent: str | None = Field(
+        None,
+        max_length=256,
+        description="W3C trace context of the transaction that wrote the event, if traced.",
+    )
+    tracestate: str | None = Field(None, max_length=512, description="W3C trace state.")
 
     @classmethod
-    def wrap(cls, payload: Event, *, producer: str, correlation_id: str | None = None) -> Envelope:
+    def wrap(
+        cls,
+        payload: Event,
+        *,
+        producer: str,
+        correlation_id: str | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+    ) -> Envelope:
         """Put a payload in a new envelope."""
         return cls(
             type=payload.event_type,
             producer=producer,
             correlation_id=correlation_id,
             payload=payload.model_dump(mode="json"),
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
 
     def parse_payload(self) -> Event:

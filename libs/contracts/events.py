@@ -1,4 +1,5 @@
-"""Every event payload Store publishes, by producer. Each is registered under its type.
+"""Every event payload Store publishes, by producer. Each is registered under its type and
+carries one example instance (docs/events.md is generated from them).
 
 Consumers rely on these: add optional fields freely, but rename or retype nothing — publish
 a new version instead.
@@ -12,7 +13,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from libs.contracts.common import Owner
-from libs.contracts.envelope import Contract, Event, event
+from libs.contracts.envelope import Contract, Event, event, example
 
 Interval = Literal["day", "week", "month", "year"]
 
@@ -23,6 +24,18 @@ Interval = Literal["day", "week", "month", "year"]
 @event("catalog.product.changed.v1")
 class ProductChanged(Event):
     """A product was created or its data changed."""
+
+    model_config = example(
+        {
+            "product_key": "mug",
+            "active": True,
+            "shippable": True,
+            "tax_code": "standard",
+            "names": {"en": "Mug", "de": "Tasse"},
+            "default_locale": "en",
+            "sellable": True,
+        }
+    )
 
     product_key: str
     active: bool
@@ -39,6 +52,19 @@ class ProductChanged(Event):
 class PricingChanged(Event):
     """A price was created, or deactivated; carries what a cache of prices needs."""
 
+    model_config = example(
+        {
+            "pricing_id": "pr_mug_eur",
+            "product_key": "mug",
+            "unit_amount": 1200,
+            "currency": "EUR",
+            "interval": None,
+            "interval_count": 1,
+            "active": True,
+            "replaced_by": None,
+        }
+    )
+
     pricing_id: str
     product_key: str
     unit_amount: int = Field(ge=0)
@@ -53,6 +79,8 @@ class PricingChanged(Event):
 
 
 class CartLineSnapshot(Contract):
+    """One line of a cart: a price and how many."""
+
     pricing_id: str
     quantity: int = Field(ge=1)
 
@@ -60,6 +88,15 @@ class CartLineSnapshot(Contract):
 @event("cart.cart.merged.v1")
 class CartMerged(Event):
     """An anonymous cart's lines moved into a user's cart."""
+
+    model_config = example(
+        {
+            "cart_id": "c_7d2f",
+            "anonymous_id": "anon_5b1e",
+            "user_id": "user_42",
+            "lines": [{"pricing_id": "pr_mug_eur", "quantity": 2}],
+        }
+    )
 
     cart_id: str
     anonymous_id: str
@@ -71,6 +108,15 @@ class CartMerged(Event):
 class CartCheckedOut(Event):
     """A cart was frozen for an order; it will not change any more."""
 
+    model_config = example(
+        {
+            "cart_id": "c_7d2f",
+            "order_id": "3f1c2a9e-8b7d-4e21-9a65-0c4b5d6e7f80",
+            "owner": {"kind": "user", "id": "user_42"},
+            "lines": [{"pricing_id": "pr_mug_eur", "quantity": 2}],
+        }
+    )
+
     cart_id: str
     order_id: str
     owner: Owner
@@ -81,21 +127,52 @@ class CartCheckedOut(Event):
 class AnonymousMerged(Event):
     """An anonymous shopper logged in: everything of `anonymous_id` now belongs to `user_id`."""
 
+    model_config = example({"anonymous_id": "anon_5b1e", "user_id": "user_42"})
+
     anonymous_id: str
     user_id: str
 
 
-# --- orders ----------------------------------------------------------------------------------
+# --- orders --------------------------------------------------------------------------------
+
+ORDER_ID = "3f1c2a9e-8b7d-4e21-9a65-0c4b5d6e7f80"
+ATTEMPT_ID = "9a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
+SUBSCRIPTION_ID = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
+CUSTOMER_ID = "0d1e2f3a-4b5c-4d6e-8f7a-8b9c0d1e2f3a"
+_ORDER = {
+    "order_id": ORDER_ID,
+    "number": "2026-000042",
+    "owner": {"kind": "user", "id": "user_42"},
+    "customer_id": CUSTOMER_ID,
+    "currency": "EUR",
+    "total": 2400,
+}
 
 
 @event("orders.order.created.v1")
 class OrderCreated(Event):
+    """An order was prepared from a checked-out cart; it is not paid yet."""
+
     order_id: str
     number: str
     owner: Owner
     customer_id: str | None = None
     currency: str
     total: int = Field(ge=0)
+
+    model_config = example(_ORDER)
+
+
+class PaidLine(Contract):
+    """One line of a paid order: what to hand over, and whether it ships."""
+
+    pricing_id: str
+    product_key: str
+    name: str
+    quantity: int = Field(ge=1)
+    shippable: bool = Field(
+        False, description="A physical good to ship (false for services and digital goods)."
+    )
 
 
 @event("orders.order.paid.v1")
@@ -110,6 +187,27 @@ class OrderPaid(Event):
     total: int = Field(ge=0)
     paid_at: datetime
     attempt_id: str | None = None
+    lines: list[PaidLine] = Field(
+        default_factory=list,
+        description="What was bought. Added within v1: empty from older producers.",
+    )
+
+    model_config = example(
+        {
+            **_ORDER,
+            "paid_at": "2026-03-01T12:00:05Z",
+            "attempt_id": ATTEMPT_ID,
+            "lines": [
+                {
+                    "pricing_id": "pr_mug_eur",
+                    "product_key": "mug",
+                    "name": "Mug",
+                    "quantity": 2,
+                    "shippable": True,
+                }
+            ],
+        }
+    )
 
 
 # --- payments --------------------------------------------------------------------------------
@@ -117,6 +215,8 @@ class OrderPaid(Event):
 
 @event("payments.payment.succeeded.v1")
 class PaymentSucceeded(Event):
+    """A payment attempt for an order succeeded at the provider."""
+
     attempt_id: str
     order_id: str
     amount: int = Field(ge=0)
@@ -125,18 +225,40 @@ class PaymentSucceeded(Event):
     provider_reference: str | None = None
     succeeded_at: datetime
 
+    model_config = example(
+        {
+            "attempt_id": ATTEMPT_ID,
+            "order_id": ORDER_ID,
+            "amount": 2400,
+            "currency": "EUR",
+            "provider": "stripe",
+            "provider_reference": "pi_3Mtw",
+            "succeeded_at": "2026-03-01T12:00:04Z",
+        }
+    )
+
 
 @event("payments.payment.failed.v1")
 class PaymentFailed(Event):
+    """A payment attempt failed (declined, or canceled by the shopper); the order stays unpaid."""
+
     attempt_id: str
     order_id: str
     reason: str | None = None
 
+    model_config = example(
+        {"attempt_id": ATTEMPT_ID, "order_id": ORDER_ID, "reason": "card_declined"}
+    )
+
 
 @event("payments.payment.expired.v1")
 class PaymentExpired(Event):
+    """A payment attempt's checkout session expired before it was paid."""
+
     attempt_id: str
     order_id: str
+
+    model_config = example({"attempt_id": ATTEMPT_ID, "order_id": ORDER_ID})
 
 
 def _example(example: dict[str, Any]) -> ConfigDict:
@@ -205,15 +327,29 @@ class PaymentFlagged(Event):
 
 @event("payments.subscription.activated.v1")
 class SubscriptionActivated(Event):
+    """A subscription bought with an order became active."""
+
     subscription_id: str
     order_id: str
     owner: Owner
     status: str
     current_period_end: datetime | None = None
 
+    model_config = example(
+        {
+            "subscription_id": SUBSCRIPTION_ID,
+            "order_id": ORDER_ID,
+            "owner": {"kind": "organization", "id": "org_7"},
+            "status": "active",
+            "current_period_end": "2026-04-01T12:00:00Z",
+        }
+    )
+
 
 @event("payments.subscription.renewed.v1")
 class SubscriptionRenewed(Event):
+    """A subscription was charged for a new period."""
+
     subscription_id: str
     order_id: str
     amount: int = Field(ge=0)
@@ -221,13 +357,35 @@ class SubscriptionRenewed(Event):
     current_period_end: datetime | None = None
     invoice_reference: str | None = None
 
+    model_config = example(
+        {
+            "subscription_id": SUBSCRIPTION_ID,
+            "order_id": ORDER_ID,
+            "amount": 900,
+            "currency": "EUR",
+            "current_period_end": "2026-05-01T12:00:00Z",
+            "invoice_reference": "in_1Nv",
+        }
+    )
+
 
 @event("payments.subscription.canceled.v1")
 class SubscriptionCanceled(Event):
+    """A subscription was canceled, now or at the end of its period."""
+
     subscription_id: str
     order_id: str
     at_period_end: bool
     canceled_at: datetime | None = None
+
+    model_config = example(
+        {
+            "subscription_id": SUBSCRIPTION_ID,
+            "order_id": ORDER_ID,
+            "at_period_end": True,
+            "canceled_at": "2026-03-15T08:30:00Z",
+        }
+    )
 
 
 class CustomerFacts(Event):
@@ -239,11 +397,27 @@ class CustomerFacts(Event):
     country: str
 
 
+_CUSTOMER = {
+    "customer_id": CUSTOMER_ID,
+    "owner": {"kind": "user", "id": "user_42"},
+    "is_default": True,
+    "name": "Ada Lovelace",
+    "email": "ada@example.com",
+    "country": "DE",
+}
+
+
 @event("payments.customer.created.v1")
 class CustomerCreated(CustomerFacts):
-    pass
+    """Billing information (a customer) was created."""
+
+    model_config = example(_CUSTOMER)
 
 
 @event("payments.customer.changed.v1")
 class CustomerChanged(CustomerFacts):
+    """A customer's billing information changed, it became the default, or it was deleted."""
+
     deleted: bool = False
+
+    model_config = example({**_CUSTOMER, "deleted": False})

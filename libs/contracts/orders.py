@@ -59,6 +59,7 @@ class OrderLineDetails(Contract):
     total: int = Field(ge=0, description="What the line costs: subtotal, plus exclusive tax.")
     tax_rate_id: str | None = None
     tax_code: str | None = None
+    shippable: bool = Field(False, description="A physical good to ship.")
 
 
 class OrderTaxLine(Contract):

@@ -45,6 +45,12 @@ DELIVERY_LIMIT = 20
 QUORUM = "quorum"
 
 
+def producer_of(event_type: str) -> str:
+    """The service that publishes an event type (its first segment; identity events: cart)."""
+    service = event_type.split(".")[0]
+    return "cart" if service == "identity" else service
+
+
 def queue_name(prefix: str, consumer: str) -> str:
     """`<prefix>.<consumer>`, with its retry rungs and its `.dlq` beside it."""
     return f"{prefix}.{consumer}"

@@ -48,6 +48,7 @@ def create_service_app(
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.add_middleware(ObservabilityMiddleware, service=runtime.name)
+    runtime.telemetry.instrument_app(app, runtime.name)
     app.include_router(health_router(runtime.name, runtime.readiness, degradable=("broker",)))
     for router in public_routers:
         app.include_router(router)

@@ -6,7 +6,8 @@ from typing import Any
 
 from libs.contracts import events as _events  # noqa: F401  (registers every payload)
 from libs.contracts.envelope import EVENTS, Envelope
-from libs.contracts.topology import CONSUMERS, queue_name
+from libs.contracts.examples import example_envelope
+from libs.contracts.topology import CONSUMERS, producer_of, queue_name
 
 
 def asyncapi_document(
@@ -30,6 +31,13 @@ def asyncapi_document(
             "summary": (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else name,
             "contentType": "application/json",
             "correlationId": {"location": "$message.payload#/correlation_id"},
+            "examples": [
+                {
+                    "name": f"{name}Example",
+                    "summary": f"A {event_type} envelope.",
+                    "payload": example_envelope(model).model_dump(mode="json"),
+                }
+            ],
             "payload": {
                 "allOf": [
                     {"$ref": "#/components/schemas/Envelope"},
@@ -53,11 +61,10 @@ def asyncapi_document(
                 }
             },
         }
-        producer = event_type.split(".")[0]
         operations[f"publish_{channel_id}"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{channel_id}"},
-            "summary": f"Published by {producer if producer != 'identity' else 'cart'}.",
+            "summary": f"Published by {producer_of(event_type)}.",
         }
         for consumer, types in CONSUMERS.items():
             if event_type in types:
@@ -69,7 +76,7 @@ def asyncapi_document(
                     "bindings": {"amqp": {"ack": True}},
                 }
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "Store events",
             "version": version,

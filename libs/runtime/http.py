@@ -17,6 +17,7 @@ from libs.contracts.common import PRINCIPAL_HEADER, FieldError, Principal
 from libs.runtime.auth import SERVICE_TOKEN_HEADER, sign_principal
 from libs.runtime.observability import CORRELATION_HEADER, current_correlation_id
 from libs.runtime.problems import PROBLEM_MEDIA_TYPE, ProblemError, ServiceUnavailable
+from libs.runtime.telemetry import Telemetry
 
 M = TypeVar("M")
 
@@ -38,6 +39,7 @@ class ServiceClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = 5.0,
         service_token: str | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.name = name
         self._base_url = base_url.rstrip("/")
@@ -51,6 +53,10 @@ class ServiceClient:
                 transport=transport,
                 timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
             )
+        telemetry = telemetry or Telemetry()
+        if self._client is not None:
+            telemetry.instrument_httpx(self._client, peer=name)
+        self._trace_configs = telemetry.aiohttp_trace_configs(peer=name)
 
     async def request(
         self,
@@ -115,6 +121,7 @@ class ServiceClient:
                 connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30),
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s, connect=2.0),
                 auto_decompress=False,
+                trace_configs=self._trace_configs,
             )
         url = self._base_url + path
         try:
@@ -182,8 +189,16 @@ class ServiceClient:
 class ServiceDirectory:
     """Where each service is: a URL (distributed) or an in-process app (embedded)."""
 
-    def __init__(self, *, urls: dict[str, str], timeout_s: float, service_token: str) -> None:
+    def __init__(
+        self,
+        *,
+        urls: dict[str, str],
+        timeout_s: float,
+        service_token: str,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._urls = urls
+        self._telemetry = telemetry
         self._apps: dict[str, Any] = {}
         self._clients: dict[str, ServiceClient] = {}
         self._timeout_s = timeout_s
@@ -209,6 +224,7 @@ class ServiceDirectory:
                 transport=transport,
                 timeout_s=self._timeout_s,
                 service_token=self._service_token,
+                telemetry=self._telemetry,
             )
         return self._clients[name]
 

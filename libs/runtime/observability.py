@@ -1,4 +1,8 @@
-"""Logs, metrics and the correlation id that follows a request through services and events."""
+"""Logs, metrics and the correlation id that follows a request through services and events.
+
+Log lines carry the `trace_id` and `span_id` of the current span when tracing is on (see
+libs/runtime/telemetry.py), so a line leads to its trace and a trace to its lines.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 import structlog
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -72,6 +77,17 @@ def _build_metrics() -> _Metrics:
 metrics = _build_metrics()
 
 
+def add_trace_ids(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Add the current span's `trace_id` and `span_id` (hex, as trace tools show them)."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
 def configure_logging(*, fmt: str = "console", level: str = "INFO") -> None:
     """Structured logs with the correlation id; JSON lines in production."""
     renderer: structlog.types.Processor = (
@@ -82,6 +98,7 @@ def configure_logging(*, fmt: str = "console", level: str = "INFO") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from libs.contracts.envelope import Envelope, Event
 from libs.runtime.db import JSONType, UTCDateTime, is_sqlite
 from libs.runtime.observability import current_correlation_id, metrics
+from libs.runtime.telemetry import trace_context
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +97,9 @@ async def record_event(
     Events with the same `ordering_key` (an aggregate's id) are published in the order they
     were recorded, even when one of them is parked.
     """
-    envelope = Envelope.wrap(payload, producer=producer, correlation_id=current_correlation_id())
+    envelope = Envelope.wrap(
+        payload, producer=producer, correlation_id=current_correlation_id(), **trace_context()
+    )
     await session.execute(
         insert(outbox).values(
             event_id=str(envelope.event_id),

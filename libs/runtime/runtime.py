@@ -34,6 +34,7 @@ from libs.runtime.outbox import (
 )
 from libs.runtime.redis import create_redis
 from libs.runtime.settings import RuntimeSettings
+from libs.runtime.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
@@ -49,12 +50,16 @@ class Shared:
     fake_redis_server: Any
     directory: ServiceDirectory
     composed: bool = False  # True when a composer (embedded mode) starts and stops the bus
+    telemetry: Telemetry = field(default_factory=Telemetry)  # traces; off unless configured
 
 
-def shared_for(settings: RuntimeSettings, *, composed: bool = False) -> Shared:
+def shared_for(
+    settings: RuntimeSettings, *, composed: bool = False, telemetry: Telemetry | None = None
+) -> Shared:
     """Adapters for one process; in embedded mode pass the same `Shared` to every service."""
     import fakeredis
 
+    telemetry = telemetry or Telemetry.from_env()
     retry = RetryPolicy(
         settings.consumer_retry_ladder_ms, round(settings.consumer_retry_budget_s * 1000)
     )
@@ -70,8 +75,10 @@ def shared_for(settings: RuntimeSettings, *, composed: bool = False) -> Shared:
             urls=settings.service_urls(),
             timeout_s=settings.http_timeout_s,
             service_token=settings.service_token,
+            telemetry=telemetry,
         ),
         composed=composed,
+        telemetry=telemetry,
     )
 
 
@@ -138,7 +145,7 @@ class Runtime:
         self.relay = OutboxRelay(
             engine=self.engine,
             outbox=self.outbox,
-            publish=self.bus.publish,
+            publish=self._publish,
             name=self.name,
             broker_up=self.bus.ping,
             poll_interval_s=self.settings.outbox_poll_interval_ms / 1000,
@@ -152,6 +159,10 @@ class Runtime:
     @property
     def bus(self) -> EventBus:
         return self.shared.bus
+
+    @property
+    def telemetry(self) -> Telemetry:
+        return self.shared.telemetry
 
     def client(self, service: str) -> Any:
         """The pooled client of another service."""
@@ -173,9 +184,16 @@ class Runtime:
 
         Events sharing an `ordering_key` (an aggregate's id) are published in recorded order.
         """
-        return await record_event(
-            session, self.outbox, payload, producer=self.name, ordering_key=ordering_key
-        )
+        with self.telemetry.producing(self.name, payload.event_type) as span:
+            envelope = await record_event(
+                session, self.outbox, payload, producer=self.name, ordering_key=ordering_key
+            )
+            span.set_attribute("messaging.message.id", str(envelope.event_id))
+        return envelope
+
+    async def _publish(self, envelope: Envelope) -> None:
+        with self.telemetry.publishing(self.name, envelope):
+            await self.bus.publish(envelope)
 
     def subscribe(self, handlers: Mapping[type[Event], EventHandler]) -> None:
         """Handle events exactly once per event id, each in its own transaction."""
@@ -190,17 +208,18 @@ class Runtime:
         async def deliver(envelope: Envelope) -> None:
             set_correlation_id(envelope.correlation_id)
             payload = model.model_validate(envelope.payload)
-            try:
-                async with self.transaction() as session:
-                    await handle_once(
-                        session,
-                        self.inbox,
-                        consumer=self.name,
-                        event_id=envelope.event_id,
-                        handle=lambda: handler(session, payload),
-                    )
-            except DuplicateDelivery:
-                log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)
+            with self.telemetry.consuming(self.name, envelope):
+                try:
+                    async with self.transaction() as session:
+                        await handle_once(
+                            session,
+                            self.inbox,
+                            consumer=self.name,
+                            event_id=envelope.event_id,
+                            handle=lambda: handler(session, payload),
+                        )
+                except DuplicateDelivery:
+                    log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)
 
         return deliver
 
@@ -242,6 +261,7 @@ class Runtime:
         if self._owns_bus:
             await self.bus.stop()
             await self.shared.directory.aclose()
+            self.telemetry.shutdown()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -14,7 +14,7 @@ import pycountry
 
 from libs.contracts.catalog import PricingInfo, TaxRateOut
 from libs.contracts.common import Owner
-from libs.contracts.events import CartLineSnapshot
+from libs.contracts.events import CartLineSnapshot, PaidLine
 from libs.contracts.money import normalize_currency
 from libs.contracts.orders import OrderDetails, OrderLineDetails, OrderTaxLine
 from libs.contracts.payments import BillingDetails
@@ -61,6 +61,21 @@ class Order:
     created_at: datetime
     paid: datetime | None = None
     paid_attempt_id: str | None = None
+
+
+def paid_lines(order: Order) -> list[PaidLine]:
+    """The lines a paid-order event carries, from the order's frozen details."""
+    return [
+        PaidLine(
+            pricing_id=line["pricing_id"],
+            product_key=line["product_key"],
+            name=line["name"],
+            quantity=line["quantity"],
+            # Orders placed before lines recorded it count as not shippable.
+            shippable=line.get("shippable", False),
+        )
+        for line in order.details.get("lines", [])
+    ]
 
 
 def order_number(year: int, value: int) -> str:
@@ -184,6 +199,7 @@ def build_details(
             total=result.total,
             tax_rate_id=result.rate_id,
             tax_code=info.tax_code,
+            shippable=info.shippable,
         )
         for info, result in zip(infos, taxed.lines, strict=True)
     ]

@@ -23,6 +23,7 @@ from services.orders.domain import (
     OrderNotYetVisible,
     build_details,
     check_pricings,
+    paid_lines,
     parse_country,
     parse_currency,
 )
@@ -223,6 +224,7 @@ class OrdersService:
                 total=order.total,
                 paid_at=payment.succeeded_at,
                 attempt_id=payment.attempt_id,
+                lines=paid_lines(order),
             ),
             ordering_key=f"order:{order.id}",
         )

@@ -54,6 +54,7 @@ class FakeCatalog:
         interval_count: int = 1,
         active: bool = True,
         statement_descriptor: str | None = None,
+        shippable: bool = False,
     ) -> str:
         pricing_id = new_id()
         key = product_key or f"product-{pricing_id[:8]}"
@@ -67,6 +68,7 @@ class FakeCatalog:
             "interval_count": interval_count,
             "active": active,
             "statement_descriptor": statement_descriptor,
+            "shippable": shippable,
         }
         return pricing_id
 
@@ -104,6 +106,7 @@ class FakeCatalog:
             interval_count=price["interval_count"],
             active=price["active"],
             tax_code=price["tax_code"],
+            shippable=price["shippable"],
         )
 
     def app(self) -> FastAPI:

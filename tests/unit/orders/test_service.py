@@ -276,6 +276,29 @@ async def test_payment_succeeded_three_times_pays_once(orders: OrdersHarness) ->
     assert orders.shared.bus.dead_letters == []
 
 
+async def test_the_paid_event_lists_what_was_bought_and_what_ships(orders: OrdersHarness) -> None:
+    from sqlalchemy import select
+
+    mug = orders.catalog.add_price(1200, product_key="mug", shippable=True)
+    course = orders.catalog.add_price(5000, product_key="course")
+    order, _ = await orders.service.prepare_order(order=prepare_in(user(), [(mug, 2), (course, 1)]))
+    await orders.shared.bus.publish(
+        Envelope.wrap(payment(order.id, order.total), producer="payments")
+    )
+    await orders.settle()
+
+    outbox = orders.runtime.outbox
+    async with orders.runtime.sessions() as session:
+        body = (
+            await session.execute(
+                select(outbox.c.envelope).where(outbox.c.type == "orders.order.paid.v1")
+            )
+        ).scalar_one()
+    lines = {line["product_key"]: line for line in body["payload"]["lines"]}
+    assert (lines["mug"]["quantity"], lines["mug"]["shippable"]) == (2, True)
+    assert (lines["course"]["quantity"], lines["course"]["shippable"]) == (1, False)
+
+
 async def test_payment_before_the_order_is_retried_until_it_exists(tmp_path: Path) -> None:
     # A retry budget that outlasts a slow prepare: 30 s in all.
     async with running_orders(
