@@ -436,7 +436,47 @@ def test_the_gateway_starts_with_compose_secrets_only(
 def test_only_the_gateway_is_published(compose: dict[str, Any]) -> None:
     published = {name for name, s in compose["services"].items() if s.get("ports")}
     assert published == {"gateway"}
-    assert compose["services"]["gateway"]["ports"] == ["8000:8000"]
+    # On loopback unless the operator says otherwise, on the port the env example names.
+    assert compose["services"]["gateway"]["ports"] == ["127.0.0.1:8000:8000"]
+
+
+def test_the_published_port_and_the_public_url_change_together(
+    raw_compose: dict[str, Any], operator_env: dict[str, str]
+) -> None:
+    moved = {**operator_env, "GATEWAY_PORT": "18080", "GATEWAY_PUBLISH_ADDRESS": "0.0.0.0"}
+    moved["PAYMENTS_PUBLIC_URL"] = "http://localhost:18080"
+    services = resolve_tree(raw_compose, moved)["services"]
+    assert services["gateway"]["ports"] == ["0.0.0.0:18080:8000"]
+    assert services["payments"]["environment"]["PAYMENTS_PUBLIC_URL"] == "http://localhost:18080"
+    # The defaults agree with each other, in the compose file and in the example.
+    defaults = resolve_tree(
+        raw_compose, {**operator_env, "GATEWAY_PORT": "", "PAYMENTS_PUBLIC_URL": ""}
+    )
+    port = defaults["services"]["gateway"]["ports"][0].split(":")[1]
+    assert urlsplit(
+        defaults["services"]["payments"]["environment"]["PAYMENTS_PUBLIC_URL"]
+    ).port == int(port)
+    example = read_env_file(ENV_EXAMPLE)
+    assert urlsplit(example["PAYMENTS_PUBLIC_URL"]).port == int(example["GATEWAY_PORT"])
+
+
+def test_every_image_is_overridable_and_defaults_to_the_official_one(
+    raw_compose: dict[str, Any], operator_env: dict[str, str]
+) -> None:
+    official = {
+        "postgres": ("POSTGRES_IMAGE", "postgres:16"),
+        "redis": ("REDIS_IMAGE", "redis:7"),
+        "rabbitmq": ("RABBITMQ_IMAGE", "rabbitmq:3.13-management"),
+    }
+    example = read_env_file(ENV_EXAMPLE)
+    for service, (variable, image) in official.items():
+        assert raw_compose["services"][service]["image"] == f"${{{variable}:-{image}}}"
+        assert example[variable] == image
+        swapped = resolve_tree(raw_compose, {**operator_env, variable: f"local/{service}"})
+        assert swapped["services"][service]["image"] == f"local/{service}"
+    build = raw_compose["x-store-image"]["build"]
+    assert build["args"] == {"PYTHON_IMAGE": "${PYTHON_IMAGE:-python:3.11-slim}"}
+    assert example["PYTHON_IMAGE"] == "python:3.11-slim"
 
 
 def test_every_store_service_waits_for_healthy_backing_services_and_migrations(
@@ -658,7 +698,10 @@ def dockerignored(path: str) -> bool:
 def test_the_image_is_one_slim_non_root_store_image() -> None:
     instructions = dockerfile_instructions()
     stage = final_stage()
-    assert stage[0] == ("FROM", "python:3.11-slim")
+    # Both stages start from the PYTHON_IMAGE build argument, the official image by default.
+    assert instructions[0] == ("ARG", "PYTHON_IMAGE=python:3.11-slim")
+    assert stage[0] == ("FROM", "${PYTHON_IMAGE}")
+    assert not DOCKERFILE.read_text().startswith("# syntax="), "no frontend from a registry"
     keywords = [keyword for keyword, _ in instructions]
     assert "HEALTHCHECK" not in keywords, "compose defines the health checks"
     users = [rest for keyword, rest in stage if keyword == "USER"]
