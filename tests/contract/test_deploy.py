@@ -518,6 +518,22 @@ def test_dependencies_are_consistent(compose: dict[str, Any]) -> None:
         reaches(name, (name,))
 
 
+def test_every_one_shot_job_is_waited_on_so_up_wait_has_an_honest_exit_code(
+    compose: dict[str, Any],
+) -> None:
+    jobs = one_shot(compose)
+    # `docker compose up --wait` fails on a container that exited unless a service waited for
+    # it to complete successfully.
+    awaited = {
+        dependency
+        for service in compose["services"].values()
+        for dependency, rule in (service.get("depends_on") or {}).items()
+        if rule.get("condition") == "service_completed_successfully"
+    }
+    assert set(jobs) == {"migrate", "setupproducts"}
+    assert set(jobs) <= awaited
+
+
 def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
     for name in BACKING:
         assert compose["services"][name]["healthcheck"]["test"], name
