@@ -35,7 +35,7 @@ class Report:
             self.failed = True
             self.log(f"FAILED  {name}: {exc}")
             raise
-        result = f"ok ({detail})" if isinstance(detail, str) else "ok"
+        result = f"ok ({detail})" if isinstance(detail, str) and detail else "ok"
         self.rows.append((name, result, time.monotonic() - start))
         self.log(f"{result:<6}  {name}  {self.rows[-1][2]:.1f} s")
 
@@ -75,7 +75,7 @@ def checks(report: Report, work: Path) -> None:
     shop = drive.Shop(port, public_url)
     try:
         check("up -d --build --wait (build the store image, start healthy)",
-              lambda: compose.step("up -d --build --wait"))  # fmt: skip
+              lambda: compose.step("up -d --build --wait") and None)  # fmt: skip
         check("products in two locales", shop.products_in_two_locales)
         check("anonymous cart with its cookie", shop.anonymous_cart)
         check("checkout -> pay (dev provider) -> order paid", shop.checkout_pay_paid)
