@@ -532,6 +532,9 @@ def test_every_one_shot_job_is_waited_on_so_up_wait_has_an_honest_exit_code(
     }
     assert set(jobs) == {"migrate", "setupproducts"}
     assert set(jobs) <= awaited
+    # ... yet refused product entries do not keep the shop closed.
+    rule = compose["services"]["gateway"]["depends_on"]["setupproducts"]
+    assert rule["required"] is False
 
 
 def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:

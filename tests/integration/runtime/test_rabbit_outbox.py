@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -99,7 +100,8 @@ async def test_relay_delivers_after_the_broker_was_unreachable(
     pg_database_url: str, bus_names: BusNames, tmp_path: Path
 ) -> None:
     port = free_port()
-    amqp = bus_names.url.replace(":5672", f":{port}")
+    broker_port = urlsplit(bus_names.url).port or 5672  # a testcontainers broker: any port
+    amqp = bus_names.url.replace(f":{broker_port}", f":{port}")
     bus = RabbitBus(amqp, exchange=bus_names.exchange, queue_prefix=bus_names.queue_prefix)
     runtime, seen = probe_runtime(pg_database_url, bus, tmp_path)
 
@@ -115,7 +117,7 @@ async def test_relay_delivers_after_the_broker_was_unreachable(
                 await runtime.record(session, AnonymousMerged(anonymous_id="a", user_id=f"u{n}"))
         await asyncio.sleep(1.0)
         assert await pending(runtime) == 3, "kept in the outbox while the broker is away"
-        async with tcp_proxy(port, 5672):
+        async with tcp_proxy(port, broker_port):
             await eventually(lambda: _equals(rows(runtime, seen), ["u0", "u1", "u2"]))
             assert await pending(runtime) == 0
     finally:
