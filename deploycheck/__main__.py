@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deploycheck import drive, host, images
-from deploycheck.stack import Compose, env_file, free_port
+from deploycheck.stack import CommandFailed, Compose, env_file, free_port
 
 
 class Report:
@@ -94,6 +94,19 @@ def checks(report: Report, work: Path) -> None:
             shop.everything_still_there()
 
         check("down, up --wait: cart (Redis AOF) and order still there", down_up)
+
+        def failed_job() -> None:
+            broken = {"ONE_OFF_PRODUCTS_AVAILABLE": "{not json"}
+            try:
+                compose("up", "-d", "--wait", env=broken)
+            except CommandFailed as exc:
+                drive.expect("setupproducts" in str(exc), f"failed, but not on the job: {exc}")
+            else:
+                raise drive.CheckFailed("up --wait exited 0 although setupproducts failed")
+            shop.wait_ready()
+            shop.everything_still_there()
+
+        check("up --wait exits 1 on a failed setupproducts; the shop stays open", failed_job)
 
         def scaled() -> str:
             compose.step("up -d --wait --scale cart=2 --scale orders=2")

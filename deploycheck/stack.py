@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shlex
 import socket
@@ -91,13 +92,20 @@ class Compose:
         self.readme = readme_commands()
         self.used: set[tuple[str, ...]] = set()
 
-    def __call__(self, *args: str, timeout: float = 900) -> str:
-        """Run `docker compose ARGS`; raise CommandFailed with the output's tail on failure."""
+    def __call__(
+        self, *args: str, timeout: float = 900, env: Mapping[str, str] | None = None
+    ) -> str:
+        """Run `docker compose ARGS` (`env` overrides .env); raise CommandFailed on failure."""
         with self.log_path.open("a") as log:
             log.write(f"\n$ docker compose {shlex.join(args)}\n")
             log.flush()
             result = subprocess.run(
-                [*self.base, *args], capture_output=True, text=True, timeout=timeout, check=False
+                [*self.base, *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                env={**os.environ, **(env or {})},
             )
             log.write(result.stdout + result.stderr)
         if result.returncode != 0:
@@ -105,14 +113,13 @@ class Compose:
             raise CommandFailed(f"docker compose {shlex.join(args)}: " + " | ".join(tail))
         return result.stdout
 
-    def step(self, start: str) -> str:
-        """Run the README's `docker compose` line that begins with `start`."""
-        words = start.split()
-        for args in self.readme:
-            if args[: len(words)] == words:
-                self.used.add(tuple(args))
-                return self(*args)
-        raise ValueError(f"README.md's operations block has no `docker compose {start}` line")
+    def step(self, command: str) -> str:
+        """Run `docker compose COMMAND`, which must be a line of the README's operations block."""
+        args = shlex.split(command)
+        if args not in self.readme:
+            raise ValueError(f"README.md's operations block has no `docker compose {command}`")
+        self.used.add(tuple(args))
+        return self(*args)
 
     def unused_readme_commands(self) -> list[str]:
         """README lines this run never executed (each must be checked)."""
