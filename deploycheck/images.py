@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from deploycheck.host import run
+from deploycheck.host import apt_install, run
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_IMAGES = ROOT / "deploy" / "ci-images"
@@ -56,6 +56,8 @@ def base_image() -> str:
     made = "cached"
     if not tarball.exists():
         made = "debootstrapped"
+        if shutil.which("debootstrap") is None:
+            apt_install("debootstrap")
         CACHE.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=CACHE) as rootfs:
             run("debootstrap", "--variant=minbase", "bookworm", rootfs, apt_mirror())
