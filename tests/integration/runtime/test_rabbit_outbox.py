@@ -100,8 +100,10 @@ async def test_relay_delivers_after_the_broker_was_unreachable(
     pg_database_url: str, bus_names: BusNames, tmp_path: Path
 ) -> None:
     port = free_port()
-    broker_port = urlsplit(bus_names.url).port or 5672  # a testcontainers broker: any port
-    amqp = bus_names.url.replace(f":{broker_port}", f":{port}")
+    # The proxy listens on loopback; the broker may be a testcontainers one, on any port.
+    broker = urlsplit(bus_names.url)
+    broker_port = broker.port or 5672
+    amqp = broker._replace(netloc=f"{broker.username}:{broker.password}@127.0.0.1:{port}").geturl()
     bus = RabbitBus(amqp, exchange=bus_names.exchange, queue_prefix=bus_names.queue_prefix)
     runtime, seen = probe_runtime(pg_database_url, bus, tmp_path)
 
