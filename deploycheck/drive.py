@@ -9,20 +9,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bench.checkout import BILLING, URLS
 from libs.contracts.topology import CONSUMERS
 
-URLS = {"success_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
-BILLING = {
-    "name": "Ada Lovelace",
-    "email": "ada@example.com",
-    "address": {
-        "line1": "Hauptstraße 1",
-        "city": "Berlin",
-        "postal_code": "10115",
-        "country": "DE",
-    },
-    "vat_id": None,
-}
 DATABASES = {name: f"store_{name}" for name in ("catalog", "cart", "orders", "payments")}
 
 

@@ -30,6 +30,7 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from deploycheck.stack import SECRETS
 from libs.cli import configdoc
 from libs.cli.main import SERVABLE, SERVICES
 from libs.cli.main import app as store_cli
@@ -47,13 +48,6 @@ RABBITMQ_CONF = ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf"
 CONFIG_DOC = ROOT / "docs" / "configuration.md"
 
 BACKING = ("postgres", "redis", "rabbitmq")
-SECRETS = (
-    "GATEWAY_JWT_SECRET",
-    "GATEWAY_COOKIE_SECRET",
-    "STORE_SERVICE_TOKEN",
-    "POSTGRES_PASSWORD",
-    "RABBITMQ_PASSWORD",
-)
 SETTINGS_PREFIXES = ("STORE_", "GATEWAY_", "CATALOG_", "CART_", "ORDERS_", "PAYMENTS_")
 UNPREFIXED_SETTINGS = ("ONE_OFF_PRODUCTS_AVAILABLE", "ISO_ALPHA_3_CURRENCY_CODE")
 BUILD_PY = "import setuptools; setuptools.setup()"
