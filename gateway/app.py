@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Response
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import cart_router, payments_router, store_router
@@ -16,7 +17,9 @@ from gateway.clients import Clients
 from gateway.deps import Deps, GatewayDeps
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
 from gateway.interactor import StoreInteractor
+from gateway.security import BodyLimitMiddleware, RateLimits, checked_media_path, rate_limit
 from gateway.settings import GatewaySettings
+from gateway.storefront import mount_storefront
 from libs.runtime.app import health_router
 from libs.runtime.asyncapi import asyncapi_document
 from libs.runtime.observability import ObservabilityMiddleware
@@ -25,6 +28,9 @@ from libs.runtime.runtime import Shared, shared_for
 from libs.runtime.settings import RuntimeSettings
 
 SERVICES = ("catalog", "cart", "orders", "payments")
+CART_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+log = structlog.get_logger(__name__)
 
 Extra = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -37,12 +43,16 @@ def create_app(
     """Build the gateway. `shared` carries the service directory (URLs or in-process apps)."""
     settings = settings or GatewaySettings()
     shared = shared or shared_for(settings.runtime)
+    verifier = TokenVerifier(settings)
+    cookie = AnonymousCookie(settings)
     deps = GatewayDeps(
         settings=settings,
         interactor=StoreInteractor(Clients(shared.directory)),
-        verifier=TokenVerifier(settings),
-        cookie=AnonymousCookie(settings),
+        verifier=verifier,
+        cookie=cookie,
+        rate_limits=RateLimits.from_settings(settings, verifier=verifier, cookie=cookie),
     )
+    _warn_about_opt_outs(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -69,12 +79,28 @@ def create_app(
     app.add_middleware(
         ProductPageCacheMiddleware, cache=ProductPageCache(ttl_s=settings.product_cache_ttl_s)
     )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_bytes=settings.body_limit_bytes,
+        webhook_bytes=settings.webhook_body_limit_bytes,
+    )
     app.add_middleware(ObservabilityMiddleware, service="gateway")
-    app.include_router(store_router.router)
-    app.include_router(cart_router.router)
-    app.include_router(payments_router.router)
+    limited = [Depends(rate_limit)]
+    app.include_router(store_router.router, dependencies=limited)
+    app.include_router(cart_router.router, dependencies=limited)
+    app.include_router(payments_router.router, dependencies=limited)
     app.include_router(_operations_router(shared, settings.runtime))
+    mount_storefront(app, settings)
     return app
+
+
+def _warn_about_opt_outs(settings: GatewaySettings) -> None:
+    if not settings.runtime.embedded and settings.cookie_secure is False:
+        log.warning(
+            "gateway.cookie_not_secure",
+            detail="GATEWAY_COOKIE_SECURE=false: the anonymous cookie also travels over plain "
+            "HTTP; acceptable only for a local run without TLS.",
+        )
 
 
 def _operations_router(shared: Shared, runtime: RuntimeSettings) -> APIRouter:
@@ -99,8 +125,10 @@ def _operations_router(shared: Shared, runtime: RuntimeSettings) -> APIRouter:
         return asyncapi_document(exchange=runtime.exchange, queue_prefix=runtime.queue_prefix)
 
     @router.get("/media/{path:path}", include_in_schema=False)
-    async def media(path: Annotated[str, Path(max_length=500)], deps: Deps) -> Response:
-        upstream = await deps.interactor.clients.catalog.media(path)
+    async def media(
+        path: Annotated[str, Path(max_length=500)], request: Request, deps: Deps
+    ) -> Response:
+        upstream = await deps.interactor.clients.catalog.media(checked_media_path(request, path))
         headers = {
             k: v
             for k, v in upstream.headers.items()
@@ -123,9 +151,14 @@ class AnonymousCookieMiddleware:
             await self.app(scope, receive, send)
             return
 
+        # Writing the cart renews the anonymous cookie: its max age slides with the cart.
+        cart_write = scope["method"] in CART_WRITES and scope["path"].startswith("/api/store/cart")
+
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
                 caller: Caller | None = scope.get("state", {}).get("caller")
+                if caller is not None and cart_write and message.get("status", 500) < 400:
+                    caller.set_cookie = caller.set_cookie or caller.anonymous_id is not None
                 header = self._set_cookie_header(caller)
                 if header is not None:
                     message.setdefault("headers", []).append((b"set-cookie", header.encode()))

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from libs.contracts.cart import AddLineIn, CartOut, FrozenCart, MergeIn, MergeOut, SetQuantityIn
 from libs.contracts.catalog import ProductOut
-from libs.contracts.common import PRINCIPAL_HEADER, Page, Principal
+from libs.contracts.common import Page, Principal
 from libs.contracts.orders import OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
     CreateBillingIn,
@@ -23,10 +23,6 @@ from libs.runtime.http import ServiceClient
 
 _customers = TypeAdapter(list[CustomerOut])
 _subscriptions = TypeAdapter(list[SubscriptionOut])
-
-
-def _as(principal: Principal) -> dict[str, str]:
-    return {PRINCIPAL_HEADER: principal.model_dump_json()}
 
 
 def _seg(value: str) -> str:
@@ -67,7 +63,8 @@ class CatalogClient:
         )
 
     async def media(self, path: str) -> httpx.Response:
-        return await self.http.request("GET", f"/media/{quote(path)}")
+        """A public media file; `path` was checked by gateway/security.py. No credential goes."""
+        return await self.http.request("GET", f"/media/{quote(path)}", credential=False)
 
 
 class CartClient:
@@ -76,7 +73,7 @@ class CartClient:
 
     async def summary(self, principal: Principal, *, locale: str | None) -> CartOut:
         return await self.http.call(
-            "GET", "/carts/current", CartOut, params=_params(locale=locale), headers=_as(principal)
+            "GET", "/carts/current", CartOut, params=_params(locale=locale), principal=principal
         )
 
     async def add_line(
@@ -88,7 +85,7 @@ class CartClient:
             CartOut,
             json=line.model_dump(),
             params=_params(locale=locale),
-            headers=_as(principal),
+            principal=principal,
         )
 
     async def set_quantity(
@@ -100,7 +97,7 @@ class CartClient:
             CartOut,
             json=body.model_dump(),
             params=_params(locale=locale),
-            headers=_as(principal),
+            principal=principal,
         )
 
     async def remove_line(
@@ -111,7 +108,7 @@ class CartClient:
             f"/carts/current/lines/{_seg(line_id)}",
             CartOut,
             params=_params(locale=locale),
-            headers=_as(principal),
+            principal=principal,
         )
 
     async def merge(self, *, anonymous_id: str, user_id: str) -> MergeOut:
@@ -124,7 +121,7 @@ class CartClient:
             "/carts/current/checkout",
             FrozenCart,
             json={"order_id": order_id},
-            headers=_as(principal),
+            principal=principal,
         )
 
 
@@ -134,7 +131,7 @@ class OrdersClient:
 
     async def prepare_order(self, principal: Principal, body: PrepareOrderIn) -> OrderOut:
         return await self.http.call(
-            "POST", "/orders", OrderOut, json=body.model_dump(mode="json"), headers=_as(principal)
+            "POST", "/orders", OrderOut, json=body.model_dump(mode="json"), principal=principal
         )
 
     async def list_orders(
@@ -145,12 +142,12 @@ class OrdersClient:
             "/orders",
             Page[OrderOut],
             params=_params(paid=paid, limit=limit, cursor=cursor),
-            headers=_as(principal),
+            principal=principal,
         )
 
     async def get_order(self, principal: Principal, order_id: str) -> OrderOut:
         return await self.http.call(
-            "GET", f"/orders/{_seg(order_id)}", OrderOut, headers=_as(principal)
+            "GET", f"/orders/{_seg(order_id)}", OrderOut, principal=principal
         )
 
 
@@ -164,33 +161,31 @@ class PaymentsClient:
             "/customers",
             CustomerOut,
             json=body.model_dump(mode="json"),
-            headers=_as(principal),
+            principal=principal,
         )
 
     async def customers(self, principal: Principal) -> list[CustomerOut]:
-        return await self.http.call("GET", "/customers", _customers, headers=_as(principal))
+        return await self.http.call("GET", "/customers", _customers, principal=principal)
 
     async def organization_customers(self, principal: Principal, org_id: str) -> list[CustomerOut]:
         return await self.http.call(
-            "GET", f"/organizations/{_seg(org_id)}/customers", _customers, headers=_as(principal)
+            "GET", f"/organizations/{_seg(org_id)}/customers", _customers, principal=principal
         )
 
     async def customer(self, principal: Principal, customer_id: str) -> CustomerOut:
         return await self.http.call(
-            "GET", f"/customers/{_seg(customer_id)}", CustomerOut, headers=_as(principal)
+            "GET", f"/customers/{_seg(customer_id)}", CustomerOut, principal=principal
         )
 
     async def default_customer(self, principal: Principal) -> CustomerOut:
-        return await self.http.call(
-            "GET", "/customers/default", CustomerOut, headers=_as(principal)
-        )
+        return await self.http.call("GET", "/customers/default", CustomerOut, principal=principal)
 
     async def delete_customer(self, principal: Principal, customer_id: str) -> None:
-        await self.http.request("DELETE", f"/customers/{_seg(customer_id)}", headers=_as(principal))
+        await self.http.request("DELETE", f"/customers/{_seg(customer_id)}", principal=principal)
 
     async def set_default(self, principal: Principal, customer_id: str) -> CustomerOut:
         return await self.http.call(
-            "POST", f"/customers/{_seg(customer_id)}/default", CustomerOut, headers=_as(principal)
+            "POST", f"/customers/{_seg(customer_id)}/default", CustomerOut, principal=principal
         )
 
     async def start_payment(self, principal: Principal, body: StartPaymentIn) -> PaymentOut:
@@ -199,11 +194,11 @@ class PaymentsClient:
             "/payments",
             PaymentOut,
             json=body.model_dump(mode="json"),
-            headers=_as(principal),
+            principal=principal,
         )
 
     async def subscriptions(self, principal: Principal) -> list[SubscriptionOut]:
-        return await self.http.call("GET", "/subscriptions", _subscriptions, headers=_as(principal))
+        return await self.http.call("GET", "/subscriptions", _subscriptions, principal=principal)
 
     async def cancel_subscription(
         self, principal: Principal, subscription_id: str
@@ -212,7 +207,7 @@ class PaymentsClient:
             "POST",
             f"/subscriptions/{_seg(subscription_id)}/cancel",
             SubscriptionOut,
-            headers=_as(principal),
+            principal=principal,
         )
 
     async def forward(

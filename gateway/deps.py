@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Query, Request
 
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
 from gateway.interactor import Locale, StoreInteractor
+from gateway.security import RateLimits
 from gateway.settings import GatewaySettings
 from libs.runtime.problems import ProblemError, Unauthorized
 
@@ -22,6 +23,7 @@ class GatewayDeps:
     interactor: StoreInteractor
     verifier: TokenVerifier
     cookie: AnonymousCookie
+    rate_limits: RateLimits
 
 
 def gateway_deps(request: Request) -> GatewayDeps:
@@ -40,7 +42,7 @@ async def current_caller(
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Use `Authorization: Bearer <token>`.", code="invalid_token")
-        caller.user_id, caller.orgs = deps.verifier.verify(token.strip())
+        caller.user_id, caller.orgs = await deps.verifier.verify(token.strip())
     caller.anonymous_id = deps.cookie.loads(request.cookies.get(deps.cookie.name))
     if caller.user_id and caller.anonymous_id:
         try:

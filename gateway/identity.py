@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from gateway.settings import GatewaySettings
 from libs.contracts.cart import MergeOut
@@ -49,32 +51,46 @@ def new_anonymous_id() -> str:
     return secrets.token_urlsafe(18)
 
 
+# Algorithms by key type, never both families: a public key cannot be used as an HMAC secret.
+HMAC_ALGORITHMS = ["HS256"]
+PUBLIC_KEY_ALGORITHMS = ["RS256", "ES256"]
+
+
 class TokenVerifier:
-    """Verifies user tokens: HS256 with a shared secret, or RS256 with a public key."""
+    """Verifies user tokens: HS256 with shared secrets, or RS256/ES256 with a PEM public key or
+    an identity provider's JWKS (keys fetched by PyJWT's PyJWKClient and cached)."""
 
     def __init__(self, settings: GatewaySettings) -> None:
-        if settings.jwt_public_key:
-            self._key: str = settings.jwt_public_key
-            self._algorithms = ["RS256"]
+        self._jwks: jwt.PyJWKClient | None = None
+        self._keys: list[Any]
+        if settings.jwt_jwks_url:
+            self._jwks = jwt.PyJWKClient(
+                settings.jwt_jwks_url,
+                cache_keys=True,
+                lifespan=settings.jwt_jwks_cache_s,
+                timeout=settings.runtime.http_timeout_s,
+            )
+            self._keys = []
+            self._algorithms = PUBLIC_KEY_ALGORITHMS
+        elif settings.jwt_public_key:
+            self._keys = [settings.jwt_public_key]
+            self._algorithms = PUBLIC_KEY_ALGORITHMS
         else:
-            self._key = settings.jwt_secret
-            self._algorithms = ["HS256"]
+            self._keys = [settings.jwt_secret, *settings.jwt_secret_previous]
+            self._algorithms = HMAC_ALGORITHMS
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
 
-    def verify(self, token: str) -> tuple[str, list[str]]:
+    async def verify(self, token: str) -> tuple[str, list[str]]:
         """The user id (`sub`) and organizations (`orgs`) of a valid token."""
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=self._algorithms,
-                audience=self._audience,
-                issuer=self._issuer,
-                options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
-                leeway=30,
-            )
-        except jwt.PyJWTError as exc:
+            keys = self._keys
+            if self._jwks is not None:
+                # PyJWKClient fetches over blocking HTTP when its cache misses.
+                signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+                keys = [signing_key.key]
+            claims = self._decode(token, keys)
+        except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
             raise Unauthorized(f"Invalid token: {exc}", code="invalid_token") from None
         orgs = claims.get("orgs") or []
         if not isinstance(orgs, list) or not all(isinstance(o, str) for o in orgs):
@@ -86,25 +102,50 @@ class TokenVerifier:
             raise Unauthorized("Invalid token: bad `sub`", code="invalid_token")
         return subject, orgs
 
+    def _decode(self, token: str, keys: list[Any]) -> dict[str, Any]:
+        for index, key in enumerate(keys):
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    key,
+                    algorithms=self._algorithms,
+                    audience=self._audience,
+                    issuer=self._issuer,
+                    options={
+                        "require": ["sub", "exp"],
+                        "verify_aud": self._audience is not None,
+                    },
+                    leeway=30,
+                )
+                return claims
+            except jwt.InvalidSignatureError:
+                if index == len(keys) - 1:
+                    raise
+        raise jwt.InvalidSignatureError("no key")
+
 
 class AnonymousCookie:
-    """The signed anonymous id. A forged or tampered cookie reads as no cookie at all."""
+    """The signed, timestamped anonymous id. A forged, tampered or expired cookie reads as no
+    cookie at all. Its age slides: the gateway re-issues it whenever the cart changes."""
 
     def __init__(self, settings: GatewaySettings) -> None:
-        self._serializer = URLSafeSerializer(settings.cookie_secret, salt="store.anonymous")
+        # itsdangerous signs with the last key and accepts any of them (rotation).
+        keys = [*reversed(settings.cookie_secret_previous), settings.cookie_secret]
+        self._serializer = URLSafeTimedSerializer(keys, salt="store.anonymous")
         self.name = settings.cookie_name
-        self.secure = settings.cookie_secure
+        self.secure = settings.effective_cookie_secure
         self.max_age_s = settings.cookie_max_age_s
 
     def dumps(self, anonymous_id: str) -> str:
-        return self._serializer.dumps(anonymous_id)
+        value: str = self._serializer.dumps(anonymous_id)
+        return value
 
     def loads(self, value: str | None) -> str | None:
         if not value:
             return None
         try:
-            anonymous_id = self._serializer.loads(value)
-        except BadSignature:
+            anonymous_id = self._serializer.loads(value, max_age=self.max_age_s)
+        except BadSignature:  # also SignatureExpired
             return None
         return anonymous_id if isinstance(anonymous_id, str) and anonymous_id else None
 

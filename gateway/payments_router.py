@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-from urllib.parse import quote
-
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from gateway.deps import CurrentCaller, Deps
+from gateway.security import checked_id
 from libs.contracts.payments import CreateBillingIn, CustomerOut
 from libs.runtime.http import RemoteProblem
-from libs.runtime.problems import NotFound, problem_response
+from libs.runtime.problems import problem_response
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 
@@ -26,24 +24,41 @@ async def create_billing(body: CreateBillingIn, deps: Deps, caller: CurrentCalle
     return await deps.interactor.create_billing(caller, body)
 
 
-@router.api_route(
-    "/{rest:path}", methods=["GET", "POST"], include_in_schema=False, name="payments_public"
-)
-async def forward_to_payments(
-    rest: Annotated[str, Path(max_length=500)], request: Request, deps: Deps
-) -> Response:
-    """Webhooks (`webhooks/stripe`) and the dev provider's hosted checkout (`dev-checkout/...`)."""
-    segments = rest.split("/")
-    if segments[0] not in ("webhooks", "dev-checkout") or any(
-        seg in ("", ".", "..") for seg in segments
-    ):
-        raise NotFound("No such payments page.")
+@router.post("/webhooks/stripe", include_in_schema=False)
+async def stripe_webhook(request: Request, deps: Deps) -> Response:
+    """Stripe's webhook, passed on with its signature header (the payments service verifies it)."""
+    return await _forward(request, deps, "/webhooks/stripe")
+
+
+@router.get("/dev-checkout/{attempt_id}", include_in_schema=False)
+async def dev_checkout_page(attempt_id: str, request: Request, deps: Deps) -> Response:
+    """The dev provider's hosted checkout page (404 unless the dev provider is enabled)."""
+    return await _forward(request, deps, f"/dev-checkout/{checked_id(attempt_id)}")
+
+
+@router.post("/dev-checkout/{attempt_id}/pay", include_in_schema=False)
+async def dev_checkout_pay(attempt_id: str, request: Request, deps: Deps) -> Response:
+    """The dev checkout page's Pay button."""
+    return await _forward(request, deps, f"/dev-checkout/{checked_id(attempt_id)}/pay")
+
+
+@router.post("/dev-checkout/{attempt_id}/decline", include_in_schema=False)
+async def dev_checkout_decline(attempt_id: str, request: Request, deps: Deps) -> Response:
+    """The dev checkout page's Decline button."""
+    return await _forward(request, deps, f"/dev-checkout/{checked_id(attempt_id)}/decline")
+
+
+@router.post("/dev-checkout/subscriptions/{subscription_id}/renew", include_in_schema=False)
+async def dev_renew_subscription(subscription_id: str, request: Request, deps: Deps) -> Response:
+    """Dev action: a subscription's period ends and is renewed."""
+    path = f"/dev-checkout/subscriptions/{checked_id(subscription_id)}/renew"
+    return await _forward(request, deps, path)
+
+
+async def _forward(request: Request, deps: Deps, path: str) -> Response:
+    """Pass a public request on to a fixed payments path; only a few headers go along."""
     body = await request.body()
     headers = {k: v for k, v in request.headers.items() if k in _FORWARDED}
-    # Re-encode each segment: a decoded `?` or `#` in the path must stay part of the path.
-    path = "/" + "/".join(quote(seg, safe="") for seg in segments)
-    if request.url.query:
-        path += f"?{request.url.query}"
     try:
         upstream = await deps.interactor.clients.payments.forward(
             request.method, path, body=body, headers=headers

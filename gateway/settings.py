@@ -1,35 +1,85 @@
 """Gateway settings (`GATEWAY_*`). Defaults are the embedded mode's; secrets have no production
-default: outside the embedded mode the gateway refuses to start with the dev ones."""
+default: outside the embedded mode the gateway refuses to start with dev or short ones."""
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from libs.runtime.settings import RuntimeSettings
+from libs.runtime.settings import RuntimeSettings, require_strong_secret, split_list
 
 DEV_JWT_SECRET = "dev-jwt-secret-not-for-production"
 DEV_COOKIE_SECRET = "dev-cookie-secret-not-for-production"
+KIB = 1024
 
 
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
-    jwt_secret: str = Field(DEV_JWT_SECRET, description="HS256 secret that signs user tokens.")
-    jwt_public_key: str | None = Field(
-        None, description="PEM public key; when set, tokens are verified with RS256 instead."
+    jwt_secret: str = Field(
+        DEV_JWT_SECRET,
+        description="HS256 secret that signs user tokens; at least 32 bytes outside the "
+        "embedded mode.",
     )
+    jwt_secret_previous: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Former HS256 secrets still accepted during a rotation (comma-separated).",
+    )
+    jwt_public_key: str | None = Field(
+        None,
+        description="PEM public key (RSA or EC); when set, tokens are verified with RS256/ES256 "
+        "and never HS256.",
+    )
+    jwt_jwks_url: str | None = Field(
+        None,
+        description="JWKS URL of an identity provider; when set, tokens are verified with its "
+        "RS256/ES256 keys (cached) and never HS256.",
+    )
+    jwt_jwks_cache_s: int = Field(300, ge=1, description="How long fetched JWKS keys are kept.")
     jwt_audience: str | None = Field(None, description="Required `aud` claim, if any.")
     jwt_issuer: str | None = Field(None, description="Required `iss` claim, if any.")
     cookie_secret: str = Field(
-        DEV_COOKIE_SECRET, description="Key that signs the anonymous cookie."
+        DEV_COOKIE_SECRET,
+        description="Key that signs the anonymous cookie; at least 32 bytes outside the "
+        "embedded mode.",
+    )
+    cookie_secret_previous: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Former cookie keys still accepted during a rotation (comma-separated).",
     )
     cookie_name: str = Field("store_anon", description="Name of the anonymous cookie.")
-    cookie_secure: bool = Field(False, description="Mark the anonymous cookie Secure (HTTPS only).")
+    cookie_secure: bool | None = Field(
+        None,
+        description="Mark the anonymous cookie Secure (HTTPS only). Default: true in the "
+        "distributed mode, false in the embedded mode; `false` is the opt-out for plain-HTTP "
+        "runs.",
+    )
     cookie_max_age_s: int = Field(
-        30 * 24 * 3600, ge=60, description="Lifetime of the anonymous cookie."
+        30 * 24 * 3600,
+        ge=60,
+        description="Lifetime of the anonymous cookie; it slides: each cart change renews it.",
+    )
+    return_url_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts a payment's success_url/cancel_url may point to (comma-separated); "
+        "empty: any host, absolute http(s) URLs only.",
+    )
+    body_limit_bytes: int = Field(
+        1024 * KIB, ge=1024, description="Largest accepted request body (JSON APIs)."
+    )
+    webhook_body_limit_bytes: int = Field(
+        256 * KIB, ge=1024, description="Largest accepted payment provider webhook body."
+    )
+    rate_limit_per_address: str = Field(
+        "60/minute",
+        description="Limit per client address on new carts, billing, checkout and pay "
+        "(`limits` notation, e.g. `60/minute`).",
+    )
+    rate_limit_per_identity: str = Field(
+        "30/minute",
+        description="Limit per user or anonymous shopper on the same writes.",
     )
     product_cache_ttl_s: float = Field(
         5.0, ge=0, description="Seconds the gateway keeps product pages (0: no cache)."
@@ -39,12 +89,29 @@ class GatewaySettings(BaseSettings):
     )
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
+    _split_lists = field_validator(
+        "jwt_secret_previous", "cookie_secret_previous", "return_url_hosts", mode="before"
+    )(split_list)
+
+    @field_validator("rate_limit_per_address", "rate_limit_per_identity")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # ValueError names the bad notation
+        return value
+
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Self:
+        if self.jwt_public_key and self.jwt_jwks_url:
+            raise ValueError("set GATEWAY_JWT_PUBLIC_KEY or GATEWAY_JWT_JWKS_URL, not both")
         if self.runtime.embedded:
             return self
-        if self.jwt_public_key is None and self.jwt_secret == DEV_JWT_SECRET:
-            raise ValueError("GATEWAY_JWT_SECRET (or GATEWAY_JWT_PUBLIC_KEY) must be set")
-        if self.cookie_secret == DEV_COOKIE_SECRET:
-            raise ValueError("GATEWAY_COOKIE_SECRET must be set")
+        if self.jwt_public_key is None and self.jwt_jwks_url is None:
+            require_strong_secret("GATEWAY_JWT_SECRET", self.jwt_secret, DEV_JWT_SECRET)
+        require_strong_secret("GATEWAY_COOKIE_SECRET", self.cookie_secret, DEV_COOKIE_SECRET)
         return self
+
+    @property
+    def effective_cookie_secure(self) -> bool:
+        return (not self.runtime.embedded) if self.cookie_secure is None else self.cookie_secure

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from gateway.deps import CurrentCaller, CurrentLocale, Deps
+from gateway.security import check_return_urls, public_links
 from libs.contracts.cart import MergeOut
 from libs.contracts.catalog import ProductOut
 from libs.contracts.common import Page
@@ -51,11 +52,12 @@ async def get_product(
 
 @router.post("/checkout", tags=["checkout"], summary="Check out the cart")
 async def checkout(
-    body: CheckoutIn, deps: Deps, caller: CurrentCaller, locale: CurrentLocale
+    body: CheckoutIn, request: Request, deps: Deps, caller: CurrentCaller, locale: CurrentLocale
 ) -> CheckoutOut:
     """Validate billing, prepare the order from the cart and start a payment. Retrying with
     the same cart returns the same order."""
-    return await deps.interactor.checkout(caller, body, locale=locale)
+    check_return_urls(deps.settings, body.success_url, body.cancel_url)
+    return public_links(await deps.interactor.checkout(caller, body, locale=locale), request)
 
 
 @router.get("/orders", tags=["orders"], summary="The caller's orders")
@@ -81,10 +83,11 @@ async def get_order(order_id: Id, deps: Deps, caller: CurrentCaller) -> OrderOut
 
 @router.post("/orders/{order_id}/pay", tags=["orders"], summary="Pay for an order")
 async def pay_for_order(
-    order_id: Id, body: PayIn, deps: Deps, caller: CurrentCaller
+    order_id: Id, body: PayIn, request: Request, deps: Deps, caller: CurrentCaller
 ) -> CheckoutOut:
     """A new payment attempt for an unpaid order; 409 when it is already paid."""
-    return await deps.interactor.pay_for_order(caller, order_id, body)
+    check_return_urls(deps.settings, body.success_url, body.cancel_url)
+    return public_links(await deps.interactor.pay_for_order(caller, order_id, body), request)
 
 
 @router.get("/subscriptions", tags=["subscriptions"], summary="The caller's subscriptions")

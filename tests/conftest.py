@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -201,3 +202,14 @@ async def delete_bus_names(names: BusNames) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# Everything that drives the system through the gateway, in both modes: `-m e2e` selects it
+# (a conftest's `pytestmark` marks nothing, so the marker is added here).
+_E2E_DIRS = tuple(Path(__file__).parent / name for name in ("e2e", "security"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(directory in Path(str(item.path)).parents for directory in _E2E_DIRS):
+            item.add_marker(pytest.mark.e2e)

@@ -60,6 +60,12 @@ SOURCES: tuple[SettingsSource, ...] = (
         "`store serve gateway`, `store dev`",
     ),
     SettingsSource(
+        "storefront",
+        "Storefront",
+        "gateway.storefront.settings:StorefrontSettings",
+        "`store serve gateway`, `store dev`",
+    ),
+    SettingsSource(
         "catalog",
         "Catalog",
         "services.catalog.settings:CatalogSettings",

@@ -64,6 +64,7 @@ def dev(
         raise typer.BadParameter("`store dev` is the embedded mode; unset STORE_BROKER_URL")
     _configure_logging()
     console.print(f"[bold]Store[/] (embedded) on http://{host}:{port}  data: {runtime.data_dir}")
+    console.print(f"  shop: http://{host}:{port}/shop/")
     console.print(
         f"  products: http://{host}:{port}/api/store/products   docs: http://{host}:{port}/docs"
     )
@@ -198,6 +199,15 @@ def asyncapi() -> None:
 def _service_settings(name: str) -> Any:
     module = importlib.import_module(f"services.{name}.settings")
     return getattr(module, f"{name.capitalize()}Settings")()
+
+
+def _add_groups() -> None:
+    from libs.cli.dlq import dlq_app
+
+    app.add_typer(dlq_app, name="dlq")
+
+
+_add_groups()
 
 
 def main() -> None:

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
+from libs.runtime.auth import require_service_token
 from libs.runtime.observability import ObservabilityMiddleware, metrics_endpoint
 from libs.runtime.problems import install_problem_handlers
 from libs.runtime.runtime import Runtime
@@ -21,10 +22,15 @@ def create_service_app(
     runtime: Runtime,
     title: str,
     routers: Sequence[APIRouter],
+    public_routers: Sequence[APIRouter] = (),
     extra_lifespan: Extra | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
-    """A service app: starts its runtime, serves its routers plus /healthz, /readyz, /metrics."""
+    """A service app: starts its runtime, serves its routers plus /healthz, /readyz, /metrics.
+
+    Every route of `routers` needs the service credential (libs/runtime/auth.py), whatever
+    the router itself declares; `public_routers` (public files only) and the health routes
+    do not."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -43,8 +49,10 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(ObservabilityMiddleware, service=runtime.name)
     app.include_router(health_router(runtime.name, runtime.readiness))
-    for router in routers:
+    for router in public_routers:
         app.include_router(router)
+    for router in routers:
+        app.include_router(router, dependencies=[Depends(require_service_token)])
     return app
 
 

@@ -1,35 +1,117 @@
-"""Request dependencies every service shares: the caller's principal and the service token.
+"""Who may call a service, and on whose behalf: the one place services check both.
 
-Services are reached only through the gateway (or each other); the gateway sends who the
-caller is in the `x-store-principal` header and every internal write carries the shared
-`x-service-token`.
+Every service route except `/healthz`, `/readyz`, `/metrics` (and the catalog's public media
+files) needs the shared service credential in `x-service-token`; `create_service_app` adds that
+check to every router it mounts. The caller's principal travels in `x-store-principal` as a
+short-lived HS256 token signed with the service credential: a forged, edited or expired
+(replayed later) principal is refused with 401.
+Rotation: a token signed with, or a credential equal to, a former service token (listed in
+`STORE_SERVICE_TOKEN_PREVIOUS`) is still accepted.
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
+import time
+from collections.abc import Sequence
 from typing import Annotated
 
+import jwt
 from fastapi import Depends, Header, Request
 from pydantic import ValidationError
 
 from libs.contracts.common import PRINCIPAL_HEADER, Principal
-from libs.runtime.http import SERVICE_TOKEN_HEADER
 from libs.runtime.problems import Unauthorized
+
+SERVICE_TOKEN_HEADER = "x-service-token"
+PRINCIPAL_TTL_S = 30
+_AUDIENCE = "store.services"
+_ALGORITHM = "HS256"
+_CLOCK_SKEW_S = 5  # between the gateway's and a service's host clocks
+
+
+def sign_principal(
+    principal: Principal,
+    *,
+    key: str,
+    ttl_s: int = PRINCIPAL_TTL_S,
+    now: float | None = None,
+) -> str:
+    """The principal as a token services accept for `ttl_s` seconds."""
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "principal": principal.model_dump(mode="json"),
+        "aud": _AUDIENCE,
+        "iat": issued,
+        "exp": issued + ttl_s,
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(claims, key, algorithm=_ALGORITHM)
+
+
+def verify_principal(token: str, *, keys: Sequence[str]) -> Principal:
+    """The principal of an unexpired token signed with one of `keys`, else 401."""
+    claims = None
+    for key in keys:
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[_ALGORITHM],
+                audience=_AUDIENCE,
+                options={"require": ["exp", "iat", "jti", "aud", "principal"]},
+                leeway=_CLOCK_SKEW_S,
+            )
+            break
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError as exc:
+            raise _invalid_principal(str(exc)) from None
+    if claims is None:
+        raise _invalid_principal("bad signature")
+    try:
+        return Principal.model_validate(claims["principal"])
+    except ValidationError:
+        raise _invalid_principal("not a principal") from None
+
+
+def _invalid_principal(reason: str) -> Unauthorized:
+    return Unauthorized(
+        f"The {PRINCIPAL_HEADER} header is not a valid signed principal ({reason}).",
+        code="invalid_principal",
+    )
+
+
+def credential_accepted(token: str | None, accepted: Sequence[str]) -> bool:
+    """True when `token` equals one of the accepted service tokens (compared in constant time)."""
+    if not token:
+        return False
+    given = token.encode()
+    return any(hmac.compare_digest(given, expected.encode()) for expected in accepted)
+
+
+def require_service_token(
+    request: Request,
+    token: Annotated[
+        str | None, Header(alias=SERVICE_TOKEN_HEADER, include_in_schema=False)
+    ] = None,
+) -> None:
+    """Every call comes from the gateway or another service, with the shared credential."""
+    if not credential_accepted(token, request.app.state.runtime.settings.service_tokens):
+        raise Unauthorized(
+            f"The {SERVICE_TOKEN_HEADER} header is missing or wrong.", code="invalid_service_token"
+        )
 
 
 def principal_or_none(
+    request: Request,
     header: Annotated[str | None, Header(alias=PRINCIPAL_HEADER, include_in_schema=False)] = None,
 ) -> Principal | None:
-    """The caller as the gateway established it; None without the header."""
+    """The caller as the gateway signed it; None without the header."""
     if not header:
         return None
-    try:
-        return Principal.model_validate_json(header)
-    except ValidationError:
-        raise Unauthorized(
-            f"The {PRINCIPAL_HEADER} header is not a principal.", code="invalid_principal"
-        ) from None
+    return verify_principal(header, keys=request.app.state.runtime.settings.service_tokens)
 
 
 def require_principal(
@@ -41,17 +123,3 @@ def require_principal(
             f"The {PRINCIPAL_HEADER} header names nobody.", code="principal_required"
         )
     return principal
-
-
-def require_service_token(
-    request: Request,
-    token: Annotated[
-        str | None, Header(alias=SERVICE_TOKEN_HEADER, include_in_schema=False)
-    ] = None,
-) -> None:
-    """Internal writes come from the gateway or another service, with the shared token."""
-    expected = request.app.state.runtime.settings.service_token
-    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthorized(
-            f"The {SERVICE_TOKEN_HEADER} header is missing or wrong.", code="invalid_service_token"
-        )

@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from libs.contracts.common import FieldError
+from libs.contracts.common import PRINCIPAL_HEADER, FieldError, Principal
+from libs.runtime.auth import SERVICE_TOKEN_HEADER, sign_principal
 from libs.runtime.observability import CORRELATION_HEADER, current_correlation_id
 from libs.runtime.problems import PROBLEM_MEDIA_TYPE, ProblemError, ServiceUnavailable
 
 M = TypeVar("M")
 
-SERVICE_TOKEN_HEADER = "x-service-token"
+__all__ = ["SERVICE_TOKEN_HEADER", "RemoteProblem", "ServiceClient", "ServiceDirectory"]
 
 
 class RemoteProblem(ProblemError):
@@ -40,7 +41,7 @@ class ServiceClient:
     ) -> None:
         self.name = name
         self._base_url = base_url.rstrip("/")
-        self._headers = {SERVICE_TOKEN_HEADER: service_token} if service_token else {}
+        self._service_token = service_token
         self._timeout_s = timeout_s
         self._session: Any = None  # aiohttp, created in the running loop on first use
         self._client: httpx.AsyncClient | None = None
@@ -49,7 +50,6 @@ class ServiceClient:
                 base_url=base_url,
                 transport=transport,
                 timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
-                headers=self._headers,
             )
 
     async def request(
@@ -62,9 +62,18 @@ class ServiceClient:
         headers: dict[str, str] | None = None,
         content: bytes | None = None,
         files: Any = None,
+        principal: Principal | None = None,
+        credential: bool = True,
     ) -> httpx.Response:
-        """Send a request; errors come back as ProblemError, outages as ServiceUnavailable."""
+        """Send a request; errors come back as ProblemError, outages as ServiceUnavailable.
+
+        The service credential goes with every call unless `credential=False` (public files);
+        `principal` travels signed (libs/runtime/auth.py)."""
         merged = dict(headers or {})
+        if credential and self._service_token:
+            merged[SERVICE_TOKEN_HEADER] = self._service_token
+            if principal is not None:
+                merged[PRINCIPAL_HEADER] = sign_principal(principal, key=self._service_token)
         correlation_id = current_correlation_id()
         if correlation_id:
             merged[CORRELATION_HEADER] = correlation_id
@@ -105,7 +114,6 @@ class ServiceClient:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30),
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s, connect=2.0),
-                headers=self._headers,
                 auto_decompress=False,
             )
         url = self._base_url + path

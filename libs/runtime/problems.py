@@ -50,6 +50,7 @@ class ProblemError(Exception):
             self.title = title
         self.errors = errors
         self.extra = extra or {}
+        self.headers: dict[str, str] | None = None  # e.g. Retry-After of a 429
 
     def to_problem(self, instance: str | None = None) -> Problem:
         return Problem(
@@ -163,7 +164,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         problem = exc.to_problem(instance=request.url.path)
         body = problem.model_dump(exclude_none=True)
         body.update(exc.extra)
-        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_MEDIA_TYPE)
+        return JSONResponse(
+            body, status_code=exc.status, media_type=PROBLEM_MEDIA_TYPE, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

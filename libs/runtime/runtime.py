@@ -54,7 +54,9 @@ def shared_for(settings: RuntimeSettings, *, composed: bool = False) -> Shared:
     """Adapters for one process; in embedded mode pass the same `Shared` to every service."""
     import fakeredis
 
-    retry = RetryPolicy(settings.consumer_max_retries, settings.consumer_retry_delay_ms)
+    retry = RetryPolicy(
+        settings.consumer_retry_ladder_ms, round(settings.consumer_retry_budget_s * 1000)
+    )
     return Shared(
         bus=create_bus(
             settings.broker_url,

@@ -7,12 +7,32 @@ with its own prefix and embeds these as `runtime`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from libs.contracts.topology import DEFAULT_RETRY_LADDER_MS
 
 MEMORY_URL = "memory://"
+DEV_SERVICE_TOKEN = "dev-service-token-not-for-production"
+MIN_SECRET_BYTES = 32
+
+
+def require_strong_secret(variable: str, value: str, dev_default: str) -> None:
+    """Refuse a dev default or short secret: the distributed mode starts only with real ones."""
+    if value == dev_default or len(value.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"{variable} must be set to a random secret of at least {MIN_SECRET_BYTES} bytes "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+
+
+def split_list(value: Any) -> Any:
+    """A comma-separated variable as a list (empty items dropped)."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 class RuntimeSettings(BaseSettings):
@@ -29,15 +49,28 @@ class RuntimeSettings(BaseSettings):
     )
     exchange: str = Field("store.events", description="The durable topic exchange of all events.")
     queue_prefix: str = Field("store", description="Prefix of every consumer's queue name.")
-    consumer_max_retries: int = Field(
-        5, ge=0, description="Retries before a message is dead-lettered."
+    consumer_retry_ladder_ms: tuple[int, ...] = Field(
+        DEFAULT_RETRY_LADDER_MS,
+        min_length=1,
+        description="Delays of the retry ladder (a JSON list, ms); one queue per rung, the last "
+        "rung repeats. Changing a rung adds a queue; drain the old one before deleting it.",
     )
-    consumer_retry_delay_ms: int = Field(
-        200, ge=1, description="First retry delay; doubles each time."
+    consumer_retry_budget_s: float = Field(
+        3600,
+        ge=0,
+        description="Total time a failing event is retried before it goes to the dead-letter "
+        "queue; long enough to ride out a database restart.",
     )
     outbox_poll_interval_ms: int = Field(250, ge=5, description="Relay poll interval when idle.")
     service_token: str = Field(
-        "dev-service-token", description="Shared secret for the services' internal write APIs."
+        DEV_SERVICE_TOKEN,
+        description="Shared secret every call to a service carries; it also signs the caller's "
+        "principal. At least 32 bytes outside the embedded mode.",
+    )
+    service_token_previous: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Former service tokens still accepted while a rotation rolls out "
+        "(comma-separated).",
     )
     log_format: Literal["console", "json"] | None = Field(
         None, description="Log format; default json in distributed mode, console in embedded."
@@ -48,6 +81,19 @@ class RuntimeSettings(BaseSettings):
     orders_url: str = Field("http://127.0.0.1:8003", description="Orders service base URL.")
     payments_url: str = Field("http://127.0.0.1:8004", description="Payments service base URL.")
     http_timeout_s: float = Field(5.0, gt=0, description="Timeout of service-to-service calls.")
+
+    _split_previous = field_validator("service_token_previous", mode="before")(split_list)
+
+    @model_validator(mode="after")
+    def _no_dev_token_when_distributed(self) -> Self:
+        if not self.embedded:
+            require_strong_secret("STORE_SERVICE_TOKEN", self.service_token, DEV_SERVICE_TOKEN)
+        return self
+
+    @property
+    def service_tokens(self) -> list[str]:
+        """Every accepted service token, the current one first."""
+        return [self.service_token, *self.service_token_previous]
 
     @property
     def embedded(self) -> bool:

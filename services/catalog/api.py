@@ -274,4 +274,5 @@ async def put_tax_rates(country_code: str, body: TaxRatesIn, catalog: Catalog) -
     return await catalog.put_tax_rates(country=country_code, rates=body.rates)
 
 
-ROUTERS = (public, media, internal, admin)
+ROUTERS = (public, internal, admin)
+PUBLIC_ROUTERS = (media,)  # product images: no credential, the gateway serves them to anyone

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from libs.runtime.app import create_service_app
 from libs.runtime.runtime import Shared, shared_for
-from services.catalog.api import ROUTERS
+from services.catalog.api import PUBLIC_ROUTERS, ROUTERS
 from services.catalog.bootstrap import CatalogDeps, build_deps
 from services.catalog.settings import CatalogSettings
 
@@ -37,7 +37,11 @@ def create_app(
         yield
 
     app = create_service_app(
-        runtime=deps.runtime, title="Store catalog", routers=ROUTERS, extra_lifespan=seed_when_empty
+        runtime=deps.runtime,
+        title="Store catalog",
+        routers=ROUTERS,
+        public_routers=PUBLIC_ROUTERS,
+        extra_lifespan=seed_when_empty,
     )
     app.state.deps = deps
     return app

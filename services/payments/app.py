@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from libs.runtime.app import create_service_app
 from libs.runtime.runtime import Shared, shared_for
-from services.payments.api import routers
+from services.payments.api import dev_router, routers
 from services.payments.bootstrap import PaymentsDeps, build_deps
 from services.payments.settings import PaymentsSettings
 
@@ -33,8 +33,11 @@ def create_app(
             for provider in ready.providers.values():
                 await provider.aclose()
 
+    # The dev checkout pages exist only while the dev provider is chosen: with Stripe, no
+    # route can mark an order paid without a verified provider event.
+    mounted = [r for r in routers if r is not dev_router or deps.settings.dev_enabled]
     app = create_service_app(
-        runtime=deps.runtime, title="Store payments", routers=routers, extra_lifespan=providers
+        runtime=deps.runtime, title="Store payments", routers=mounted, extra_lifespan=providers
     )
     app.state.payments = deps
     return app

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import structlog
+
 from libs.runtime.runtime import Runtime, Shared, shared_for
 from services.payments.dev_provider import DevProvider
 from services.payments.events import SUBSCRIPTIONS
@@ -19,6 +21,8 @@ from services.payments.service import (
 )
 from services.payments.settings import PaymentsSettings
 from services.payments.tables import metadata
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ def build_deps(
     clock: Clock = utcnow,
 ) -> PaymentsDeps:
     """Build the service from settings; tests may pass providers and a clock."""
+    if providers is None:
+        settings.check_provider()
     shared = shared or shared_for(settings.runtime)
     runtime = Runtime.for_service(
         name="payments",
@@ -75,7 +81,13 @@ def build_deps(
         shared=shared,
     )
     providers = providers if providers is not None else build_providers(settings)
-    active = "stripe" if "stripe" in providers else "dev"
+    active = "stripe" if "stripe" in providers and settings.provider != "dev" else "dev"
+    if settings.dev_enabled and not settings.runtime.embedded:
+        log.warning(
+            "payments.dev_provider_enabled",
+            detail="PAYMENTS_PROVIDER=dev in the distributed mode: anyone who reaches the dev "
+            "checkout page can mark orders paid, and no money moves. Never in production.",
+        )
     customers = CustomerService(runtime=runtime, clock=clock)
     deps = PaymentsDeps(
         settings=settings,

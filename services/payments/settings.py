@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.runtime.settings import RuntimeSettings
+
+
+class ProviderNotConfigured(ValueError):
+    """Payments cannot start: no payment provider is usable."""
 
 
 class PaymentsSettings(BaseSettings):
@@ -17,12 +23,19 @@ class PaymentsSettings(BaseSettings):
         None, description="Database URL; default: a SQLite file `payments.db` in the data folder."
     )
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
-    public_url: str = Field(
-        "http://127.0.0.1:8000",
-        description="Public base URL of the gateway; the dev checkout page is linked under it.",
+    provider: Literal["stripe", "dev"] | None = Field(
+        None,
+        description="Payment provider of new payments: `stripe`, or `dev` (marks orders paid "
+        "from its own page, no money moves). Default: `dev` in the embedded mode, `stripe` in "
+        "the distributed mode, where `dev` must be chosen explicitly.",
+    )
+    public_url: str | None = Field(
+        None,
+        description="Public base URL of the gateway for the dev checkout page's links; default: "
+        "the address each request reached the store on.",
     )
     stripe_secret_key: SecretStr | None = Field(
-        None, description="Stripe secret API key; when unset the dev payment provider is used."
+        None, description="Stripe secret API key; required when the provider is `stripe`."
     )
     stripe_webhook_secret: SecretStr | None = Field(
         None,
@@ -44,7 +57,7 @@ class PaymentsSettings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _stripe_needs_webhook_secret(self) -> PaymentsSettings:
+    def _provider_chosen_explicitly(self) -> PaymentsSettings:
         if self.stripe_secret_key is not None and not self.stripe_secret_key.get_secret_value():
             self.stripe_secret_key = None
         if self.stripe_secret_key is not None and not (
@@ -56,13 +69,42 @@ class PaymentsSettings(BaseSettings):
             )
         return self
 
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def check_provider(self) -> None:
+        """Refuse to serve payments with no provider chosen: Stripe without its keys."""
+        if self.effective_provider == "stripe" and self.stripe_secret_key is None:
+            raise ProviderNotConfigured(
+                "The payment provider is stripe: set PAYMENTS_STRIPE_SECRET_KEY and "
+                "PAYMENTS_STRIPE_WEBHOOK_SECRET, or choose the development provider explicitly "
+                "with PAYMENTS_PROVIDER=dev (no money moves; anyone can mark orders paid)."
+            )
+
+    @property
+    def effective_provider(self) -> str:
+        """The chosen provider; unset: Stripe when its key is set or outside the embedded mode."""
+        if self.provider is not None:
+            return self.provider
+        stripe_key = self.stripe_secret_key is not None
+        return "stripe" if stripe_key or not self.runtime.embedded else "dev"
+
     @property
     def stripe_enabled(self) -> bool:
-        return self.stripe_secret_key is not None
+        return self.effective_provider == "stripe"
+
+    @property
+    def dev_enabled(self) -> bool:
+        """The dev provider takes new payments and its checkout pages are served."""
+        return self.effective_provider == "dev"
 
     def resolved_database_url(self) -> str:
         return self.database_url or self.runtime.sqlite_url("payments")
 
     def dev_checkout_url(self, attempt_id: str) -> str:
-        """Where the dev provider's hosted page of an attempt is, through the gateway."""
-        return f"{self.public_url.rstrip('/')}/api/payments/dev-checkout/{attempt_id}"
+        """Where the dev provider's hosted page of an attempt is, through the gateway: under
+        `public_url` when set, else a path the gateway resolves against its request's address."""
+        path = f"/api/payments/dev-checkout/{attempt_id}"
+        return f"{self.public_url.rstrip('/')}{path}" if self.public_url else path

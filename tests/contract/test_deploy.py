@@ -146,7 +146,9 @@ def operator_env() -> dict[str, str]:
     """deploy/compose.env.example as an operator fills it in: the secrets set."""
     env = read_env_file(ENV_EXAMPLE)
     for name in SECRETS:
-        env[name] = f"test-{name.lower().replace('_', '-')}"
+        env[name] = f"test-{name.lower().replace('_', '-')}-{'0' * 32}"
+    env["PAYMENTS_STRIPE_SECRET_KEY"] = "sk_test_operator"
+    env["PAYMENTS_STRIPE_WEBHOOK_SECRET"] = "whsec_operator"
     return env
 
 
@@ -411,6 +413,33 @@ def test_service_urls_point_at_the_compose_services(compose: dict[str, Any]) -> 
         assert urlsplit(env["STORE_BROKER_URL"]).hostname == "rabbitmq"
 
 
+def test_payments_refuse_to_start_without_a_provider_choice(
+    raw_compose: dict[str, Any], operator_env: dict[str, str], clean_environment: pytest.MonkeyPatch
+) -> None:
+    """Compose defaults with no Stripe keys: no silent dev provider that marks orders paid."""
+    from services.payments.bootstrap import build_deps
+    from services.payments.settings import PaymentsSettings, ProviderNotConfigured
+
+    undecided = {
+        **operator_env,
+        "PAYMENTS_STRIPE_SECRET_KEY": "",
+        "PAYMENTS_STRIPE_WEBHOOK_SECRET": "",
+    }
+    payments = resolve_tree(raw_compose, undecided)["services"]["payments"]
+    for key, value in environment_of(payments).items():
+        clean_environment.setenv(key, value)
+    with pytest.raises(ProviderNotConfigured) as refused:
+        build_deps(PaymentsSettings())
+    for variable in (
+        "PAYMENTS_STRIPE_SECRET_KEY",
+        "PAYMENTS_STRIPE_WEBHOOK_SECRET",
+        "PAYMENTS_PROVIDER",
+    ):
+        assert variable in str(refused.value)
+    clean_environment.setenv("PAYMENTS_PROVIDER", "dev")
+    assert PaymentsSettings().dev_enabled
+
+
 def test_the_gateway_starts_with_compose_secrets_only(
     compose: dict[str, Any], clean_environment: pytest.MonkeyPatch
 ) -> None:
@@ -620,7 +649,7 @@ def test_definitions_declare_the_exchange_and_no_credentials() -> None:
     exchanges = {e["name"]: e for e in definitions["exchanges"]}
     assert exchanges[DEFAULT_EXCHANGE]["type"] == "topic"
     assert exchanges[DEFAULT_EXCHANGE]["durable"] is True
-    assert not definitions.get("users") and not definitions.get("queues")
+    assert not definitions.get("users")
     assert "password" not in DEFINITIONS.read_text()
 
 

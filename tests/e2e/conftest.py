@@ -11,8 +11,6 @@ import pytest
 
 from tests.support.cluster import RunningStore, distributed, embedded
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="session", params=["embedded", "distributed"])
 def store(

@@ -142,14 +142,15 @@ async def test_login_moves_anonymous_orders_and_customers_to_the_user(
     auth = {"authorization": f"Bearer {token_for(store, f'u-{uuid.uuid4().hex[:8]}')}"}
     await client.get("/api/store/cart", headers=auth)  # merge on login
     client.cookies.clear()
+    # Orders and payments each handle the merge event on their own: wait for both.
     for _ in range(100):
         mine = (await client.get("/api/store/orders", headers=auth)).json()["items"]
-        if order["id"] in [o["id"] for o in mine]:
+        customers = (await client.get("/api/store/customers", headers=auth)).json()
+        if order["id"] in [o["id"] for o in mine] and customers:
             break
         await asyncio.sleep(0.1)
     else:
-        raise AssertionError("the anonymous order never became the user's")
-    customers = (await client.get("/api/store/customers", headers=auth)).json()
+        raise AssertionError("the anonymous order and customer never became the user's")
     assert [c["is_default"] for c in customers].count(True) == 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -101,6 +102,23 @@ def _wait_ready(url: str, store: RunningStore, name: str, timeout_s: float = 60.
     raise RuntimeError(f"{name} not ready after {timeout_s}s: {last}\n{store.logs(name)}")
 
 
+# Tests and the benchmark send every request from 127.0.0.1: the gateway's rate limits are
+# raised so they never answer 429 by accident (tests/security lowers them on purpose).
+RAISED_RATE_LIMITS = {
+    "GATEWAY_RATE_LIMIT_PER_ADDRESS": "1000000/minute",
+    "GATEWAY_RATE_LIMIT_PER_IDENTITY": "1000000/minute",
+}
+
+
+def distributed_secrets() -> dict[str, str]:
+    """Fresh random secrets of the length the distributed mode requires, for one run."""
+    return {
+        "STORE_SERVICE_TOKEN": secrets.token_urlsafe(32),
+        "GATEWAY_JWT_SECRET": secrets.token_urlsafe(32),
+        "GATEWAY_COOKIE_SECRET": secrets.token_urlsafe(32),
+    }
+
+
 def _base_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
@@ -113,10 +131,11 @@ def _base_env(**extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def embedded(data_dir: Path) -> Iterator[RunningStore]:
+def embedded(data_dir: Path, *, extra_env: dict[str, str] | None = None) -> Iterator[RunningStore]:
     """`store dev` in a subprocess with its own data folder."""
     port = free_port()
-    env = _base_env(STORE_DATA_DIR=str(data_dir), PAYMENTS_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    # No PAYMENTS_PUBLIC_URL: the dev checkout links follow the address the store is served on.
+    env = _base_env(STORE_DATA_DIR=str(data_dir), **{**RAISED_RATE_LIMITS, **(extra_env or {})})
     store = RunningStore(
         "embedded", f"http://127.0.0.1:{port}", env, data_dir, ports={"store": port}
     )
@@ -152,19 +171,34 @@ async def _drop_databases(server_url: str, names: list[str]) -> None:
         await conn.close()
 
 
+# Every retry delay a test ladder may use (tests pick from these), so cleanup finds the rungs.
+TEST_LADDER_DELAYS_MS = (10, 20, 50, 100, 1_000, 30_000)
+
+
 async def delete_bus(
     amqp_url: str, exchange: str, prefix: str, consumers: tuple[str, ...] = SERVICES
 ) -> None:
-    """Remove a run's exchange and each consumer's queue, retry queue and dead-letter queue."""
+    """Remove a run's exchange and each consumer's queue, retry rungs and dead-letter queue."""
     import aio_pika
 
+    from libs.contracts.topology import (
+        DEFAULT_RETRY_LADDER_MS,
+        UNCLAIMED,
+        dead_letter_queue_name,
+        queue_name,
+        retry_queue_name,
+    )
+
+    delays = (*DEFAULT_RETRY_LADDER_MS, *TEST_LADDER_DELAYS_MS)
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
         await channel.exchange_delete(exchange)
-        for consumer in consumers:
-            for suffix in ("", ".retry", ".dlq"):
-                await channel.queue_delete(f"{prefix}.{consumer}{suffix}")
+        for consumer in (*consumers, UNCLAIMED):
+            names = [queue_name(prefix, consumer), dead_letter_queue_name(prefix, consumer)]
+            names += [retry_queue_name(prefix, consumer, delay) for delay in delays]
+            for name in names:
+                await channel.queue_delete(name)
     finally:
         await connection.close()
 
@@ -186,7 +220,7 @@ def distributed(
     databases = {name: f"store_{token}_{name}" for name in SERVICES}
     netloc = urlsplit(postgres_url).netloc
     ports = {name: free_port() for name in (*SERVICES, "gateway")}
-    env = _base_env(
+    values = dict(
         STORE_BROKER_URL=amqp_url,
         STORE_REDIS_URL=redis_url,
         STORE_EXCHANGE=f"store.e2e.{token}",
@@ -194,18 +228,19 @@ def distributed(
         STORE_DATA_DIR=str(log_dir),
         STORE_LOG_FORMAT="json",
         STORE_LOG_LEVEL="WARNING",
-        STORE_SERVICE_TOKEN=f"svc-{token}",
-        GATEWAY_JWT_SECRET="e2e-jwt-secret",
-        GATEWAY_COOKIE_SECRET="e2e-cookie-secret",
-        PAYMENTS_PUBLIC_URL=f"http://127.0.0.1:{ports['gateway']}",
+        **distributed_secrets(),
+        # Plain HTTP on loopback: the cookie may not be Secure, and the dev provider is chosen.
+        GATEWAY_COOKIE_SECURE="false",
+        PAYMENTS_PROVIDER="dev",
+        **RAISED_RATE_LIMITS,
         ONE_OFF_PRODUCTS_AVAILABLE=str(EXAMPLE_PRODUCTS),
         **{f"STORE_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in SERVICES},
         **{
             f"{name.upper()}_DATABASE_URL": f"postgresql+asyncpg://{netloc}/{db}"
             for name, db in databases.items()
         },
-        **(extra_env or {}),
     )
+    env = _base_env(**{**values, **(extra_env or {})})
     store = RunningStore(
         "distributed", f"http://127.0.0.1:{ports['gateway']}", env, log_dir, ports=ports
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -10,14 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
-from libs.contracts.common import PRINCIPAL_HEADER
+from libs.contracts.common import PRINCIPAL_HEADER, Principal
 from libs.contracts.envelope import Envelope
 from libs.contracts.events import OrderCreated, OrderPaid, PricingChanged
 from libs.runtime.http import SERVICE_TOKEN_HEADER
 from libs.runtime.runtime import shared_for
 from services.cart.app import create_app
+from tests.support.services import TEST_SERVICE_TOKEN, service_headers
 from tests.unit.cart.builders import cart_settings, published
 from tests.unit.cart.fakes import FakeCatalog
 
@@ -43,7 +44,7 @@ async def app(tmp_path: Path, catalog: FakeCatalog) -> AsyncIterator[Any]:
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway's view: every request carries the shared service token."""
     transport = httpx.ASGITransport(app=app)
-    token = {SERVICE_TOKEN_HEADER: app.state.cart.settings.runtime.service_token}
+    token = service_headers(token=app.state.cart.settings.runtime.service_token)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://cart", headers=token
     ) as client:
@@ -51,11 +52,13 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def as_anonymous(anonymous_id: str | None = None) -> dict[str, str]:
-    return {PRINCIPAL_HEADER: json.dumps({"anonymous_id": anonymous_id or uuid.uuid4().hex})}
+    return service_headers(
+        Principal(anonymous_id=anonymous_id or uuid.uuid4().hex), token=TEST_SERVICE_TOKEN
+    )
 
 
 def as_user(user_id: str | None = None) -> dict[str, str]:
-    return {PRINCIPAL_HEADER: json.dumps({"user_id": user_id or uuid.uuid4().hex})}
+    return service_headers(Principal(user_id=user_id or uuid.uuid4().hex), token=TEST_SERVICE_TOKEN)
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -73,7 +76,7 @@ async def test_without_a_principal_the_cart_is_refused(client: httpx.AsyncClient
     problem(await client.get("/carts/current"), 401, "principal_required")
     bad = {PRINCIPAL_HEADER: "not json"}
     problem(await client.get("/carts/current", headers=bad), 401, "invalid_principal")
-    nobody = {PRINCIPAL_HEADER: "{}"}
+    nobody = service_headers(Principal(), token=TEST_SERVICE_TOKEN)
     problem(await client.get("/carts/current", headers=nobody), 401, "principal_required")
 
 
@@ -244,10 +247,10 @@ async def test_checkout_endpoint(client, catalog, app, who) -> None:
     frozen = await client.post("/carts/current/checkout", json={"order_id": order_id}, headers=me)
     assert frozen.status_code == 200, frozen.text
     body = frozen.json()
-    principal = json.loads(me[PRINCIPAL_HEADER])
+    principal = jwt.decode(me[PRINCIPAL_HEADER], options={"verify_signature": False})["principal"]
     owner = (
         {"kind": "user", "id": principal["user_id"]}
-        if "user_id" in principal
+        if principal["user_id"]
         else {
             "kind": "anonymous",
             "id": principal["anonymous_id"],

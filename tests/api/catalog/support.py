@@ -10,10 +10,11 @@ import httpx
 
 from libs.runtime.settings import RuntimeSettings
 from services.catalog.settings import CatalogSettings
+from tests.support.services import service_headers
 
 PROBLEM = "application/problem+json"
-TOKEN = "test-service-token"
-ADMIN = {"x-service-token": TOKEN}
+TOKEN = "test-service-token-for-the-catalog-api"
+ADMIN = service_headers(token=TOKEN)
 
 MediaFiles = Callable[[], set[Path]]
 

@@ -23,6 +23,7 @@ from libs.contracts.events import PricingChanged, ProductChanged
 from services.catalog.app import create_app
 from services.catalog.settings import CatalogSettings
 from tests.api.catalog.support import ADMIN, MediaFiles, catalog_settings, problem
+from tests.support.services import send_without_credential
 
 # One app for the module (tests use their own random product keys): migrating a fresh
 # database per test would dominate the run time.
@@ -44,7 +45,9 @@ async def app(settings: CatalogSettings) -> AsyncIterator[FastAPI]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://catalog", headers=ADMIN
+    ) as client:
         yield client
 
 
@@ -144,7 +147,10 @@ async def upload(
 async def test_the_write_api_needs_the_service_token(
     client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]
 ) -> None:
-    response = await client.request(method, path, json={}, headers=headers)
+    if headers:
+        response = await client.request(method, path, json={}, headers=headers)
+    else:
+        response = await send_without_credential(client, method, path, json={})
     problem(response, 401, "invalid_service_token")
 
 

@@ -11,7 +11,7 @@ import pytest_asyncio
 from PIL import Image
 
 from services.catalog.app import create_app
-from tests.api.catalog.support import catalog_settings, problem
+from tests.api.catalog.support import ADMIN, catalog_settings, problem
 
 # Every test here only reads: they share one seeded app, which keeps the module fast.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -23,7 +23,9 @@ async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[http
     app = create_app(catalog_settings(tmp_path_factory.mktemp("catalog"), seed=True))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://catalog", headers=ADMIN
+        ) as client:
             yield client
 
 

@@ -23,6 +23,7 @@ from libs.runtime.settings import RuntimeSettings
 from services.orders.app import create_app
 from services.orders.bootstrap import build_deps
 from services.orders.settings import OrdersSettings
+from tests.support.services import service_headers
 from tests.unit.orders.support import (
     FakeCatalog,
     SteppingClock,
@@ -32,7 +33,7 @@ from tests.unit.orders.support import (
     user,
 )
 
-TOKEN = {SERVICE_TOKEN_HEADER: "dev-service-token"}
+TOKEN = service_headers()
 
 
 @dataclass
@@ -50,8 +51,7 @@ class Api:
         self, path: str, owner: Owner | Principal | None, **params: Any
     ) -> httpx.Response:
         principal = owner if isinstance(owner, Principal | None) else principal_of(owner)
-        headers = {} if principal is None else {PRINCIPAL_HEADER: principal.model_dump_json()}
-        return await self.http.get(path, headers=headers, params=params)
+        return await self.http.get(path, headers=service_headers(principal), params=params)
 
 
 @pytest.fixture
@@ -65,7 +65,8 @@ async def serve(tmp_path: Path, *, register_catalog: bool = True) -> AsyncIterat
     runtime = RuntimeSettings(
         data_dir=tmp_path,
         outbox_poll_interval_ms=20,
-        consumer_retry_delay_ms=10,
+        consumer_retry_ladder_ms=(10,),
+        consumer_retry_budget_s=0.05,  # five retries, 10 ms apart
         catalog_url="http://127.0.0.1:9",  # nothing listens there: "catalog down"
         http_timeout_s=2,
     )
@@ -187,7 +188,7 @@ async def test_an_order_is_shown_to_its_owner_only(api: Api) -> None:
     ]:
         problem(await api.get(f"/orders/{order_id}", who), 404, "order_not_found")
     problem(await api.get("/orders", None), 401, "unauthorized")
-    garbled = await api.http.get("/orders", headers={PRINCIPAL_HEADER: "{not json"})
+    garbled = await api.http.get("/orders", headers={**TOKEN, PRINCIPAL_HEADER: "{not json"})
     problem(garbled, 401, "invalid_principal")
 
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from libs.contracts.common import Principal
 from services.payments.app import create_app
 from services.payments.bootstrap import PaymentsDeps, build_deps
+from tests.support.services import service_headers
 from tests.unit.payments.builders import FakeClock, billing, headers, settings_for, user
 
 
@@ -43,5 +44,8 @@ async def api(tmp_path: Path) -> AsyncIterator[PaymentsApi]:
     app = create_app(deps=deps)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://payments") as http:
+        # The gateway's view: every request carries the service credential.
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://payments", headers=service_headers()
+        ) as http:
             yield PaymentsApi(app=app, http=http, deps=deps, clock=clock)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.api.payments.conftest import PaymentsApi
+from tests.support.services import send_without_credential
 from tests.unit.payments.builders import (
     CUSTOMER_CHANGED,
     CUSTOMER_CREATED,
@@ -58,9 +59,14 @@ async def test_country_and_vat_id_are_normalized(api: PaymentsApi) -> None:
 
 
 async def test_without_identity_is_401(api: PaymentsApi) -> None:
-    problem(await api.http.post("/customers", json=billing()), 401, "identity_required")
-    problem(await api.http.get("/customers"), 401)
-    bad = {"x-store-principal": "{not json"}
+    no_credential = await send_without_credential(
+        api.http, "POST", "/customers", json=billing(), headers=headers(user())
+    )
+    problem(no_credential, 401, "invalid_service_token")
+    nobody = await api.http.post("/customers", json=billing(), headers=headers())
+    problem(nobody, 401, "identity_required")
+    problem(await api.http.get("/customers", headers=headers()), 401)
+    bad = {**headers(), "x-store-principal": "{not json"}
     problem(await api.http.get("/customers", headers=bad), 401, "invalid_principal")
 
 

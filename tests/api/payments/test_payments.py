@@ -10,6 +10,7 @@ from libs.contracts.money import format_money
 from libs.contracts.payments import PaymentLine
 from tests.api.payments.conftest import PaymentsApi
 from tests.api.payments.test_customers import problem
+from tests.support.services import send_without_credential
 from tests.unit.payments.builders import (
     ACTIVATED,
     CANCELED,
@@ -37,10 +38,11 @@ async def start(api: PaymentsApi, body: dict[str, Any], status: int = 201) -> di
 
 async def test_payments_need_the_service_token(api: PaymentsApi) -> None:
     body = await pay_request(api, user())
-    problem(await api.http.post("/payments", json=body), 401, "invalid_service_token")
+    missing = await send_without_credential(api.http, "POST", "/payments", json=body)
+    problem(missing, 401, "invalid_service_token")
     wrong = {"x-service-token": "guess"}
     problem(await api.http.post("/payments", json=body, headers=wrong), 401)
-    problem(await api.http.get("/payments/anything"), 401)
+    problem(await send_without_credential(api.http, "GET", "/payments/anything"), 401)
 
 
 async def test_a_payment_opens_a_dev_checkout_and_a_retry_returns_it(api: PaymentsApi) -> None:

@@ -26,6 +26,7 @@ from tests.fakes.stripe_fixtures import (
     serve_asgi,
     sign_webhook,
 )
+from tests.support.services import behind_gateway, service_headers
 from tests.unit.payments.builders import (
     ACTIVATED,
     CANCELED,
@@ -105,10 +106,12 @@ async def world(tmp_path: Path) -> AsyncIterator[StripeWorld]:
         deps = build_deps(settings)
         app = create_app(deps=deps)
         # Served on loopback: Stripe's webhooks arrive over HTTP, as in production.
-        async with serve_asgi(app) as base_url:
+        async with serve_asgi(behind_gateway(app)) as base_url:
             fake.set_webhook(f"{base_url}/webhooks/stripe")
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://payments") as http:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://payments", headers=service_headers()
+            ) as http:
                 yield StripeWorld(fake=fake, app=app, deps=deps, http=http)
 
 
@@ -384,7 +387,7 @@ async def test_unverified_webhooks_are_refused(world: StripeWorld, case: str) ->
 async def test_the_dev_provider_is_off_when_stripe_is_configured(world: StripeWorld) -> None:
     paid = await world.pay()
     attempt_id = paid["payment"]["attempt_id"]
-    problem(await world.http.get(f"/dev-checkout/{attempt_id}"), 404, "dev_checkout_unavailable")
+    problem(await world.http.get(f"/dev-checkout/{attempt_id}"), 404, "not_found")
     problem(await world.http.post(f"/dev-checkout/{attempt_id}/pay"), 404)
     problem(await world.http.post("/dev-checkout/subscriptions/x/renew"), 404)
     assert (await world.attempt(attempt_id))["status"] == "unpaid"

@@ -9,7 +9,7 @@ import pytest
 
 from libs.contracts.envelope import Envelope
 from libs.contracts.events import PricingChanged
-from libs.runtime.bus import RabbitBus
+from libs.runtime.rabbit import RabbitBus
 from tests.unit.cart.builders import anonymous, cart_settings, running_cart
 from tests.unit.cart.fakes import FakeCatalog
 

@@ -12,8 +12,9 @@ import pytest
 
 from libs.contracts.envelope import Envelope
 from libs.contracts.events import OrderPaid, PaymentSucceeded
-from libs.runtime.bus import RabbitBus, RetryPolicy
+from libs.runtime.delivery import RetryPolicy
 from libs.runtime.observability import metrics
+from libs.runtime.rabbit import RabbitBus
 from tests.conftest import BusNames
 from tests.unit.orders.support import prepare_in, principal_of, running_orders, user
 
@@ -40,13 +41,13 @@ async def test_order_paid_reaches_an_external_consumer_exactly_once(
         bus_names.url,
         exchange=bus_names.exchange,
         queue_prefix=bus_names.queue_prefix,
-        retry=RetryPolicy(max_retries=3, first_delay_ms=50),
+        retry=RetryPolicy(ladder_ms=(50,), budget_ms=150),
     )
     await payments.start()
     try:
         # Queues exist (and are bound) before anything is published, as in a deployment.
         await payments.declare_consumer_queues("orders", [PaymentSucceeded.event_type])
-        channel, external = await payments.declare_consumer_queues(
+        external = await payments.declare_consumer_queues(
             "external", [OrderPaid.event_type]
         )
         async with running_orders(
@@ -99,7 +100,6 @@ async def test_order_paid_reaches_an_external_consumer_exactly_once(
             assert received[0].payload["number"] == order.number
             assert received[0].payload["total"] == 5000
             assert received[0].producer == "orders"
-            await channel.close()
     finally:
         await payments.stop()
 
@@ -119,7 +119,9 @@ async def test_an_early_payment_waits_for_its_order(
             broker_url=bus_names.url,
             exchange=bus_names.exchange,
             queue_prefix=bus_names.queue_prefix,
-            consumer_max_retries=12,  # 10 ms doubling: outlasts a slow prepare
+            # outlasts a slow prepare
+            consumer_retry_ladder_ms=(10, 100, 1000),
+            consumer_retry_budget_s=30,
         ) as orders:
             mug = orders.catalog.add_price(900)
             body = prepare_in(user(), [(mug, 1)])

@@ -21,6 +21,7 @@ from libs.runtime.settings import RuntimeSettings
 from services.payments.bootstrap import PaymentsDeps, build_deps
 from services.payments.settings import PaymentsSettings
 from tests.conftest import BusNames
+from tests.support.services import TEST_SERVICE_TOKEN
 from tests.unit.payments.builders import (
     CUSTOMER_CHANGED,
     SUCCEEDED,
@@ -139,9 +140,12 @@ async def test_anonymous_merged_through_rabbitmq_keeps_one_default(
         exchange=bus_names.exchange,
         queue_prefix=bus_names.queue_prefix,
         outbox_poll_interval_ms=20,
+        service_token=TEST_SERVICE_TOKEN,
     )
     shared = shared_for(runtime_settings, composed=True)
-    settings = PaymentsSettings(runtime=runtime_settings, database_url=pg_database_url)
+    settings = PaymentsSettings(
+        runtime=runtime_settings, database_url=pg_database_url, provider="dev"
+    )
     deps = build_deps(settings, shared)
     await upgrade(deps.runtime.engine, deps.runtime.migrations_dir)  # `store migrate` in prod
     await deps.runtime.start()

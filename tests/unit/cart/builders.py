@@ -16,6 +16,7 @@ from libs.runtime.runtime import Shared, shared_for
 from libs.runtime.settings import RuntimeSettings
 from services.cart.bootstrap import CartDeps, build_deps
 from services.cart.settings import CartSettings
+from tests.support.services import TEST_SERVICE_TOKEN
 from tests.unit.cart.fakes import FakeCatalog
 
 
@@ -40,7 +41,7 @@ def cart_settings(
         redis_url=redis_url,
         broker_url=broker_url,
         outbox_poll_interval_ms=20,
-        **overrides.pop("runtime", {}),
+        **{"service_token": TEST_SERVICE_TOKEN, **overrides.pop("runtime", {})},
     )
     overrides.setdefault("redis_prefix", f"test:cart:{uuid.uuid4().hex[:10]}")
     return CartSettings(runtime=runtime, database_url=database_url, **overrides)

@@ -247,11 +247,18 @@ async def running_orders(
     from services.orders.settings import OrdersSettings
 
     catalog = catalog or FakeCatalog()
+    from tests.support.services import TEST_SERVICE_TOKEN
+
     runtime = RuntimeSettings(
         data_dir=tmp_path,
         outbox_poll_interval_ms=20,
-        consumer_retry_delay_ms=10,
-        **runtime_settings,
+        # five retries, 10 ms apart, unless the test says otherwise
+        **{
+            "consumer_retry_ladder_ms": (10,),
+            "consumer_retry_budget_s": 0.05,
+            "service_token": TEST_SERVICE_TOKEN,
+            **runtime_settings,
+        },
     )
     settings = OrdersSettings(runtime=runtime, database_url=database_url)
     shared = shared_for(runtime)

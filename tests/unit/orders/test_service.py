@@ -277,8 +277,10 @@ async def test_payment_succeeded_three_times_pays_once(orders: OrdersHarness) ->
 
 
 async def test_payment_before_the_order_is_retried_until_it_exists(tmp_path: Path) -> None:
-    # Enough retries (10 ms doubling) to outlast a slow prepare: about 40 s in all.
-    async with running_orders(tmp_path, consumer_max_retries=12) as orders:
+    # A retry budget that outlasts a slow prepare: 30 s in all.
+    async with running_orders(
+        tmp_path, consumer_retry_ladder_ms=(10, 100, 1000), consumer_retry_budget_s=30
+    ) as orders:
         mug = orders.catalog.add_price(700)
         body = prepare_in(user(), [(mug, 1)])
 

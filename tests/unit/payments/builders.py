@@ -13,16 +13,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from libs.contracts.common import PRINCIPAL_HEADER, Owner, Principal
+from libs.contracts.common import Owner, Principal
 from libs.contracts.payments import PaymentLine, StartPaymentIn
-from libs.runtime.http import SERVICE_TOKEN_HEADER
 from libs.runtime.runtime import Shared, shared_for
-from libs.runtime.settings import RuntimeSettings
+from libs.runtime.settings import DEV_SERVICE_TOKEN, RuntimeSettings
 from services.payments.bootstrap import PaymentsDeps, build_deps
 from services.payments.provider import PaymentProvider, ProviderEvent, ProviderSubscription
 from services.payments.settings import PaymentsSettings
+from tests.support.services import service_headers
 
-SERVICE_TOKEN = "dev-service-token"
+SERVICE_TOKEN = DEV_SERVICE_TOKEN
 
 
 @dataclass
@@ -82,10 +82,7 @@ def anonymous(anonymous_id: str | None = None) -> Principal:
 
 
 def headers(principal: Principal | None = None, *, token: bool = True) -> dict[str, str]:
-    values = {SERVICE_TOKEN_HEADER: SERVICE_TOKEN} if token else {}
-    if principal is not None:
-        values[PRINCIPAL_HEADER] = principal.model_dump_json()
-    return values
+    return service_headers(principal, token=SERVICE_TOKEN, credential=token)
 
 
 def billing(country: str = "DE", **overrides: Any) -> dict[str, Any]:

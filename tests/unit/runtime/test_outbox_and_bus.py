@@ -46,7 +46,7 @@ def shared() -> Shared:
     from libs.runtime.http import ServiceDirectory
 
     return Shared(
-        bus=InProcessBus(RetryPolicy(max_retries=2, first_delay_ms=5)),
+        bus=InProcessBus(RetryPolicy(ladder_ms=(5,), budget_ms=10)),
         fake_redis_server=fakeredis.FakeServer(),
         directory=ServiceDirectory(urls={}, timeout_s=1, service_token="t"),
     )

@@ -1,0 +1,288 @@
+"""The gateway's security controls, each in one place: which media paths and payments pages may
+be forwarded, the return URLs a payment may send a shopper to, request-body limits and rate
+limits. docs/security.md says what each one guards against and which setting tunes it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import orjson
+import structlog
+from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.identity import AnonymousCookie, TokenVerifier
+from gateway.settings import GatewaySettings
+from libs.contracts.store import CheckoutOut
+from libs.runtime.problems import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_TYPE_BASE,
+    InvalidInput,
+    NotFound,
+    ProblemError,
+)
+
+log = structlog.get_logger(__name__)
+
+# --- forwarded paths: fixed templates, checked segments -------------------------------------
+
+# A media file is `name.ext` in at most a few folders; names start with a letter or digit.
+_MEDIA_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+_MEDIA_MAX_DEPTH = 4
+# Ids in forwarded payments paths: attempt and subscription ids are uuids or provider ids.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def checked_id(value: str) -> str:
+    """An id that goes into a forwarded path: letters, digits, `-` and `_` only, else 404."""
+    if not _ID.fullmatch(value):
+        raise NotFound("No such payments page.")
+    return value
+
+
+def checked_media_path(request: Request, path: str) -> str:
+    """The media file a `/media/...` request names, or 404: no `..`, no encoded dots or slashes,
+    no backslash, no absolute or hidden path, nothing but plain file names in folders."""
+    raw = request.scope.get("raw_path", b"").decode("latin-1")
+    segments = path.split("/")
+    if (
+        "%" in raw
+        or "\\" in path
+        or len(segments) > _MEDIA_MAX_DEPTH
+        or not all(_MEDIA_SEGMENT.fullmatch(segment) for segment in segments)
+        or ".." in path
+    ):
+        raise NotFound("No such media file.", code="media_not_found")
+    return path
+
+
+# --- return URLs ------------------------------------------------------------------------------
+
+
+def check_return_urls(settings: GatewaySettings, *urls: str) -> None:
+    """A payment may send the shopper back only to absolute http(s) URLs, and only to the
+    allowed hosts when `GATEWAY_RETURN_URL_HOSTS` lists any; else 422 `invalid_return_url`."""
+    allowed = {host.lower() for host in settings.return_url_hosts}
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+        except ValueError:
+            parts, host = None, ""
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not host
+            or parts.username is not None
+            or parts.password is not None
+            or any(ch.isspace() or ord(ch) < 32 for ch in url)
+            or "\\" in url
+        ):
+            raise InvalidInput(
+                "success_url and cancel_url must be absolute http(s) URLs.",
+                code="invalid_return_url",
+            )
+        if allowed and host not in allowed:
+            raise InvalidInput(
+                f"Return URLs may only point to: {', '.join(sorted(allowed))}.",
+                code="invalid_return_url",
+            )
+
+
+def public_links(out: CheckoutOut, request: Request) -> CheckoutOut:
+    """Make a checkout page link absolute on the address this request reached the store on
+    (uvicorn applies `X-Forwarded-*` from trusted proxies only)."""
+    url = out.payment.checkout_url
+    if url is None or not url.startswith("/"):
+        return out
+    payment = out.payment.model_copy(update={"checkout_url": urljoin(str(request.base_url), url)})
+    return out.model_copy(update={"payment": payment})
+
+
+# --- request-body limit -----------------------------------------------------------------------
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over its limit with a 413 problem, counting bytes as they
+    arrive: a declared Content-Length over the limit is refused before reading, a longer
+    stream is cut off at the limit, and nothing beyond it reaches the app (the server drops
+    the rest so the client can read the answer; the edge proxy caps how much that may be)."""
+
+    def __init__(self, app: ASGIApp, *, default_bytes: int, webhook_bytes: int) -> None:
+        self.app = app
+        self.default_bytes = default_bytes
+        self.webhook_bytes = webhook_bytes
+
+    def limit_for(self, path: str) -> int:
+        return (
+            self.webhook_bytes if path.startswith("/api/payments/webhooks/") else self.default_bytes
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _send_too_large(send, limit)
+            return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                if not started:
+                    started = True
+                    await _send_too_large(send, limit)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await _send_too_large(send, limit)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_too_large(send: Send, limit: int) -> None:
+    body = orjson.dumps(
+        {
+            "type": PROBLEM_TYPE_BASE + "payload_too_large",
+            "title": "Payload too large",
+            "status": 413,
+            "detail": f"The request body is larger than {limit} bytes.",
+            "code": "payload_too_large",
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+# The writes an anonymous visitor can repeat cheaply, each costing the store work or a
+# provider call: new carts, billing, checkout, pay (route path templates, as mounted).
+LIMITED_ROUTES = {
+    ("POST", "/api/store/cart/lines"),
+    ("POST", "/api/payments/billing"),
+    ("POST", "/api/store/checkout"),
+    ("POST", "/api/store/orders/{order_id}/pay"),
+    ("POST", "/api/payments/dev-checkout/{attempt_id}/pay"),
+}
+
+
+class RateLimited(ProblemError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+@dataclass
+class RateLimits:
+    """Per client address and per identity limits on `LIMITED_ROUTES`, kept in Redis in the
+    distributed mode (shared by every gateway process) and in memory in the embedded mode."""
+
+    per_address: Any
+    per_identity: Any
+    limiter: Any
+    verifier: TokenVerifier
+    cookie: AnonymousCookie
+
+    @classmethod
+    def from_settings(
+        cls, settings: GatewaySettings, *, verifier: TokenVerifier, cookie: AnonymousCookie
+    ) -> RateLimits:
+        from limits import parse
+        from limits.aio.strategies import FixedWindowRateLimiter
+        from limits.storage import storage_from_string
+
+        runtime = settings.runtime
+        if runtime.embedded or runtime.redis_url.startswith("memory://"):
+            storage = storage_from_string("async+memory://")
+        else:
+            storage = storage_from_string(
+                "async+" + runtime.redis_url,
+                implementation="redispy",
+                key_prefix=f"{runtime.queue_prefix}.ratelimit",
+            )
+        return cls(
+            per_address=parse(settings.rate_limit_per_address),
+            per_identity=parse(settings.rate_limit_per_identity),
+            limiter=FixedWindowRateLimiter(storage),
+            verifier=verifier,
+            cookie=cookie,
+        )
+
+    async def check(self, request: Request) -> None:
+        """Count this request if its route is limited; 429 with Retry-After over a limit."""
+        route = request.scope.get("route")
+        template = getattr(route, "path", None)
+        if (request.method, template) not in LIMITED_ROUTES:
+            return
+        keys = [(self.per_address, "address", request.client.host if request.client else "-")]
+        identity = await self._identity(request)
+        if identity is not None:
+            keys.append((self.per_identity, "identity", identity))
+        for item, kind, value in keys:
+            if not await self.limiter.hit(item, kind, value):
+                stats = await self.limiter.get_window_stats(item, kind, value)
+                problem = RateLimited(f"Too many requests from this {kind}; try again later.")
+                problem.headers = {"Retry-After": str(max(1, int(stats.reset_time - time.time())))}
+                log.warning("gateway.rate_limited", kind=kind, route=template)
+                raise problem
+
+    async def _identity(self, request: Request) -> str | None:
+        """The user of a valid bearer token, else the anonymous id of a valid cookie."""
+        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and token:
+            try:
+                return "user:" + (await self.verifier.verify(token.strip()))[0]
+            except ProblemError:
+                return None
+        anonymous_id = self.cookie.loads(request.cookies.get(self.cookie.name))
+        return f"anonymous:{anonymous_id}" if anonymous_id else None
+
+
+async def rate_limit(request: Request) -> None:
+    """Router-level dependency of the gateway: the rate limits of `LIMITED_ROUTES`."""
+    await request.app.state.gateway.rate_limits.check(request)

@@ -1,0 +1,90 @@
+// Pieces every page uses: messages, prices, the cart badge, an order's summary.
+import { api, Problem } from "./api.js";
+import { h, show } from "./dom.js";
+import { t } from "./i18n.js";
+import { formatMoney } from "./money.js";
+
+/** A short message at the top: status (polite) or error (announced at once). */
+export function flash(text, kind = "info") {
+  const box = document.getElementById("flash");
+  show(box, text ? h("p", { class: `msg ${kind}`, role: kind === "error" ? "alert" : null }, text) : null);
+}
+
+/** What the shopper reads for a failed call: the API's own words for the problem. */
+export function problemText(error) {
+  if (error instanceof Problem) return error.detail || error.title || t("unreachable");
+  return t("unreachable");
+}
+
+export function priceLabel(unitAmount, currency, interval, intervalCount = 1) {
+  const money = formatMoney(unitAmount, currency);
+  if (!interval) return money;
+  return `${money} ${intervalCount > 1 ? t(`every.${interval}`, { n: intervalCount }) : t(`per.${interval}`)}`;
+}
+
+/** The image URL closest to `size` pixels (a thumbnail when there is one). */
+export function imageUrl(image, size) {
+  const sizes = Object.keys(image.thumbnails || {}).map(Number).sort((a, b) => a - b);
+  const fit = sizes.find((s) => s >= size) ?? sizes[sizes.length - 1];
+  return fit === undefined ? image.url : image.thumbnails[String(fit)];
+}
+
+export function setCartCount(cart) {
+  const count = cart ? cart.item_count : 0;
+  document.getElementById("cart-count").textContent = String(count);
+}
+
+export async function refreshCartCount() {
+  try {
+    setCartCount(await api("GET", "/api/store/cart"));
+  } catch {
+    setCartCount(null);
+  }
+}
+
+export function loading() {
+  return h("p", { class: "muted", role: "status" }, t("loading"));
+}
+
+export function errorBox(error) {
+  return h("div", { class: "msg error", role: "alert" }, problemText(error));
+}
+
+/** Lines, taxes and totals of an order as it was bought. */
+export function orderSummary(order) {
+  const details = order.details || {};
+  const currency = order.currency;
+  const rows = (details.lines || []).map((line) =>
+    h("tr", {},
+      h("td", {}, line.name, h("span", { class: "muted small" }, ` × ${line.quantity}`)),
+      h("td", { class: "num" }, priceLabel(line.total ?? line.subtotal, currency, line.interval, line.interval_count)),
+    ),
+  );
+  const taxes = (details.tax_lines || []).map((tax) =>
+    h("tr", { class: "tax" },
+      h("th", { scope: "row" }, t(tax.inclusive ? "tax_included" : "tax_added", { name: tax.display_name })),
+      h("td", { class: "num" }, formatMoney(tax.amount, currency)),
+    ),
+  );
+  const billing = details.billing;
+  return h("div", { class: "summary" },
+    h("table", { class: "lines" },
+      h("caption", { class: "sr-only" }, t("order", { number: order.number })),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("product")), h("th", { scope: "col", class: "num" }, t("amount")))),
+      h("tbody", {}, rows),
+      h("tfoot", {},
+        taxes,
+        h("tr", { class: "total" }, h("th", { scope: "row" }, t("total")), h("td", { class: "num", id: "order-total" }, formatMoney(order.total, currency))),
+      ),
+    ),
+    billing
+      ? h("p", { class: "muted small" }, `${t("billed_to")}: ${billing.name}, ${billing.address.city}, ${billing.address.country}`)
+      : null,
+  );
+}
+
+export function statusBadge(order) {
+  return order.paid
+    ? h("span", { class: "status paid" }, t("paid"))
+    : h("span", { class: "status unpaid" }, t("unpaid"));
+}

@@ -1,0 +1,83 @@
+// The product list and a product's page.
+import { api, newIdempotencyKey } from "../api.js";
+import { h } from "../dom.js";
+import { t } from "../i18n.js";
+import { errorBox, flash, imageUrl, priceLabel, problemText, setCartCount } from "../ui.js";
+
+async function addToCart(price, quantity, button) {
+  button.disabled = true;
+  const idempotencyKey = newIdempotencyKey(); // one key per press; api() retries reuse it
+  try {
+    const cart = await api("POST", "/api/store/cart/lines", {
+      body: { pricing_id: price.id, quantity },
+      idempotencyKey,
+    });
+    setCartCount(cart);
+    flash(t("added"));
+  } catch (error) {
+    flash(problemText(error), "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function priceForm(product, price, { withQuantity }) {
+  const id = `qty-${price.id}`;
+  const quantity = h("input", { id, name: "quantity", type: "number", min: 1, max: 99, value: 1, inputmode: "numeric" });
+  const button = h("button", { type: "submit", class: "primary", "aria-label": `${price.interval ? t("subscribe") : t("add_to_cart")}: ${product.name}, ${priceLabel(price.unit_amount, price.currency, price.interval, price.interval_count)}` },
+    price.interval ? t("subscribe") : t("add_to_cart"));
+  return h("form", {
+    class: "price",
+    "data-pricing": price.id,
+    onsubmit: (event) => {
+      event.preventDefault();
+      addToCart(price, withQuantity ? Number(quantity.value) || 1 : 1, button);
+    },
+  },
+    h("span", { class: "amount" }, priceLabel(price.unit_amount, price.currency, price.interval, price.interval_count)),
+    withQuantity ? h("span", { class: "qty" }, h("label", { for: id }, t("quantity")), quantity) : null,
+    button,
+  );
+}
+
+function productCard(product) {
+  const image = product.images[0];
+  const link = `#/product/${encodeURIComponent(product.key)}`;
+  return h("li", { class: "card", "data-product": product.key },
+    h("a", { href: link, class: "thumb", tabindex: -1, "aria-hidden": "true" },
+      image ? h("img", { src: imageUrl(image, 256), alt: "", width: 256, height: 256, loading: "lazy" }) : h("span", { class: "noimg" }, t("no_image"))),
+    h("h2", {}, h("a", { href: link }, product.name)),
+    h("div", { class: "prices" }, product.prices.map((price) => priceForm(product, price, { withQuantity: false }))),
+  );
+}
+
+export async function productsView() {
+  const page = await api("GET", "/api/store/products?limit=100");
+  return [
+    h("h1", {}, t("products")),
+    page.items.length
+      ? h("ul", { class: "grid", id: "products" }, page.items.map(productCard))
+      : h("p", {}, t("no_products")),
+  ];
+}
+
+export async function productView(key) {
+  let product;
+  try {
+    product = await api("GET", `/api/store/products/${encodeURIComponent(key)}`);
+  } catch (error) {
+    return [errorBox(error), h("p", {}, h("a", { href: "#/" }, t("back_to_products")))];
+  }
+  const image = product.images[0];
+  return [
+    h("p", { class: "crumb" }, h("a", { href: "#/" }, `← ${t("back_to_products")}`)),
+    h("article", { class: "product" },
+      image ? h("img", { src: imageUrl(image, 512), alt: product.name, class: "hero" }) : null,
+      h("div", {},
+        h("h1", {}, product.name),
+        h("p", {}, product.description),
+        product.prices.map((price) => priceForm(product, price, { withQuantity: true })),
+      ),
+    ),
+  ];
+}

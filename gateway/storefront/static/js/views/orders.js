@@ -1,0 +1,129 @@
+// Review and pay, the return from the payment page, and the order history.
+import { api } from "../api.js";
+import { h, show } from "../dom.js";
+import { t } from "../i18n.js";
+import { formatDate, formatMoney } from "../money.js";
+import { clearPending, goPay, pending } from "../flow.js";
+import { errorBox, flash, orderSummary, problemText, refreshCartCount, statusBadge } from "../ui.js";
+
+const POLL_MS = 1000;
+const POLL_TIMES = 60;
+
+function payButton(order, label) {
+  const button = h("button", { type: "button", class: "primary pay", "data-order": order.id, onclick: async () => {
+    button.disabled = true;
+    try {
+      await goPay(order.id);
+    } catch (error) {
+      flash(problemText(error), "error");
+      button.disabled = false;
+    }
+  } }, label);
+  return button;
+}
+
+async function loadOrder(id) {
+  return api("GET", `/api/store/orders/${encodeURIComponent(id)}`);
+}
+
+export async function reviewView(id) {
+  const order = await loadOrder(id);
+  if (order.paid) return orderView(id);
+  return [
+    h("h1", {}, t("review")),
+    h("h2", {}, t("order", { number: order.number })),
+    orderSummary(order),
+    h("p", { class: "muted" }, t("to_payment")),
+    h("p", { class: "actions" }, payButton(order, t("pay", { total: formatMoney(order.total, order.currency) }))),
+  ];
+}
+
+function pendingOrderId() {
+  const open = pending();
+  return open ? open.order_id : null;
+}
+
+/** Back from paying: wait (a bounded while) until the order is marked paid. */
+export async function thanksView() {
+  const id = pendingOrderId();
+  if (!id) return [h("h1", {}, t("orders")), h("p", {}, t("no_order")), h("p", {}, h("a", { href: "#/orders" }, t("orders")))];
+  const status = h("p", { id: "payment-status", role: "status", class: "muted" }, t("waiting"));
+  const body = h("div", {});
+  const heading = h("h1", {}, t("waiting"));
+  poll(id, status, (order) => {
+    clearPending();
+    refreshCartCount();
+    show(heading, t("thanks"));
+    show(status, statusBadge(order), " ", t("order", { number: order.number }));
+    show(body, orderSummary(order));
+  }, () => show(status, t("not_yet")));
+  return [heading, status, body];
+}
+
+async function poll(id, status, onPaid, onGiveUp) {
+  for (let attempt = 0; attempt < POLL_TIMES; attempt++) {
+    if (attempt > 0 && !status.isConnected) return; // the shopper moved on
+    try {
+      const order = await loadOrder(id);
+      if (order.paid) return onPaid(order);
+    } catch {
+      // keep waiting; a brief outage is not an answer
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  onGiveUp();
+}
+
+export async function cancelledView() {
+  const id = pendingOrderId();
+  if (!id) return ordersView();
+  const order = await loadOrder(id);
+  return [
+    h("h1", {}, t("cancelled")),
+    h("h2", {}, t("order", { number: order.number }), " ", statusBadge(order)),
+    orderSummary(order),
+    order.paid ? null : h("p", { class: "actions" }, payButton(order, t("pay_again"))),
+  ];
+}
+
+export async function orderView(id) {
+  let order;
+  try {
+    order = await loadOrder(id);
+  } catch (error) {
+    return [errorBox(error)];
+  }
+  return [
+    h("p", { class: "crumb" }, h("a", { href: "#/orders" }, `← ${t("orders")}`)),
+    h("h1", {}, t("order", { number: order.number }), " ", statusBadge(order)),
+    h("p", { class: "muted" }, formatDate(order.created_at)),
+    orderSummary(order),
+    order.paid ? null : h("p", { class: "actions" }, payButton(order, t("pay_again"))),
+  ];
+}
+
+function orderRow(order) {
+  return h("li", { class: "order", "data-order": order.id },
+    h("a", { href: `#/orders/${encodeURIComponent(order.id)}`, class: "number" }, t("order", { number: order.number })),
+    h("span", { class: "muted small" }, formatDate(order.created_at)),
+    h("span", { class: "num" }, formatMoney(order.total, order.currency)),
+    statusBadge(order),
+    order.paid ? h("span", {}) : payButton(order, t("pay_again")),
+  );
+}
+
+export async function ordersView() {
+  const list = h("ul", { class: "orders", id: "orders" });
+  const more = h("p", {});
+  const load = async (cursor) => {
+    const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+    const page = await api("GET", `/api/store/orders?limit=20${query}`);
+    list.append(...page.items.map(orderRow));
+    show(more, page.next_cursor
+      ? h("button", { type: "button", onclick: () => load(page.next_cursor).catch((e) => flash(problemText(e), "error")) }, t("more"))
+      : null);
+    return page;
+  };
+  const first = await load(null);
+  return [h("h1", {}, t("orders")), first.items.length ? list : h("p", {}, t("no_orders")), more];
+}
