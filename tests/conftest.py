@@ -1,9 +1,12 @@
 """Fixtures for real backing services.
 
 A service URL comes from the environment first (STORE_TEST_POSTGRES_URL, STORE_TEST_REDIS_URL,
-STORE_TEST_AMQP_URL), then from testcontainers where Docker works; otherwise the test is
-skipped with the reason — unless STORE_TEST_REQUIRE_SERVICES=1 (as in CI), where a missing
-service fails the run.
+STORE_TEST_AMQP_URL), then from a server already listening on its default local port
+(PostgreSQL as `postgres` on 5432, Redis on 6379, RabbitMQ as guest on 5672; STORE_TEST_LOCAL=0
+turns that off), then from testcontainers where Docker works, with the images docker-compose.yml
+names (POSTGRES_IMAGE, REDIS_IMAGE, RABBITMQ_IMAGE, so local stand-ins work too) and Ryuk off;
+otherwise the test is skipped with the reason — unless STORE_TEST_REQUIRE_SERVICES=1 (as in CI),
+where a missing service fails the run.
 """
 
 from __future__ import annotations
@@ -36,6 +39,19 @@ def _reachable(url: str) -> bool:
         return False
 
 
+# The servers a developer may already run, at their default local addresses.
+LOCAL_DEFAULTS = {
+    "STORE_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
+    "STORE_TEST_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "STORE_TEST_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/",
+}
+
+
+def compose_image(variable: str, default: str) -> str:
+    """The image docker-compose.yml runs for a backing service (same variable, same default)."""
+    return os.environ.get(variable) or default
+
+
 def _from_env_or_container(env: str, container_factory: object, kind: str) -> Iterator[str]:
     url = os.environ.get(env)
     if url:
@@ -43,6 +59,12 @@ def _from_env_or_container(env: str, container_factory: object, kind: str) -> It
             unavailable(f"{kind} at {env}={url} is not reachable")
         yield url
         return
+    local = LOCAL_DEFAULTS[env]
+    if os.environ.get("STORE_TEST_LOCAL") != "0" and _reachable(local):
+        yield local
+        return
+    # No reaper container: it would need an image of its own; every container is stopped below.
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     try:
         container = container_factory()  # type: ignore[operator]
         container.start()
@@ -64,7 +86,7 @@ def postgres_server_url() -> Iterator[str]:
     def factory() -> object:
         from testcontainers.postgres import PostgresContainer
 
-        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container = PostgresContainer(compose_image("POSTGRES_IMAGE", "postgres:16"), driver=None)
         original_start = container.start
 
         def start() -> object:
@@ -83,7 +105,7 @@ def redis_url() -> Iterator[str]:
     def factory() -> object:
         from testcontainers.redis import RedisContainer
 
-        container = RedisContainer("redis:7-alpine")
+        container = RedisContainer(compose_image("REDIS_IMAGE", "redis:7"))
         original_start = container.start
 
         def start() -> object:
@@ -103,7 +125,7 @@ def amqp_url() -> Iterator[str]:
     def factory() -> object:
         from testcontainers.rabbitmq import RabbitMqContainer
 
-        container = RabbitMqContainer("rabbitmq:3.13-alpine")
+        container = RabbitMqContainer(compose_image("RABBITMQ_IMAGE", "rabbitmq:3.13-management"))
         original_start = container.start
 
         def start() -> object:

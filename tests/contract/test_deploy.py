@@ -30,6 +30,7 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from deploycheck.stack import SECRETS
 from libs.cli import configdoc
 from libs.cli.main import SERVABLE, SERVICES
 from libs.cli.main import app as store_cli
@@ -47,13 +48,6 @@ RABBITMQ_CONF = ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf"
 CONFIG_DOC = ROOT / "docs" / "configuration.md"
 
 BACKING = ("postgres", "redis", "rabbitmq")
-SECRETS = (
-    "GATEWAY_JWT_SECRET",
-    "GATEWAY_COOKIE_SECRET",
-    "STORE_SERVICE_TOKEN",
-    "POSTGRES_PASSWORD",
-    "RABBITMQ_PASSWORD",
-)
 SETTINGS_PREFIXES = ("STORE_", "GATEWAY_", "CATALOG_", "CART_", "ORDERS_", "PAYMENTS_")
 UNPREFIXED_SETTINGS = ("ONE_OFF_PRODUCTS_AVAILABLE", "ISO_ALPHA_3_CURRENCY_CODE")
 BUILD_PY = "import setuptools; setuptools.setup()"
@@ -465,7 +459,47 @@ def test_the_gateway_starts_with_compose_secrets_only(
 def test_only_the_gateway_is_published(compose: dict[str, Any]) -> None:
     published = {name for name, s in compose["services"].items() if s.get("ports")}
     assert published == {"gateway"}
-    assert compose["services"]["gateway"]["ports"] == ["8000:8000"]
+    # On loopback unless the operator says otherwise, on the port the env example names.
+    assert compose["services"]["gateway"]["ports"] == ["127.0.0.1:8000:8000"]
+
+
+def test_the_published_port_and_the_public_url_change_together(
+    raw_compose: dict[str, Any], operator_env: dict[str, str]
+) -> None:
+    moved = {**operator_env, "GATEWAY_PORT": "18080", "GATEWAY_PUBLISH_ADDRESS": "0.0.0.0"}
+    moved["PAYMENTS_PUBLIC_URL"] = "http://localhost:18080"
+    services = resolve_tree(raw_compose, moved)["services"]
+    assert services["gateway"]["ports"] == ["0.0.0.0:18080:8000"]
+    assert services["payments"]["environment"]["PAYMENTS_PUBLIC_URL"] == "http://localhost:18080"
+    # The defaults agree with each other, in the compose file and in the example.
+    defaults = resolve_tree(
+        raw_compose, {**operator_env, "GATEWAY_PORT": "", "PAYMENTS_PUBLIC_URL": ""}
+    )
+    port = defaults["services"]["gateway"]["ports"][0].split(":")[1]
+    assert urlsplit(
+        defaults["services"]["payments"]["environment"]["PAYMENTS_PUBLIC_URL"]
+    ).port == int(port)
+    example = read_env_file(ENV_EXAMPLE)
+    assert urlsplit(example["PAYMENTS_PUBLIC_URL"]).port == int(example["GATEWAY_PORT"])
+
+
+def test_every_image_is_overridable_and_defaults_to_the_official_one(
+    raw_compose: dict[str, Any], operator_env: dict[str, str]
+) -> None:
+    official = {
+        "postgres": ("POSTGRES_IMAGE", "postgres:16"),
+        "redis": ("REDIS_IMAGE", "redis:7"),
+        "rabbitmq": ("RABBITMQ_IMAGE", "rabbitmq:3.13-management"),
+    }
+    example = read_env_file(ENV_EXAMPLE)
+    for service, (variable, image) in official.items():
+        assert raw_compose["services"][service]["image"] == f"${{{variable}:-{image}}}"
+        assert example[variable] == image
+        swapped = resolve_tree(raw_compose, {**operator_env, variable: f"local/{service}"})
+        assert swapped["services"][service]["image"] == f"local/{service}"
+    build = raw_compose["x-store-image"]["build"]
+    assert build["args"] == {"PYTHON_IMAGE": "${PYTHON_IMAGE:-python:3.11-slim}"}
+    assert example["PYTHON_IMAGE"] == "python:3.11-slim"
 
 
 def test_every_store_service_waits_for_healthy_backing_services_and_migrations(
@@ -505,6 +539,25 @@ def test_dependencies_are_consistent(compose: dict[str, Any]) -> None:
 
     for name in services:
         reaches(name, (name,))
+
+
+def test_every_one_shot_job_is_waited_on_so_up_wait_has_an_honest_exit_code(
+    compose: dict[str, Any],
+) -> None:
+    jobs = one_shot(compose)
+    # `docker compose up --wait` fails on a container that exited unless a service waited for
+    # it to complete successfully.
+    awaited = {
+        dependency
+        for service in compose["services"].values()
+        for dependency, rule in (service.get("depends_on") or {}).items()
+        if rule.get("condition") == "service_completed_successfully"
+    }
+    assert set(jobs) == {"migrate", "setupproducts"}
+    assert set(jobs) <= awaited
+    # ... yet refused product entries do not keep the shop closed.
+    rule = compose["services"]["gateway"]["depends_on"]["setupproducts"]
+    assert rule["required"] is False
 
 
 def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
@@ -687,7 +740,10 @@ def dockerignored(path: str) -> bool:
 def test_the_image_is_one_slim_non_root_store_image() -> None:
     instructions = dockerfile_instructions()
     stage = final_stage()
-    assert stage[0] == ("FROM", "python:3.11-slim")
+    # Both stages start from the PYTHON_IMAGE build argument, the official image by default.
+    assert instructions[0] == ("ARG", "PYTHON_IMAGE=python:3.11-slim")
+    assert stage[0] == ("FROM", "${PYTHON_IMAGE}")
+    assert not DOCKERFILE.read_text().startswith("# syntax="), "no frontend from a registry"
     keywords = [keyword for keyword, _ in instructions]
     assert "HEALTHCHECK" not in keywords, "compose defines the health checks"
     users = [rest for keyword, rest in stage if keyword == "USER"]

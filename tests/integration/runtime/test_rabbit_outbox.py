@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -30,7 +31,10 @@ async def test_relay_delivers_after_the_broker_was_unreachable(
     pg_database_url: str, bus_names: BusNames, tmp_path: Path
 ) -> None:
     port = free_port()
-    amqp = bus_names.url.replace(":5672", f":{port}")
+    # The proxy listens on loopback; the broker may be a testcontainers one, on any port.
+    broker = urlsplit(bus_names.url)
+    broker_port = broker.port or 5672
+    amqp = broker._replace(netloc=f"{broker.username}:{broker.password}@127.0.0.1:{port}").geturl()
     bus = RabbitBus(amqp, exchange=bus_names.exchange, queue_prefix=bus_names.queue_prefix)
     runtime, seen = probe_runtime(pg_database_url, bus, tmp_path)
 
@@ -46,7 +50,7 @@ async def test_relay_delivers_after_the_broker_was_unreachable(
                 await runtime.record(session, AnonymousMerged(anonymous_id="a", user_id=f"u{n}"))
         await asyncio.sleep(1.0)
         assert await pending(runtime) == 3, "kept in the outbox while the broker is away"
-        async with tcp_proxy(port, 5672):
+        async with tcp_proxy(port, broker_port):
             await eventually(lambda: _equals(rows(runtime, seen), ["u0", "u1", "u2"]))
             assert await pending(runtime) == 0
     finally:
