@@ -236,6 +236,8 @@ class RateLimits:
         from limits.aio.strategies import FixedWindowRateLimiter
         from limits.storage import storage_from_string
 
+        from libs.runtime.redis import resilient_options
+
         runtime = settings.runtime
         if runtime.embedded or runtime.redis_url.startswith("memory://"):
             storage = storage_from_string("async+memory://")
@@ -244,6 +246,9 @@ class RateLimits:
                 "async+" + runtime.redis_url,
                 implementation="redispy",
                 key_prefix=f"{runtime.queue_prefix}.ratelimit",
+                # The same outage-surviving client as every other Redis user (a cut
+                # connection is retried, not answered with 503 once Redis is back).
+                **resilient_options(),
             )
         return cls(
             per_address=parse(settings.rate_limit_per_address),

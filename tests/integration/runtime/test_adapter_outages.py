@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from chaos.proxy import TcpProxy
+from gateway.identity import AnonymousCookie, TokenVerifier
+from gateway.security import RateLimits
+from gateway.settings import GatewaySettings
 from libs.runtime.db import create_engine
 from libs.runtime.redis import create_redis
+from libs.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.integration
 
@@ -54,3 +59,37 @@ async def test_postgresql_answers_the_first_query_after_a_cut(pg_database_url: s
                 assert (await connection.execute(text("SELECT 2"))).scalar_one() == 2
         finally:
             await engine.dispose()
+
+
+async def test_the_gateway_rate_limits_count_again_once_redis_is_back(
+    redis_url: str, tmp_path: Path
+) -> None:
+    url = make_url(redis_url)
+    async with TcpProxy(url.port or 6379) as proxy:
+        strong = "s" * 40
+        settings = GatewaySettings(
+            runtime=RuntimeSettings(
+                data_dir=tmp_path,
+                broker_url="amqp://guest:guest@127.0.0.1:5672/",
+                redis_url=f"redis://127.0.0.1:{proxy.port}/{url.database or 0}",
+                queue_prefix=f"outage-{uuid.uuid4().hex[:8]}",
+                service_token=strong,
+            ),
+            jwt_secret=strong,
+            cookie_secret=strong + "c",
+        )
+        limits = RateLimits.from_settings(
+            settings, verifier=TokenVerifier(settings), cookie=AnonymousCookie(settings)
+        )
+        address = f"10.9.{uuid.uuid4().int % 250}.1"
+        assert await limits.limiter.hit(limits.per_address, "address", address)
+        await proxy.cut()  # the pooled connection is reset
+        during = asyncio.create_task(limits.limiter.hit(limits.per_address, "address", address))
+        refused = asyncio.create_task(proxy.refusing.wait())
+        await asyncio.wait({during, refused}, return_when=asyncio.FIRST_COMPLETED)
+        refused.cancel()
+        await proxy.restore()
+        # The hit sent during the cut is counted once Redis is back, not answered with an error.
+        assert await during is True
+        stats = await limits.limiter.get_window_stats(limits.per_address, "address", address)
+        assert stats.remaining == limits.per_address.amount - 2
