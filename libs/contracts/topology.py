@@ -34,8 +34,10 @@ UNCLAIMED = "unclaimed"
 UNCLAIMED_MAX_LENGTH = 100_000
 
 # The fixed ladder of retry delays: one queue per rung, every message in a rung waits the same
-# time, so a long wait never holds back a short one (no head-of-line blocking).
-DEFAULT_RETRY_LADDER_MS: tuple[int, ...] = (1_000, 10_000, 60_000, 600_000)
+# time, so a long wait never holds back a short one (no head-of-line blocking). The top rung
+# (repeated until the budget is spent) bounds how long a message waits once its cause is gone:
+# at most 30 s after a database or broker outage ends, however long the outage lasted.
+DEFAULT_RETRY_LADDER_MS: tuple[int, ...] = (1_000, 5_000, 15_000, 30_000)
 
 # Redeliveries of one message (a consumer that crashed or lost its connection while holding
 # it) before the broker dead-letters it: ends a crash loop on a poison message. Handler

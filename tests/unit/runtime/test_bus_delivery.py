@@ -23,9 +23,18 @@ def test_the_default_budget_outlasts_a_database_restart_of_several_minutes() -> 
     delays = []
     while (delay := policy.delay_ms(len(delays) + 1)) is not None:
         delays.append(delay)
-    assert delays[:4] == [1_000, 10_000, 60_000, 600_000]  # climbs the ladder ...
-    assert set(delays[4:]) == {600_000}  # ... then repeats its top rung
+    assert delays[:4] == [1_000, 5_000, 15_000, 30_000]  # climbs the ladder ...
+    assert set(delays[4:]) == {30_000}  # ... then repeats its top rung
     assert sum(delays) >= 3_600_000 > sum(delays[:-1])  # until an hour is spent
+
+
+def test_a_message_waits_at_most_thirty_seconds_once_an_outage_is_over() -> None:
+    # Whenever the cause of the failures ends, the next retry is at most one top rung away.
+    policy = RetryPolicy()
+    attempt = 1
+    while (delay := policy.delay_ms(attempt)) is not None:
+        assert delay <= 30_000
+        attempt += 1
 
 
 def test_a_short_budget_dead_letters_after_the_retries_it_pays_for() -> None:
