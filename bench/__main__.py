@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.report import markdown, print_results
-from bench.run import plan, run
+from bench.run import GROUPS, plan, run
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 START = "<!-- bench:results:start (written by `python -m bench`; edit outside these marks) -->"
@@ -49,10 +49,19 @@ def main(argv: list[str] | None = None) -> int:
         help="Record each service with py-spy during each workload into DIR and print where "
         "the time goes (profiling slows the services: this run's figures are not written).",
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"Comma-separated workload groups ({', '.join(GROUPS)}); the ceilings always run. "
+        "A partial run prints only.",
+    )
     args = parser.parse_args(argv)
+    only = frozenset(g for g in args.only.split(",") if g)
+    if unknown := only - set(GROUPS):
+        parser.error(f"unknown group(s): {', '.join(sorted(unknown))}")
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    results = run(plan(quick=args.quick, workers=args.workers), profile_dir=args.profile)
+    results = run(plan(quick=args.quick, workers=args.workers, only=only), profile_dir=args.profile)
     print_results(results)
     if args.profile is not None:
         summary = "\n".join(results.profiles) or "(no profiles: is py-spy installed?)\n"
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summary)
         print(f"profiles in {args.profile}", file=sys.stderr)
         return 0
-    if not args.quick and not args.no_write:
+    if not args.quick and not args.no_write and not only:
         write_doc(markdown(results))
         print(f"wrote {DOC}", file=sys.stderr)
     return 0

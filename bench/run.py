@@ -57,9 +57,16 @@ class Plan:
     payment_rate: float
     lost_after_s: float  # a payment not paid by then is lost (the quick run waits less)
     workers: int
+    only: frozenset[str] = frozenset()  # workload groups to run (empty: all of them)
+
+    def wants(self, group: str) -> bool:
+        return not group or not self.only or group in self.only
 
 
-def plan(*, quick: bool, workers: int = 1) -> Plan:
+GROUPS = ("browse", "cart", "catalog", "checkout")
+
+
+def plan(*, quick: bool, workers: int = 1, only: frozenset[str] = frozenset()) -> Plan:
     if quick:
         return Plan(
             quick=True,
@@ -76,6 +83,7 @@ def plan(*, quick: bool, workers: int = 1) -> Plan:
             payment_rate=10,
             lost_after_s=5,
             workers=workers,
+            only=only,
         )
     return Plan(
         quick=False,
@@ -92,7 +100,21 @@ def plan(*, quick: bool, workers: int = 1) -> Plan:
         payment_rate=100,
         lost_after_s=10,
         workers=workers,
+        only=only,
     )
+
+
+def group_of(workload: str) -> str:
+    """The `--only` group a workload belongs to ("" for the ceilings, which always run)."""
+    if workload in (PRODUCT_LIST, PRODUCT_BY_KEY):
+        return "browse"
+    if workload in (ADD_NEW, ADD_RETURNING) or workload.startswith(SUMMARY.split("{")[0]):
+        return "cart"
+    if workload.startswith(CATALOG.split("{")[0]):
+        return "catalog"
+    if workload in (CHECKOUT, PAYMENT):
+        return "checkout"
+    return ""
 
 
 def _say(text: str) -> None:
@@ -161,7 +183,9 @@ class Bench:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def attempt(self, name: str, fn: Callable[[], Measure | Row]) -> Row:
+    def attempt(self, name: str, fn: Callable[[], Measure | Row]) -> Row | None:
+        if not self.plan.wants(group_of(name)):
+            return None
         _say(name)
         self.current = name
         try:
@@ -405,7 +429,7 @@ class Bench:
             self.attempt(SUMMARY.format(lines), summary)
 
         # The catalog list page as the catalog grows; each run pages deep through it.
-        for label, size in sizes:
+        for label, size in sizes if self.plan.wants("catalog") else []:
             name = CATALOG.format(label)
             if label != first_label:
                 try:
