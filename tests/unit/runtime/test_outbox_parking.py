@@ -30,7 +30,7 @@ class Broker:
         self.refused: set[str] = set()
         self.received: list[str] = []
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelope: Envelope, *, ordering_key: str | None = None) -> None:
         user = envelope.payload["user_id"]
         if not self.up:
             raise ConnectionError("broker away")
