@@ -36,7 +36,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from libs.contracts.envelope import Envelope, Event
@@ -481,29 +481,31 @@ async def handle_once(
     """Run `handle` unless this consumer already handled `event_id`; True if it ran.
 
     Must be called inside the transaction that also holds the handler's changes, so the
-    inbox row and the changes commit together. Two racing deliveries of one event: the second
-    insert fails on the primary key and its transaction rolls back.
+    inbox row and the changes commit together. The inbox row is claimed first, in one
+    statement (`INSERT ... ON CONFLICT DO NOTHING`): a second delivery of a handled event
+    inserts nothing and changes nothing; two racing deliveries meet on the primary key, the
+    second waiting until the first commits (then it inserts nothing) or rolls back (then it
+    handles the event itself).
     """
     key = str(event_id)
-    seen = await session.execute(
-        select(inbox.c.event_id).where(inbox.c.consumer == consumer, inbox.c.event_id == key)
+    dialect = session.get_bind().dialect.name
+    claim = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbox)
+    claimed = await session.execute(
+        claim.values(consumer=consumer, event_id=key, handled_at=datetime.now(UTC))
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
     )
-    if seen.first() is not None:
+    if claimed.first() is None:
         metrics.events_duplicate.labels(consumer=consumer).inc()
         return False
     await handle()
-    try:
-        async with session.begin_nested():
-            await session.execute(
-                insert(inbox).values(consumer=consumer, event_id=key, handled_at=datetime.now(UTC))
-            )
-    except IntegrityError:
-        raise DuplicateDelivery(key) from None
     return True
 
 
 class DuplicateDelivery(Exception):
-    """Another delivery of the same event committed first; this one must roll back."""
+    """Another delivery of the same event committed first; this one must roll back.
+
+    Kept for callers that catch it; `handle_once` now returns False instead."""
 
 
 def new_id() -> str:
