@@ -243,8 +243,9 @@ class OutboxRelay:
                 backoff_s = min(backoff_s * 2, 5.0)
                 continue
             backoff_s = self._poll_interval_s
-            if sent:
-                continue
+            # No second look right after a drain: `drain` already went on while batches came
+            # back full, and a commit made meanwhile has set the wake-up, so the wait below
+            # returns at once. An empty round per commit cost a transaction each.
             await self._prune_now_and_then()
             try:
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
