@@ -249,7 +249,8 @@ class RabbitBus:
         lanes = OrderedLanes()
 
         async def on_message(message: RabbitMessage) -> None:
-            # Nothing above waits, so a delivery enters its key's lane in arrival order.
+            # aio-pika starts one task per delivery, in arrival order, and nothing between
+            # there and here waits: so deliveries enter their key's lane in arrival order.
             key = (message.raw_message.headers or {}).get(ORDERING_KEY_HEADER)
             async with lanes.hold(str(key) if key else None):
                 await self._handle(consumer, handlers, message)
