@@ -19,6 +19,7 @@ from libs.contracts import events as _registered  # noqa: F401  (fills EVENTS)
 from libs.contracts.envelope import EVENTS, Envelope
 from libs.runtime.delivery import (
     Handler,
+    OrderedLanes,
     RetryPolicy,
     UnroutableEvent,
     dead_lettered,
@@ -44,8 +45,11 @@ class EventBus(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def publish(self, envelope: Envelope) -> None:
-        """Return once the broker has queued the event; raise if it did not (unroutable too)."""
+    async def publish(self, envelope: Envelope, *, ordering_key: str | None = None) -> None:
+        """Return once the broker has queued the event; raise if it did not (unroutable too).
+
+        Deliveries with the same `ordering_key` are handled one after another by each consumer.
+        """
 
     def subscribe(self, consumer: str, handlers: Mapping[str, Handler]) -> None:
         """Register a consumer's handlers by event type; call before `start`."""
@@ -67,8 +71,9 @@ class DeadLetter:
 class _Consumer:
     name: str
     handlers: Mapping[str, Handler]
-    queue: asyncio.Queue[tuple[Envelope, int]] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[tuple[Envelope, int, str | None]] = field(default_factory=asyncio.Queue)
     workers: list[asyncio.Task[None]] = field(default_factory=list)
+    lanes: OrderedLanes = field(default_factory=OrderedLanes)
 
 
 class InProcessBus:
@@ -117,7 +122,7 @@ class InProcessBus:
     async def ping(self) -> bool:
         return True
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelope: Envelope, *, ordering_key: str | None = None) -> None:
         """Queue the event for every consumer of its type; raise if it would reach nobody."""
         targets = [c for c in self._consumers.values() if envelope.type in c.handlers]
         if not targets and envelope.type not in EVENTS:
@@ -127,12 +132,14 @@ class InProcessBus:
             raise UnroutableEvent(reason)
         metrics.events_published.labels(type=envelope.type).inc()
         for consumer in targets:
-            self._enqueue(consumer, envelope, 0)
+            self._enqueue(consumer, envelope, 0, ordering_key)
 
-    def _enqueue(self, consumer: _Consumer, envelope: Envelope, attempt: int) -> None:
+    def _enqueue(
+        self, consumer: _Consumer, envelope: Envelope, attempt: int, key: str | None
+    ) -> None:
         self._pending += 1
         self._idle.clear()
-        consumer.queue.put_nowait((envelope, attempt))
+        consumer.queue.put_nowait((envelope, attempt, key))
 
     def _done(self) -> None:
         self._pending -= 1
@@ -145,16 +152,23 @@ class InProcessBus:
 
     async def _work(self, consumer: _Consumer) -> None:
         while True:
-            envelope, attempt = await consumer.queue.get()
+            envelope, attempt, key = await consumer.queue.get()
             try:
-                await dispatch(consumer.name, consumer.handlers, envelope)
+                # Taken right after `get`, so the lane keeps the queue's order, as on RabbitMQ.
+                async with consumer.lanes.hold(key):
+                    await dispatch(consumer.name, consumer.handlers, envelope)
             except Exception as exc:
-                self._retry_or_dead_letter(consumer, envelope, attempt + 1, exc)
+                self._retry_or_dead_letter(consumer, envelope, attempt + 1, key, exc)
             finally:
                 self._done()
 
     def _retry_or_dead_letter(
-        self, consumer: _Consumer, envelope: Envelope, attempt: int, exc: Exception
+        self,
+        consumer: _Consumer,
+        envelope: Envelope,
+        attempt: int,
+        key: str | None,
+        exc: Exception,
     ) -> None:
         delay_ms = self.retry.delay_ms(attempt)
         event_id, reason = str(envelope.event_id), repr(exc)
@@ -176,15 +190,19 @@ class InProcessBus:
 
         def requeue() -> None:
             self._pending -= 1
-            self._enqueue(consumer, envelope, attempt)
+            self._enqueue(consumer, envelope, attempt, key)
 
         asyncio.get_running_loop().call_later(delay_ms / 1000, requeue)
 
 
-def create_bus(url: str, *, exchange: str, queue_prefix: str, retry: RetryPolicy) -> EventBus:
+def create_bus(
+    url: str, *, exchange: str, queue_prefix: str, retry: RetryPolicy, concurrency: int = 32
+) -> EventBus:
     """The bus adapter the URL names: `memory://` or an AMQP URL."""
     if url.startswith("memory://"):
         return InProcessBus(retry)
     from libs.runtime.rabbit import RabbitBus
 
-    return RabbitBus(url, exchange=exchange, queue_prefix=queue_prefix, retry=retry)
+    return RabbitBus(
+        url, exchange=exchange, queue_prefix=queue_prefix, retry=retry, concurrency=concurrency
+    )

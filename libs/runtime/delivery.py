@@ -9,7 +9,9 @@ nothing is dropped or parked without saying so.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -27,6 +29,9 @@ ATTEMPT_HEADER = "x-store-attempt"
 LAST_ERROR_HEADER = "x-store-last-error"
 REPLAYS_HEADER = "x-store-replays"
 PARKED_AT_HEADER = "x-store-parked-at"
+# The outbox row's ordering key (an aggregate's id, ADR 003), so that a consumer handles the
+# events of one aggregate one after another while it handles the others concurrently.
+ORDERING_KEY_HEADER = "x-store-ordering-key"
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,45 @@ class RetryPolicy:
         """Delay before retry number `attempt` (1-based); None once the budget is spent."""
         spent = sum(self.rung(n) for n in range(1, attempt))
         return None if spent >= self.budget_ms else self.rung(attempt)
+
+
+class OrderedLanes:
+    """One lane per ordering key: deliveries with the same key are handled one after another,
+    in the order they entered; deliveries with other keys, or none, do not wait.
+
+    `hold(key)` takes its place in the lane before its first suspension point, so the order of
+    entering is the order of the calls.
+    """
+
+    def __init__(self) -> None:
+        self._tails: dict[str, asyncio.Future[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._tails)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str | None) -> AsyncIterator[None]:
+        if key is None:
+            yield
+            return
+        previous = self._tails.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[key] = mine
+        mine.add_done_callback(lambda _: self._forget(key, mine))
+        try:
+            if previous is not None:
+                # Shielded: a cancelled waiter must not cancel the delivery ahead of it.
+                await asyncio.shield(previous)
+            yield
+        finally:
+            if previous is None or previous.done():
+                mine.set_result(None)
+            else:  # cancelled while waiting: the next one still waits for the one ahead
+                previous.add_done_callback(lambda _: mine.set_result(None))
+
+    def _forget(self, key: str, done: asyncio.Future[None]) -> None:
+        if self._tails.get(key) is done:
+            del self._tails[key]
 
 
 async def dispatch(consumer: str, handlers: Mapping[str, Handler], envelope: Envelope) -> None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from prometheus_client import Counter, Gauge
@@ -36,7 +36,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from libs.contracts.envelope import Envelope, Event
@@ -114,7 +114,12 @@ async def record_event(
     return envelope
 
 
-Publish = Callable[[Envelope], Awaitable[None]]
+class Publish(Protocol):
+    def __call__(self, envelope: Envelope, *, ordering_key: str | None = None) -> Awaitable[None]:
+        """Publish one event with its ordering key (the bus keeps one key's events in order)."""
+        ...
+
+
 BrokerUp = Callable[[], Awaitable[bool]]
 
 
@@ -238,8 +243,9 @@ class OutboxRelay:
                 backoff_s = min(backoff_s * 2, 5.0)
                 continue
             backoff_s = self._poll_interval_s
-            if sent:
-                continue
+            # No second look right after a drain: `drain` already went on while batches came
+            # back full, and a commit made meanwhile has set the wake-up, so the wait below
+            # returns at once. An empty round per commit cost a transaction each.
             await self._prune_now_and_then()
             try:
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
@@ -283,47 +289,52 @@ class OutboxRelay:
         return query
 
     async def _publish_batch(self) -> tuple[int, bool, Exception | None]:
-        """One batch: (rows published, whether more may be waiting, the first error)."""
-        loop = asyncio.get_running_loop()
+        """One batch: (rows published, whether more may be waiting, the first error).
+
+        The batch's rows are published concurrently, but rows with the same ordering key one
+        after another, each only once the broker confirmed the one before it.
+        """
         async with self._sessions() as session, session.begin():
             rows = (await session.execute(self._pending())).all()
             if not rows:
                 return 0, False, None
-            deadline = loop.time() + self._lock_budget_s
-            published: list[int] = []
-            held: set[str] = set()  # ordering keys whose earlier row failed this round
-            first_error: Exception | None = None
-            cut_short = False
-            for row in rows:
-                if row.ordering_key is not None and row.ordering_key in held:
-                    continue
-                if loop.time() > deadline:
-                    cut_short = True  # let go of the row locks; the rest go next batch
-                    break
-                try:
-                    async with asyncio.timeout(self._publish_timeout_s):
-                        await self._publish(Envelope.model_validate(row.envelope))
-                except Exception as exc:
-                    first_error = first_error or exc
-                    self._failed = True
-                    if _is_outage(exc) or not await self._broker_is_up():
-                        # Everything fails while the broker is away: charge no row, keep the
-                        # order, and retry the rest later.
-                        await self._note_failure(session, row, exc, charge=False)
-                        break
-                    await self._note_failure(session, row, exc, charge=True)
-                    if row.ordering_key is not None:
-                        held.add(row.ordering_key)
-                    continue
-                published.append(row.id)
-            if published:
+            batch = _Batch(deadline=asyncio.get_running_loop().time() + self._lock_budget_s)
+            await asyncio.gather(*(self._publish_lane(lane, batch) for lane in _lanes(rows)))
+            for row, exc, charge in batch.failures:
+                await self._note_failure(session, row, exc, charge=charge)
+            if batch.published:
                 await session.execute(
                     update(self._outbox)
-                    .where(self._outbox.c.id.in_(published))
+                    .where(self._outbox.c.id.in_(batch.published))
                     .values(published_at=datetime.now(UTC))
                 )
-        more = cut_short or (len(rows) == self._batch_size and first_error is None)
-        return len(published), more, first_error
+        more = batch.cut_short or (len(rows) == self._batch_size and batch.first_error is None)
+        return len(batch.published), more, batch.first_error
+
+    async def _publish_lane(self, rows: list[Any], batch: _Batch) -> None:
+        """Publish rows of one ordering key in order; stop at the first that fails."""
+        loop = asyncio.get_running_loop()
+        for row in rows:
+            if batch.broker_away:
+                return
+            if loop.time() > batch.deadline:
+                batch.cut_short = True  # let go of the row locks; the rest go next batch
+                return
+            try:
+                async with asyncio.timeout(self._publish_timeout_s):
+                    await self._publish(
+                        Envelope.model_validate(row.envelope), ordering_key=row.ordering_key
+                    )
+            except Exception as exc:
+                batch.first_error = batch.first_error or exc
+                self._failed = True
+                # Everything fails while the broker is away: charge no row, keep the order,
+                # and retry the rest later. Otherwise the row is charged and its key held.
+                away = batch.broker_away or _is_outage(exc) or not await self._broker_is_up()
+                batch.broker_away = batch.broker_away or away
+                batch.failures.append((row, exc, not away))
+                return
+            batch.published.append(row.id)
 
     async def _broker_is_up(self) -> bool:
         if self._broker_up is None:
@@ -389,6 +400,33 @@ class OutboxRelay:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+@dataclass
+class _Batch:
+    """What one relay batch published, what failed, and why it stopped."""
+
+    deadline: float
+    published: list[int] = field(default_factory=list)
+    failures: list[tuple[Any, Exception, bool]] = field(default_factory=list)  # row, error, charge
+    first_error: Exception | None = None
+    broker_away: bool = False
+    cut_short: bool = False
+
+
+def _lanes(rows: Sequence[Any]) -> list[list[Any]]:
+    """The batch's rows by ordering key, in id order; a row without a key is a lane of its own."""
+    keyed: dict[str, list[Any]] = {}
+    lanes: list[list[Any]] = []
+    for row in rows:
+        if row.ordering_key is None:
+            lanes.append([row])
+        elif row.ordering_key in keyed:
+            keyed[row.ordering_key].append(row)
+        else:
+            keyed[row.ordering_key] = [row]
+            lanes.append(keyed[row.ordering_key])
+    return lanes
+
+
 @dataclass(frozen=True)
 class ParkedRow:
     """An outbox row the relay parked, for an operator to see."""
@@ -444,29 +482,31 @@ async def handle_once(
     """Run `handle` unless this consumer already handled `event_id`; True if it ran.
 
     Must be called inside the transaction that also holds the handler's changes, so the
-    inbox row and the changes commit together. Two racing deliveries of one event: the second
-    insert fails on the primary key and its transaction rolls back.
+    inbox row and the changes commit together. The inbox row is claimed first, in one
+    statement (`INSERT ... ON CONFLICT DO NOTHING`): a second delivery of a handled event
+    inserts nothing and changes nothing; two racing deliveries meet on the primary key, the
+    second waiting until the first commits (then it inserts nothing) or rolls back (then it
+    handles the event itself).
     """
     key = str(event_id)
-    seen = await session.execute(
-        select(inbox.c.event_id).where(inbox.c.consumer == consumer, inbox.c.event_id == key)
+    dialect = session.get_bind().dialect.name
+    claim = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbox)
+    claimed = await session.execute(
+        claim.values(consumer=consumer, event_id=key, handled_at=datetime.now(UTC))
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
     )
-    if seen.first() is not None:
+    if claimed.first() is None:
         metrics.events_duplicate.labels(consumer=consumer).inc()
         return False
     await handle()
-    try:
-        async with session.begin_nested():
-            await session.execute(
-                insert(inbox).values(consumer=consumer, event_id=key, handled_at=datetime.now(UTC))
-            )
-    except IntegrityError:
-        raise DuplicateDelivery(key) from None
     return True
 
 
 class DuplicateDelivery(Exception):
-    """Another delivery of the same event committed first; this one must roll back."""
+    """Another delivery of the same event committed first; this one must roll back.
+
+    Kept for callers that catch it; `handle_once` now returns False instead."""
 
 
 def new_id() -> str:

@@ -6,9 +6,12 @@
   exchange and, for every consumer of the topology and its own, the quorum queue with its
   bindings, one retry queue per rung of the ladder and the dead-letter queue
   (`libs.contracts.topology`), and the queue of unclaimed types.
-- Consuming: a message is acknowledged only after its handler's transaction (with the inbox
-  row) committed, or after it was parked on a retry rung or in the DLQ with a confirm. If it
-  cannot be parked, it is rejected back to its queue and redelivered.
+- Consuming: up to `concurrency` deliveries per consumer are handled at once (the channel's
+  prefetch; aio-pika runs each delivery in its own task), except that deliveries with the same
+  ordering key (`x-store-ordering-key`, an aggregate's id) are handled one after another in
+  the order they arrived. A message is acknowledged only after its handler's transaction (with
+  the inbox row) committed, or after it was parked on a retry rung or in the DLQ with a
+  confirm. If it cannot be parked, it is rejected back to its queue and redelivered.
 - Reconnection: aio-pika's robust connection under FastStream reopens channels and
   consumers; a start that fails half-way is torn down and begins again.
 """
@@ -46,8 +49,10 @@ from libs.contracts.topology import (
 from libs.runtime.delivery import (
     ATTEMPT_HEADER,
     LAST_ERROR_HEADER,
+    ORDERING_KEY_HEADER,
     PARKED_AT_HEADER,
     Handler,
+    OrderedLanes,
     RetryPolicy,
     UnroutableEvent,
     dead_lettered,
@@ -80,14 +85,18 @@ class RabbitBus:
         exchange: str,
         queue_prefix: str,
         retry: RetryPolicy | None = None,
-        prefetch: int = 32,
+        concurrency: int = 32,
         publish_timeout_s: float = 10.0,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("a consumer handles at least one delivery at a time")
         self.url = url
         self.exchange_name = exchange
         self.queue_prefix = queue_prefix
         self.retry = retry or RetryPolicy()
-        self.prefetch = prefetch
+        # Unacknowledged deliveries per consumer; each is handled in its own task as it
+        # arrives, so this bounds how many handlers of one consumer run at once.
+        self.concurrency = concurrency
         self.publish_timeout_s = publish_timeout_s
         self._exchange = RabbitExchange(exchange, type=ExchangeType.TOPIC, durable=True)
         self._consumers: dict[str, Mapping[str, Handler]] = {}
@@ -143,7 +152,9 @@ class RabbitBus:
         broker = RabbitBroker(
             self.url,
             default_channel=Channel(
-                prefetch_count=self.prefetch, publisher_confirms=True, on_return_raises=True
+                prefetch_count=self.concurrency,
+                publisher_confirms=True,
+                on_return_raises=True,
             ),
             timeout=10,
             fail_fast=True,
@@ -194,7 +205,7 @@ class RabbitBus:
 
     # --- publishing --------------------------------------------------------------------------
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelope: Envelope, *, ordering_key: str | None = None) -> None:
         """Return once the broker confirmed the event into at least one queue; raise otherwise."""
         if self.broker is None:
             raise ConnectionError("the bus is not connected")
@@ -205,6 +216,7 @@ class RabbitBus:
                 routing_key=envelope.type,
                 mandatory=True,
                 persist=True,
+                headers={ORDERING_KEY_HEADER: ordering_key} if ordering_key else None,
                 content_type="application/json",
                 message_id=str(envelope.event_id),
                 correlation_id=envelope.correlation_id or str(envelope.event_id),
@@ -234,8 +246,14 @@ class RabbitBus:
             title=spec.name,
         )
 
+        lanes = OrderedLanes()
+
         async def on_message(message: RabbitMessage) -> None:
-            await self._handle(consumer, handlers, message)
+            # aio-pika starts one task per delivery, in arrival order, and nothing between
+            # there and here waits: so deliveries enter their key's lane in arrival order.
+            key = (message.raw_message.headers or {}).get(ORDERING_KEY_HEADER)
+            async with lanes.hold(str(key) if key else None):
+                await self._handle(consumer, handlers, message)
 
         subscriber(on_message)
 

@@ -69,6 +69,7 @@ def shared_for(
             exchange=settings.exchange,
             queue_prefix=settings.queue_prefix,
             retry=retry,
+            concurrency=settings.consumer_concurrency,
         ),
         fake_redis_server=fakeredis.FakeServer(),
         directory=ServiceDirectory(
@@ -191,9 +192,9 @@ class Runtime:
             span.set_attribute("messaging.message.id", str(envelope.event_id))
         return envelope
 
-    async def _publish(self, envelope: Envelope) -> None:
+    async def _publish(self, envelope: Envelope, *, ordering_key: str | None = None) -> None:
         with self.telemetry.publishing(self.name, envelope):
-            await self.bus.publish(envelope)
+            await self.bus.publish(envelope, ordering_key=ordering_key)
 
     def subscribe(self, handlers: Mapping[type[Event], EventHandler]) -> None:
         """Handle events exactly once per event id, each in its own transaction."""

@@ -61,6 +61,13 @@ class RuntimeSettings(BaseSettings):
         description="Total time a failing event is retried before it goes to the dead-letter "
         "queue; long enough to ride out a database restart.",
     )
+    consumer_concurrency: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        description="Deliveries each consumer handles at once on RabbitMQ (its prefetch); "
+        "events of one aggregate (the same ordering key) are still handled one at a time.",
+    )
     outbox_poll_interval_ms: int = Field(250, ge=5, description="Relay poll interval when idle.")
     outbox_park_after: int = Field(
         10,

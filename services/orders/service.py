@@ -190,29 +190,24 @@ class OrdersService:
     async def mark_paid(self, *, session: AsyncSession, payment: PaymentSucceeded) -> None:
         """Set `paid` once and publish OrderPaid once, whatever the number of successes."""
         orders = SqlOrderRepository(session)
-        order = await orders.get(payment.order_id)
+        order = await orders.mark_paid(
+            payment.order_id, paid_at=payment.succeeded_at, attempt_id=payment.attempt_id
+        )
         if order is None:
-            # The payment overtook the order (or its commit): fail so the bus redelivers it.
-            raise OrderNotYetVisible(f"order {payment.order_id} is not known (yet)")
-        if (payment.amount, payment.currency.upper()) != (order.total, order.currency):
-            log.error(
-                "order.payment_amount_differs",
-                order_id=order.id,
-                attempt_id=payment.attempt_id,
-                paid=f"{payment.amount} {payment.currency}",
-                expected=f"{order.total} {order.currency}",
-            )
-        if not await orders.mark_paid(
-            order.id, paid_at=payment.succeeded_at, attempt_id=payment.attempt_id
-        ):
+            known = await orders.get(payment.order_id)
+            if known is None:
+                # The payment overtook the order (or its commit): fail so the bus redelivers it.
+                raise OrderNotYetVisible(f"order {payment.order_id} is not known (yet)")
             # A second successful attempt: the order stays as it is; payments may refund it.
+            _check_amount(known, payment)
             log.warning(
                 "order.already_paid",
-                order_id=order.id,
+                order_id=known.id,
                 attempt_id=payment.attempt_id,
-                paid_attempt_id=order.paid_attempt_id,
+                paid_attempt_id=known.paid_attempt_id,
             )
             return
+        _check_amount(order, payment)
         await self.runtime.record(
             session,
             OrderPaid(
@@ -240,3 +235,15 @@ class OrdersService:
             anonymous_id=merged.anonymous_id, user_id=merged.user_id
         )
         log.info("orders.reowned", anonymous_id=merged.anonymous_id, moved=moved)
+
+
+def _check_amount(order: Order, payment: PaymentSucceeded) -> None:
+    """Say so when the money reported differs from the order's total (it stays paid)."""
+    if (payment.amount, payment.currency.upper()) != (order.total, order.currency):
+        log.error(
+            "order.payment_amount_differs",
+            order_id=order.id,
+            attempt_id=payment.attempt_id,
+            paid=f"{payment.amount} {payment.currency}",
+            expected=f"{order.total} {order.currency}",
+        )

@@ -7,9 +7,9 @@ the only updates are setting `paid` once and re-owning an anonymous shopper's or
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Row, Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.common import Owner
@@ -30,8 +30,10 @@ class OrderRepository(Protocol):
         self, owner: Owner, *, paid: bool | None, limit: int, after: Cursor | None
     ) -> list[Order]: ...
 
-    async def mark_paid(self, order_id: str, *, paid_at: datetime, attempt_id: str | None) -> bool:
-        """Set `paid` if it is not set yet; True when this call set it."""
+    async def mark_paid(
+        self, order_id: str, *, paid_at: datetime, attempt_id: str | None
+    ) -> Order | None:
+        """Set `paid` if it is not set yet; the order when this call set it, else None."""
         ...
 
     async def merged_user(self, anonymous_id: str) -> str | None: ...
@@ -104,13 +106,21 @@ class SqlOrderRepository:
         query = query.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(limit)
         return [_to_order(row) for row in (await self.session.scalars(query)).all()]
 
-    async def mark_paid(self, order_id: str, *, paid_at: datetime, attempt_id: str | None) -> bool:
-        result = await self.session.execute(
-            update(OrderRow)
-            .where(OrderRow.id == order_id, OrderRow.paid.is_(None))
-            .values(paid=paid_at, paid_attempt_id=attempt_id)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+    async def mark_paid(
+        self, order_id: str, *, paid_at: datetime, attempt_id: str | None
+    ) -> Order | None:
+        # One statement on the table (no ORM identity map): the guarded update returns the
+        # order it paid, so the paid event needs no read of its own.
+        orders = cast(Table, OrderRow.__table__)
+        row = (
+            await self.session.execute(
+                update(orders)
+                .where(orders.c.id == order_id, orders.c.paid.is_(None))
+                .values(paid=paid_at, paid_attempt_id=attempt_id)
+                .returning(*orders.c)
+            )
+        ).first()
+        return None if row is None else _to_order(row)
 
     async def merged_user(self, anonymous_id: str) -> str | None:
         row = await self.session.get(OwnerMergeRow, anonymous_id)
@@ -132,7 +142,7 @@ class SqlOrderRepository:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _to_order(row: OrderRow) -> Order:
+def _to_order(row: OrderRow | Row[Any]) -> Order:
     return Order(
         id=row.id,
         number=row.number,

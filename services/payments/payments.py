@@ -7,7 +7,7 @@ through `PaymentService.handle_provider_event`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -80,6 +80,7 @@ class _AfterCommit:
 
     expire_sessions: list[tuple[str, str]] = field(default_factory=list)
     refunds: list[str] = field(default_factory=list)
+    settled: dict[str, str] = field(default_factory=dict)  # attempt id -> the status it took
 
 
 class PaymentService:
@@ -281,6 +282,10 @@ class PaymentService:
 
     async def handle_provider_event(self, event: ProviderEvent) -> bool:
         """Apply a verified provider event exactly once; False when it was seen before."""
+        return await self._handle(event) is not None
+
+    async def _handle(self, event: ProviderEvent) -> _AfterCommit | None:
+        """Apply a provider event once; what it settled, or None when it was seen before."""
         for retry in range(_DEADLOCK_RETRIES + 1):
             now = self.clock()
             after = _AfterCommit()
@@ -292,7 +297,7 @@ class PaymentService:
                 break
             except DuplicateProviderEvent:
                 log.info("payments.event_duplicate", provider=event.provider, event_id=event.id)
-                return False
+                return None
             except DBAPIError as exc:
                 if retry == _DEADLOCK_RETRIES or not _is_deadlock(exc):
                     raise
@@ -300,7 +305,7 @@ class PaymentService:
         await self._expire_sessions(after.expire_sessions)
         for refund_id in after.refunds:
             await self.send_refund(refund_id=refund_id)
-        return True
+        return after
 
     async def _apply(
         self,
@@ -337,15 +342,21 @@ class PaymentService:
         attempt = await repo.get_attempt(found.id)
         assert attempt is not None
         if event.kind == "checkout_completed":
-            await self._note_completion(repo, attempt, event, now)
+            noted = _completion_notes(attempt, event)
             if event.paid:
-                await self._paid(repo, session, attempt, event, now, after, locked=order)
+                await self._paid(
+                    repo, session, attempt, event, now, after, locked=order, noted=noted
+                )
+            elif noted:
+                await repo.update_attempt(attempt.id, now, **noted)
         elif event.kind in ("payment_succeeded", "invoice_paid"):
             await self._paid(repo, session, attempt, event, now, after, locked=order)
         elif event.kind in ("payment_failed", "invoice_payment_failed"):
-            await self._close(repo, session, attempt, "failed", now, reason=event.reason)
+            if await self._close(repo, session, attempt, "failed", now, reason=event.reason):
+                after.settled[attempt.id] = "failed"
         elif event.kind == "checkout_expired":
-            await self._close(repo, session, attempt, "expired", now, reason="expired")
+            if await self._close(repo, session, attempt, "expired", now, reason="expired"):
+                after.settled[attempt.id] = "expired"
 
     async def _find_attempt(
         self, repo: PaymentsRepository, event: ProviderEvent
@@ -367,24 +378,6 @@ class PaymentService:
             return await repo.attempt_by_provider_subscription(event.subscription.id)
         return None
 
-    async def _note_completion(
-        self,
-        repo: PaymentsRepository,
-        attempt: AttemptRecord,
-        event: ProviderEvent,
-        now: datetime,
-    ) -> None:
-        """Remember what the completed checkout says (an async payment may still be pending)."""
-        values: dict[str, object] = {}
-        if event.subscription is not None and attempt.provider_subscription_id is None:
-            values["provider_subscription_id"] = event.subscription.id
-        if attempt.status == "unpaid":
-            values["provider_payment_status"] = event.payment_status
-            if event.provider_reference and attempt.provider_reference is None:
-                values["provider_reference"] = event.provider_reference
-        if values:
-            await repo.update_attempt(attempt.id, now, **values)
-
     async def _paid(
         self,
         repo: PaymentsRepository,
@@ -395,11 +388,14 @@ class PaymentService:
         after: _AfterCommit,
         *,
         locked: OrderPaymentRecord | None = None,
+        noted: dict[str, object] | None = None,
     ) -> None:
         """Money arrived for an attempt: it pays the order, unless the order was paid already.
 
         `locked` is the order's row when the caller already holds its lock and read `attempt`
-        after taking it; then neither is read again.
+        after taking it; then neither is read again. `noted` are attempt columns the event
+        also sets: written with the state change (one `UPDATE ... RETURNING`), or on their own
+        when the attempt does not move.
         """
         # The order's row lock serializes everything that may pay this order.
         order = locked or await repo.lock_order(
@@ -408,47 +404,73 @@ class PaymentService:
         assert order is not None
         current = attempt if locked is not None else await repo.get_attempt(attempt.id)
         assert current is not None
-        reference = event.provider_reference
+        pending = dict(noted or {})
         if event.subscription is not None and current.provider_subscription_id is None:
-            await repo.update_attempt(
-                current.id, now, provider_subscription_id=event.subscription.id
-            )
+            pending["provider_subscription_id"] = event.subscription.id
+        moved = None
         if current.status != "paid":
-            mismatch = _mismatch(current, event)
-            if mismatch is not None:
-                await self._flag(repo, session, current, event, mismatch, now)
-                await self._refund(repo, current, event, mismatch, now, after)
-                return
-            if order.paid_attempt_id is not None and order.paid_attempt_id != current.id:
-                await self._refund(repo, current, event, "order_already_paid", now, after)
-                return
-            moved = await repo.transition(
-                current.id,
-                "paid",
-                now,
-                provider_reference=reference,
-                provider_payment_status=event.payment_status or "paid",
+            moved = await self._pay_attempt(
+                repo, session, current, order, event, now, after, pending
             )
-            if not moved:  # failed, expired or canceled first: never leave a terminal state
-                await self._refund(repo, current, event, f"paid_after_{current.status}", now, after)
-                return
-            await repo.set_order_paid(current.order_id, current.id, now)
-            await self.runtime.record(
-                session, facts.payment_succeeded(current, reference=reference, at=event.created)
-            )
-            # Nobody may pay this order again through a checkout that is still open.
-            for other in await repo.unpaid_attempts(current.order_id):
-                if (
-                    await repo.transition(
-                        other.id, "canceled", now, failure_reason="order paid by another attempt"
-                    )
-                    and other.provider_session_id
-                ):
-                    after.expire_sessions.append((other.provider, other.provider_session_id))
-        if current.mode == "subscription":
-            current = await repo.get_attempt(current.id)
+        elif pending:
+            await repo.update_attempt(current.id, now, **pending)
+        if current.mode == "subscription" and (moved or current.status == "paid"):
+            current = moved or await repo.get_attempt(current.id)
             assert current is not None
             await self._activate(repo, session, current, event, now)
+
+    async def _pay_attempt(
+        self,
+        repo: PaymentsRepository,
+        session: AsyncSession,
+        attempt: AttemptRecord,
+        order: OrderPaymentRecord,
+        event: ProviderEvent,
+        now: datetime,
+        after: _AfterCommit,
+        pending: dict[str, object],
+    ) -> AttemptRecord | None:
+        """unpaid -> paid, the order paid and the event recorded; the paid attempt, or None
+        when the money cannot pay it (then it is flagged or refunded)."""
+        reference = event.provider_reference
+        mismatch = _mismatch(attempt, event)
+        reason = mismatch
+        if reason is None and order.paid_attempt_id not in (None, attempt.id):
+            reason = "order_already_paid"
+        moved = None
+        if reason is None:
+            moved = await repo.transition(
+                attempt.id,
+                "paid",
+                now,
+                **{
+                    **pending,
+                    "provider_reference": reference,
+                    "provider_payment_status": event.payment_status or "paid",
+                },
+            )
+            # Not moved: failed, expired or canceled first; never leave a terminal state.
+            reason = None if moved else f"paid_after_{attempt.status}"
+        if moved is None:
+            if pending:
+                await repo.update_attempt(attempt.id, now, **pending)
+            if mismatch is not None:
+                await self._flag(repo, session, attempt, event, mismatch, now)
+            assert reason is not None
+            await self._refund(repo, attempt, event, reason, now, after)
+            return None
+        await repo.set_order_paid(moved.order_id, moved.id, now)
+        await self.runtime.record(
+            session, facts.payment_succeeded(moved, reference=reference, at=event.created)
+        )
+        after.settled[moved.id] = "paid"
+        # Nobody may pay this order again through a checkout that is still open.
+        for provider, session_id in await repo.cancel_unpaid_attempts(
+            moved.order_id, now, reason="order paid by another attempt"
+        ):
+            if session_id:
+                after.expire_sessions.append((provider, session_id))
+        return moved
 
     async def _refund(
         self,
@@ -563,13 +585,15 @@ class PaymentService:
         now: datetime,
         *,
         reason: str | None,
-    ) -> None:
+    ) -> bool:
+        """unpaid -> `target` with its event; False when the attempt had moved already."""
         if not await repo.transition(attempt.id, target, now, failure_reason=reason):
-            return  # already paid, failed, expired or canceled: a late event changes nothing
+            return False  # already paid, failed, expired or canceled: a late event changes nothing
         if target == "failed":
             await self.runtime.record(session, facts.payment_failed(attempt, reason=reason))
         else:
             await self.runtime.record(session, facts.payment_expired(attempt))
+        return True
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -784,8 +808,11 @@ class PaymentService:
                 event = dev_provider.declined_event(
                     attempt_id=attempt.id, order_id=attempt.order_id, now=now
                 )
-            await self.handle_provider_event(event)
-            attempt = await self._dev_attempt(attempt_id)
+            outcome = await self._handle(event)
+            if outcome is not None and attempt.id in outcome.settled:
+                attempt = replace(attempt, status=outcome.settled[attempt.id])
+            else:  # pressed twice at once, or the attempt did not move: read where it is
+                attempt = await self._dev_attempt(attempt_id)
         # A repeated press (a double click, a reload) lands where the first one did.
         if action == "pay" and attempt.status == "paid":
             return _session_url(attempt.success_url, attempt)
@@ -838,6 +865,19 @@ def _mismatch(attempt: AttemptRecord, event: ProviderEvent) -> str | None:
     if event.amount is not None and event.amount != attempt.total:
         return "amount_mismatch"
     return None
+
+
+def _completion_notes(attempt: AttemptRecord, event: ProviderEvent) -> dict[str, object]:
+    """What a completed checkout says about the attempt (an async payment may still be
+    pending): the columns to set."""
+    values: dict[str, object] = {}
+    if event.subscription is not None and attempt.provider_subscription_id is None:
+        values["provider_subscription_id"] = event.subscription.id
+    if attempt.status == "unpaid":
+        values["provider_payment_status"] = event.payment_status
+        if event.provider_reference and attempt.provider_reference is None:
+            values["provider_reference"] = event.provider_reference
+    return values
 
 
 def _session_url(url: str, attempt: AttemptRecord) -> str:

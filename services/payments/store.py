@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -168,6 +169,13 @@ def _subscription(row: RowMapping) -> SubscriptionRecord:
     return SubscriptionRecord(owner=owner, **values)
 
 
+def _insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect (PostgreSQL or SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
 def _owner_is(table: Any, owner: Owner) -> Any:
     return and_(table.c.owner_kind == owner.kind, table.c.owner_id == owner.id)
 
@@ -210,6 +218,9 @@ class PaymentsRepository(Protocol):
         self, subscription_id: str
     ) -> AttemptRecord | None: ...
     async def unpaid_attempts(self, order_id: str) -> list[AttemptRecord]: ...
+    async def cancel_unpaid_attempts(
+        self, order_id: str, now: datetime, *, reason: str
+    ) -> list[tuple[str, str | None]]: ...
     async def attempts_for_order(self, order_id: str) -> list[AttemptRecord]: ...
     async def set_session(
         self,
@@ -222,7 +233,7 @@ class PaymentsRepository(Protocol):
     ) -> None: ...
     async def transition(
         self, attempt_id: str, target: str, now: datetime, **values: Any
-    ) -> bool: ...
+    ) -> AttemptRecord | None: ...
     async def update_attempt(self, attempt_id: str, now: datetime, **values: Any) -> None: ...
     async def reassign_attempts(self, source: Owner, target: Owner, now: datetime) -> int: ...
     async def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None: ...
@@ -565,16 +576,34 @@ class SqlPaymentsRepository:
             .values(**values)
         )
 
-    async def transition(self, attempt_id: str, target: str, now: datetime, **values: Any) -> bool:
-        """unpaid -> `target`, only if still unpaid (a guarded update); True if it moved."""
+    async def transition(
+        self, attempt_id: str, target: str, now: datetime, **values: Any
+    ) -> AttemptRecord | None:
+        """unpaid -> `target`, only if still unpaid (a guarded update); the moved attempt, or
+        None if it was not unpaid (one statement either way)."""
         if target == "paid":
             values["paid_at"] = now
-        result = await self.session.execute(
+        row = await self._one(
             update(payment_attempts)
             .where(payment_attempts.c.id == attempt_id, payment_attempts.c.status == "unpaid")
             .values(status=target, updated_at=now, **values)
+            .returning(*payment_attempts.c)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return _attempt(row) if row else None
+
+    async def cancel_unpaid_attempts(
+        self, order_id: str, now: datetime, *, reason: str
+    ) -> list[tuple[str, str | None]]:
+        """Cancel every unpaid attempt of the order in one statement; their (provider,
+        session id), whose hosted checkouts should be closed too."""
+        table = payment_attempts
+        rows = await self.session.execute(
+            update(table)
+            .where(table.c.order_id == order_id, table.c.status == "unpaid")
+            .values(status="canceled", failure_reason=reason, updated_at=now)
+            .returning(table.c.provider, table.c.provider_session_id)
+        )
+        return [(provider, session_id) for provider, session_id in rows.all()]
 
     async def update_attempt(self, attempt_id: str, now: datetime, **values: Any) -> None:
         await self.session.execute(
@@ -680,25 +709,18 @@ class SqlPaymentsRepository:
     async def record_provider_event(
         self, provider: str, event_id: str, event_type: str, now: datetime
     ) -> None:
-        """Claim a provider event for this transaction; DuplicateProviderEvent if already seen."""
-        seen = await self._one(
-            select(provider_events.c.event_id).where(
-                provider_events.c.provider == provider, provider_events.c.event_id == event_id
-            )
+        """Claim a provider event for this transaction; DuplicateProviderEvent if already seen.
+
+        One statement: a concurrent delivery of the same event blocks on the insert until the
+        first commits, then inserts nothing (or claims it, if the first rolled back).
+        """
+        claimed = await self._one(
+            _insert_ignoring_conflicts(self.session, provider_events)
+            .values(provider=provider, event_id=event_id, type=event_type, received_at=now)
+            .returning(provider_events.c.event_id)
         )
-        if seen is not None:
+        if claimed is None:
             raise DuplicateProviderEvent(event_id)
-        try:
-            # A concurrent delivery of the same event blocks here until the first commits,
-            # then fails on the primary key.
-            async with self.session.begin_nested():
-                await self.session.execute(
-                    insert(provider_events).values(
-                        provider=provider, event_id=event_id, type=event_type, received_at=now
-                    )
-                )
-        except IntegrityError:
-            raise DuplicateProviderEvent(event_id) from None
 
     # -- refunds ----------------------------------------------------------------------------
 

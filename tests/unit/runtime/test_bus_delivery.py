@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
 import pytest
@@ -98,3 +99,36 @@ async def test_an_event_no_one_could_receive_is_a_failed_publish() -> None:
         await bus.publish(merged())  # a registered type: nobody here, but routable
     finally:
         await bus.stop()
+
+
+async def test_in_process_one_keys_events_are_handled_in_order_others_at_once() -> None:
+    bus = InProcessBus()
+    seen: list[tuple[str, str]] = []
+    running: dict[str, int] = {}
+    most_at_once = 0
+    most_at_once_per_key = 0
+
+    async def handle(envelope: Envelope) -> None:
+        nonlocal most_at_once, most_at_once_per_key
+        key, step = envelope.payload["anonymous_id"], envelope.payload["user_id"]
+        running[key] = running.get(key, 0) + 1
+        most_at_once = max(most_at_once, sum(running.values()))
+        most_at_once_per_key = max(most_at_once_per_key, running[key])
+        await asyncio.sleep(0.01 if int(step) % 2 == 0 else 0)  # later ones would overtake
+        seen.append((key, step))
+        running[key] -= 1
+
+    bus.subscribe("c", {AnonymousMerged.event_type: handle})
+    await bus.start()
+    try:
+        for step in range(6):
+            for key in ("k1", "k2"):
+                event = AnonymousMerged(anonymous_id=key, user_id=str(step))
+                await bus.publish(Envelope.wrap(event, producer="t"), ordering_key=key)
+        await bus.idle()
+    finally:
+        await bus.stop()
+    for key in ("k1", "k2"):
+        assert [step for k, step in seen if k == key] == [str(n) for n in range(6)]
+    assert most_at_once_per_key == 1
+    assert most_at_once > 1

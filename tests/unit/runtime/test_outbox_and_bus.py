@@ -135,7 +135,7 @@ async def test_relay_keeps_events_until_the_bus_accepts_them(
     published: list[Envelope] = []
     down = True
 
-    async def flaky_publish(envelope: Envelope) -> None:
+    async def flaky_publish(envelope: Envelope, *, ordering_key: str | None = None) -> None:
         if down:
             raise ConnectionError("broker unreachable")
         published.append(envelope)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ class Broker:
         self.refused: set[str] = set()
         self.received: list[str] = []
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelope: Envelope, *, ordering_key: str | None = None) -> None:
         user = envelope.payload["user_id"]
         if not self.up:
             raise ConnectionError("broker away")
@@ -192,3 +193,50 @@ def test_store_outbox_lists_and_releases_a_services_parked_rows(tmp_path: Path, 
             await engine.dispose()
 
     assert asyncio.run(still_parked()) == []
+
+
+class SlowBroker(Broker):
+    """Takes a while to confirm each event, so publishes of one batch overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight: dict[str | None, int] = {}
+        self.most_in_flight = 0
+        self.most_in_flight_per_key = 0
+
+    async def publish(self, envelope: Envelope, *, ordering_key: str | None = None) -> None:
+        self.in_flight[ordering_key] = self.in_flight.get(ordering_key, 0) + 1
+        self.most_in_flight = max(self.most_in_flight, sum(self.in_flight.values()))
+        if ordering_key is not None:
+            self.most_in_flight_per_key = max(
+                self.most_in_flight_per_key, self.in_flight[ordering_key]
+            )
+        await asyncio.sleep(0.01)
+        self.in_flight[ordering_key] -= 1
+        await super().publish(envelope, ordering_key=ordering_key)
+
+
+async def test_a_batch_is_published_at_once_but_one_key_in_order(engine, outbox) -> None:
+    broker = SlowBroker()
+    await record(engine, outbox, "a1", "a2", "a3", key="order:a")
+    await record(engine, outbox, "b1", "b2", "b3", key="order:b")
+    await record(engine, outbox, "x", "y")
+
+    assert await relay(engine, outbox, broker).drain() == 8
+
+    assert [u for u in broker.received if u.startswith("a")] == ["a1", "a2", "a3"]
+    assert [u for u in broker.received if u.startswith("b")] == ["b1", "b2", "b3"]
+    assert sorted(broker.received) == ["a1", "a2", "a3", "b1", "b2", "b3", "x", "y"]
+    assert broker.most_in_flight_per_key == 1  # the next of a key waits for its confirm
+    assert broker.most_in_flight > 1  # the keys and the unkeyed rows went side by side
+
+
+async def test_a_refused_row_holds_back_its_key_only(engine, outbox) -> None:
+    broker = SlowBroker()
+    broker.refused.add("a2")
+    await record(engine, outbox, "a1", "a2", "a3", key="order:a")
+    await record(engine, outbox, "b1", "b2", key="order:b")
+
+    await relay(engine, outbox, broker).drain(raise_errors=False)
+
+    assert sorted(broker.received) == ["a1", "b1", "b2"]  # a3 waits behind a2
