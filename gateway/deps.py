@@ -26,7 +26,7 @@ class GatewayDeps:
     rate_limits: RateLimits
 
 
-def gateway_deps(request: Request) -> GatewayDeps:
+async def gateway_deps(request: Request) -> GatewayDeps:
     return request.app.state.gateway
 
 
@@ -58,7 +58,7 @@ async def current_caller(
     return caller
 
 
-def current_locale(
+async def current_locale(
     deps: Annotated[GatewayDeps, Depends(gateway_deps)],
     locale: Annotated[
         str | None,
