@@ -174,6 +174,13 @@ class Prices:
                 await self._cache.put_many(fetched, locale, epoch)
         return found
 
+    async def cached(self, ids: Iterable[str], locale: str | None) -> dict[str, PricingInfo]:
+        """What the cache holds of `ids` (one command), without asking catalog."""
+        if self._cache is None:
+            return {}
+        found, _ = await self._cache.get_many(list(dict.fromkeys(ids)), locale)
+        return found
+
     async def forget_pricing(self, pricing_id: str) -> None:
         if self._cache is not None:
             await self._cache.forget_pricing(pricing_id)
