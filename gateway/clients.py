@@ -19,7 +19,7 @@ from libs.contracts.payments import (
     StartPaymentIn,
     SubscriptionOut,
 )
-from libs.runtime.http import ServiceClient
+from libs.runtime.http import Passthrough, ServiceClient
 
 _customers = TypeAdapter(list[CustomerOut])
 _subscriptions = TypeAdapter(list[SubscriptionOut])
@@ -68,18 +68,20 @@ class CatalogClient:
 
 
 class CartClient:
+    """The cart routes answer the cart service's own JSON (a `CartOut`) as it came."""
+
     def __init__(self, http: ServiceClient) -> None:
         self.http = http
 
-    async def summary(self, principal: Principal, *, locale: str | None) -> CartOut:
-        return await self.http.call(
+    async def summary(self, principal: Principal, *, locale: str | None) -> Passthrough[CartOut]:
+        return await self.http.passthrough(
             "GET", "/carts/current", CartOut, params=_params(locale=locale), principal=principal
         )
 
     async def add_line(
         self, principal: Principal, line: AddLineIn, *, locale: str | None
-    ) -> CartOut:
-        return await self.http.call(
+    ) -> Passthrough[CartOut]:
+        return await self.http.passthrough(
             "POST",
             "/carts/current/lines",
             CartOut,
@@ -90,8 +92,8 @@ class CartClient:
 
     async def set_quantity(
         self, principal: Principal, line_id: str, body: SetQuantityIn, *, locale: str | None
-    ) -> CartOut:
-        return await self.http.call(
+    ) -> Passthrough[CartOut]:
+        return await self.http.passthrough(
             "PATCH",
             f"/carts/current/lines/{_seg(line_id)}",
             CartOut,
@@ -102,8 +104,8 @@ class CartClient:
 
     async def remove_line(
         self, principal: Principal, line_id: str, *, locale: str | None
-    ) -> CartOut:
-        return await self.http.call(
+    ) -> Passthrough[CartOut]:
+        return await self.http.passthrough(
             "DELETE",
             f"/carts/current/lines/{_seg(line_id)}",
             CartOut,

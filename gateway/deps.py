@@ -26,7 +26,7 @@ class GatewayDeps:
     rate_limits: RateLimits
 
 
-def gateway_deps(request: Request) -> GatewayDeps:
+async def gateway_deps(request: Request) -> GatewayDeps:
     return request.app.state.gateway
 
 
@@ -43,7 +43,7 @@ async def current_caller(
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Use `Authorization: Bearer <token>`.", code="invalid_token")
         caller.user_id, caller.orgs = await deps.verifier.verify(token.strip())
-    caller.anonymous_id = deps.cookie.loads(request.cookies.get(deps.cookie.name))
+    caller.anonymous_id = deps.cookie.of_request(request)
     if caller.user_id and caller.anonymous_id:
         try:
             caller.merge_result = await deps.interactor.anonymous_to_user(
@@ -58,7 +58,7 @@ async def current_caller(
     return caller
 
 
-def current_locale(
+async def current_locale(
     deps: Annotated[GatewayDeps, Depends(gateway_deps)],
     locale: Annotated[
         str | None,

@@ -9,6 +9,7 @@ from typing import Any
 
 import jwt
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import Request
 
 from gateway.settings import GatewaySettings
 from libs.contracts.cart import MergeOut
@@ -124,6 +125,9 @@ class TokenVerifier:
         raise jwt.InvalidSignatureError("no key")
 
 
+_COOKIE_STATE = "anonymous_cookie_id"
+
+
 class AnonymousCookie:
     """The signed, timestamped anonymous id. A forged, tampered or expired cookie reads as no
     cookie at all. Its age slides: the gateway re-issues it whenever the cart changes."""
@@ -139,6 +143,15 @@ class AnonymousCookie:
     def dumps(self, anonymous_id: str) -> str:
         value: str = self._serializer.dumps(anonymous_id)
         return value
+
+    def of_request(self, request: Request) -> str | None:
+        """The anonymous id of this request's cookie, read once per request (the rate limits
+        and the caller both need it; checking the signature costs more than the lookup)."""
+        state = request.scope.setdefault("state", {})
+        if _COOKIE_STATE not in state:
+            state[_COOKIE_STATE] = self.loads(request.cookies.get(self.name))
+        anonymous_id: str | None = state[_COOKIE_STATE]
+        return anonymous_id
 
     def loads(self, value: str | None) -> str | None:
         if not value:

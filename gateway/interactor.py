@@ -25,6 +25,7 @@ from libs.contracts.payments import (
     SubscriptionOut,
 )
 from libs.contracts.store import CheckoutIn, CheckoutOut, PayIn
+from libs.runtime.http import Passthrough
 from libs.runtime.problems import Conflict, NotFound, ProblemError
 
 log = structlog.get_logger(__name__)
@@ -106,13 +107,15 @@ class StoreInteractor:
 
     # --- cart ------------------------------------------------------------------------------
 
-    async def get_cart_summarized(self, caller: Caller, *, locale: Locale) -> CartOut:
+    async def get_cart_summarized(self, caller: Caller, *, locale: Locale) -> Passthrough[CartOut]:
         """The caller's cart with names, prices, subtotals and totals; empty without identity."""
         if caller.user_id is None and caller.anonymous_id is None:
-            return CartOut()
+            return Passthrough.of(CartOut())
         return await self.clients.cart.summary(caller.principal, locale=locale.for_services)
 
-    async def add_to_cart(self, caller: Caller, line: AddLineIn, *, locale: Locale) -> CartOut:
+    async def add_to_cart(
+        self, caller: Caller, line: AddLineIn, *, locale: Locale
+    ) -> Passthrough[CartOut]:
         """Add a line (or raise its quantity); a caller without identity gets an anonymous id."""
         caller.ensure_anonymous()
         if caller.user_id is None:
@@ -121,7 +124,7 @@ class StoreInteractor:
 
     async def update_line(
         self, caller: Caller, line_id: str, body: SetQuantityIn, *, locale: Locale
-    ) -> CartOut:
+    ) -> Passthrough[CartOut]:
         """Set a line's quantity."""
         caller.require_any()
         return await self.clients.cart.set_quantity(
@@ -130,7 +133,7 @@ class StoreInteractor:
 
     async def remove_line_from_cart(
         self, caller: Caller, line_id: str, *, locale: Locale
-    ) -> CartOut:
+    ) -> Passthrough[CartOut]:
         """Remove a line."""
         caller.require_any()
         return await self.clients.cart.remove_line(

@@ -152,4 +152,4 @@ async def merge_session(deps: Deps, caller: CurrentCaller, locale: CurrentLocale
     if caller.merge_result is not None:
         return caller.merge_result
     cart = await deps.interactor.get_cart_summarized(caller, locale=locale)
-    return MergeOut(merged=False, cart=cart)
+    return MergeOut(merged=False, cart=cart.parse())

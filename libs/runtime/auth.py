@@ -50,8 +50,31 @@ def sign_principal(
     return jwt.encode(claims, key, algorithm=_ALGORITHM)
 
 
+# Tokens already verified, until they expire: the gateway reuses a principal's token for a
+# while (libs/runtime/http.py), and checking the signature again would cost more than the
+# request's own work. Keyed by the token and the accepted keys, so a key that is no longer
+# accepted stops its tokens at once; bounded by clearing when full.
+_VERIFIED_MAX = 4096
+_verified: dict[tuple[str, tuple[str, ...]], tuple[Principal, float]] = {}
+
+
 def verify_principal(token: str, *, keys: Sequence[str]) -> Principal:
     """The principal of an unexpired token signed with one of `keys`, else 401."""
+    cache_key = (token, tuple(keys))
+    hit = _verified.get(cache_key)
+    if hit is not None:
+        principal, expires = hit
+        if time.time() <= expires + _CLOCK_SKEW_S:
+            return principal
+        del _verified[cache_key]
+    principal, expires = _verify(token, keys)
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[cache_key] = (principal, expires)
+    return principal
+
+
+def _verify(token: str, keys: Sequence[str]) -> tuple[Principal, float]:
     claims = None
     for key in keys:
         try:
@@ -71,7 +94,7 @@ def verify_principal(token: str, *, keys: Sequence[str]) -> Principal:
     if claims is None:
         raise _invalid_principal("bad signature")
     try:
-        return Principal.model_validate(claims["principal"])
+        return Principal.model_validate(claims["principal"]), float(claims["exp"])
     except ValidationError:
         raise _invalid_principal("not a principal") from None
 
@@ -91,7 +114,7 @@ def credential_accepted(token: str | None, accepted: Sequence[str]) -> bool:
     return any(hmac.compare_digest(given, expected.encode()) for expected in accepted)
 
 
-def require_service_token(
+async def require_service_token(
     request: Request,
     token: Annotated[
         str | None, Header(alias=SERVICE_TOKEN_HEADER, include_in_schema=False)
@@ -104,7 +127,7 @@ def require_service_token(
         )
 
 
-def principal_or_none(
+async def principal_or_none(
     request: Request,
     header: Annotated[str | None, Header(alias=PRINCIPAL_HEADER, include_in_schema=False)] = None,
 ) -> Principal | None:
@@ -114,7 +137,7 @@ def principal_or_none(
     return verify_principal(header, keys=request.app.state.runtime.settings.service_tokens)
 
 
-def require_principal(
+async def require_principal(
     principal: Annotated[Principal | None, Depends(principal_or_none)],
 ) -> Principal:
     """The caller, who must be someone: a user or an anonymous shopper."""

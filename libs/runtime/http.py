@@ -8,20 +8,51 @@ tell the difference: both answer an `httpx.Response`.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import time
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from libs.contracts.common import PRINCIPAL_HEADER, FieldError, Principal
-from libs.runtime.auth import SERVICE_TOKEN_HEADER, sign_principal
+from libs.runtime.auth import PRINCIPAL_TTL_S, SERVICE_TOKEN_HEADER, sign_principal
 from libs.runtime.observability import CORRELATION_HEADER, current_correlation_id
 from libs.runtime.problems import PROBLEM_MEDIA_TYPE, ProblemError, ServiceUnavailable
 from libs.runtime.telemetry import Telemetry
 
 M = TypeVar("M")
+B = TypeVar("B", bound=BaseModel)
 
-__all__ = ["SERVICE_TOKEN_HEADER", "RemoteProblem", "ServiceClient", "ServiceDirectory"]
+# Signed principals kept per client (see ServiceClient._signed); cleared when full.
+_TOKENS_MAX = 4096
+
+__all__ = [
+    "SERVICE_TOKEN_HEADER",
+    "Passthrough",
+    "RemoteProblem",
+    "ServiceClient",
+    "ServiceDirectory",
+]
+
+
+@dataclass(frozen=True)
+class Passthrough(Generic[M]):
+    """A service's JSON answer kept as the bytes it came in, to be served again as they are:
+    parsing it into `model` and serializing it back would cost more than the hop itself.
+    `parse()` when the content itself is needed."""
+
+    content: bytes
+    model: type[M]
+
+    def parse(self) -> M:
+        parsed: M = TypeAdapter(self.model).validate_json(self.content)
+        return parsed
+
+    @staticmethod
+    def of(value: B) -> Passthrough[B]:
+        """A document made here rather than received (e.g. the empty cart of nobody)."""
+        return Passthrough(value.model_dump_json().encode(), type(value))
 
 
 class RemoteProblem(ProblemError):
@@ -47,6 +78,7 @@ class ServiceClient:
         self._timeout_s = timeout_s
         self._session: Any = None  # aiohttp, created in the running loop on first use
         self._client: httpx.AsyncClient | None = None
+        self._tokens: dict[tuple[Any, ...], tuple[str, float]] = {}
         if transport is not None:
             self._client = httpx.AsyncClient(
                 base_url=base_url,
@@ -79,7 +111,7 @@ class ServiceClient:
         if credential and self._service_token:
             merged[SERVICE_TOKEN_HEADER] = self._service_token
             if principal is not None:
-                merged[PRINCIPAL_HEADER] = sign_principal(principal, key=self._service_token)
+                merged[PRINCIPAL_HEADER] = self._signed(principal, self._service_token)
         correlation_id = current_correlation_id()
         if correlation_id:
             merged[CORRELATION_HEADER] = correlation_id
@@ -103,6 +135,20 @@ class ServiceClient:
         if response.status_code >= 400:
             raise self._problem(response)
         return response
+
+    def _signed(self, principal: Principal, key: str) -> str:
+        """The principal's signed token, reused for the first half of its lifetime: a shopper's
+        requests then carry the same token, which the services verify once (auth.py)."""
+        cache_key = (principal.user_id, principal.anonymous_id, tuple(principal.orgs), key)
+        now = time.time()
+        hit = self._tokens.get(cache_key)
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        token = sign_principal(principal, key=key, now=now)
+        if len(self._tokens) >= _TOKENS_MAX:
+            self._tokens.clear()
+        self._tokens[cache_key] = (token, now + PRINCIPAL_TTL_S / 2)
+        return token
 
     async def _send(
         self,
@@ -135,11 +181,10 @@ class ServiceClient:
                 allow_redirects=False,
             ) as answer:
                 body = await answer.read()
+                # No `httpx.Request` attached: building one parses the URL again and costs
+                # more than the rest of this adapter; nothing reads it back.
                 return httpx.Response(
-                    answer.status,
-                    headers=list(answer.headers.items()),
-                    content=body,
-                    request=httpx.Request(method, url),
+                    answer.status, headers=list(answer.headers.items()), content=body
                 )
         except aiohttp.ClientError as exc:
             raise OSError(f"{method} {url}: {exc!r}") from exc
@@ -177,6 +222,13 @@ class ServiceClient:
         if isinstance(response_model, TypeAdapter):
             return response_model.validate_json(response.content)
         return TypeAdapter(response_model).validate_json(response.content)
+
+    async def passthrough(
+        self, method: str, path: str, response_model: type[M], **kwargs: Any
+    ) -> Passthrough[M]:
+        """Send a request and keep its JSON answer, said to be a `response_model`, unparsed."""
+        response = await self.request(method, path, **kwargs)
+        return Passthrough(response.content, response_model)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -22,7 +22,7 @@ from services.cart.service import CartService
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
 
 
-def get_service(request: Request) -> CartService:
+async def get_service(request: Request) -> CartService:
     service: CartService = request.app.state.cart.service
     return service
 

@@ -15,6 +15,7 @@ event discard what it fetched instead of caching a stale price.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -108,7 +109,7 @@ class PriceCache:
         keys = [self.entry_key(pricing_id, locale) for pricing_id in ids]
         epoch, *values = await self._redis.mget([self.epoch_key, *keys])
         found = {
-            pricing_id: PricingInfo.model_validate_json(raw)
+            pricing_id: _parsed(raw)
             for pricing_id, raw in zip(ids, values, strict=True)
             if raw is not None
         }
@@ -173,6 +174,13 @@ class Prices:
                 await self._cache.put_many(fetched, locale, epoch)
         return found
 
+    async def cached(self, ids: Iterable[str], locale: str | None) -> dict[str, PricingInfo]:
+        """What the cache holds of `ids` (one command), without asking catalog."""
+        if self._cache is None:
+            return {}
+        found, _ = await self._cache.get_many(list(dict.fromkeys(ids)), locale)
+        return found
+
     async def forget_pricing(self, pricing_id: str) -> None:
         if self._cache is not None:
             await self._cache.forget_pricing(pricing_id)
@@ -180,6 +188,13 @@ class Prices:
     async def forget_product(self, product_key: str) -> None:
         if self._cache is not None:
             await self._cache.forget_product(product_key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(raw: bytes | str) -> PricingInfo:
+    # A summary reads the same few cached entries again and again: the same bytes parse to
+    # the same (frozen) PricingInfo, so each is validated once, not once per line per request.
+    return PricingInfo.model_validate_json(raw)
 
 
 def _locale(locale: str | None) -> str:

@@ -64,11 +64,15 @@ class CartService:
         owner = _owner(principal)
         check_quantity(quantity, self.limits)
         carts = self._carts(owner)
-        # One lookup covers the new price and the summary that follows (the cart as it was
-        # before is a good guess of the lines it will show).
-        before = await carts.get(owner)
-        lines = [x.pricing_id for x in before.lines] if before else []
-        found = await self.prices.lookup([pricing_id, *lines], locale)
+        # A cached price needs no look at the cart first: the summary after the change reads
+        # the other lines' prices (a new shopper's cart has none). Without one, one lookup
+        # covers the new price and that summary (the cart as it was before is a good guess of
+        # the lines it will show), so a cold cache still costs one catalog call.
+        found = await self.prices.cached([pricing_id], locale)
+        if pricing_id not in found:
+            before = await carts.get(owner)
+            lines = [x.pricing_id for x in before.lines] if before else []
+            found = await self.prices.lookup([pricing_id, *lines], locale)
         info = check_pricing(found.get(pricing_id), pricing_id)
         cart = await carts.add_line(
             owner,
