@@ -69,10 +69,12 @@ async def copy_orders(
 
 
 def deep_cursor(archive: Archive, limit: int) -> str:
-    """The cursor a shopper holds after paging to the archive's last page of `limit` orders."""
+    """The cursor of a page halfway through the archive (the last page of a short one): a
+    shopper who paged that far. Halfway, because a cursor near either end is the easy case
+    for a query that cannot start its walk at the cursor."""
     from services.orders.domain import Cursor
 
-    last = len(archive.order_ids) - limit - 1
+    last = min(len(archive.order_ids) // 2, len(archive.order_ids) - limit) - 1
     if last < 0:
         raise ValueError("the archive is shorter than two pages")
     return Cursor(
