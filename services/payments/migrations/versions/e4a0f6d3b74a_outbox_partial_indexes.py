@@ -21,14 +21,19 @@ HELD = "published_at IS NULL AND parked_at IS NOT NULL"
 PUBLISHED = "published_at IS NOT NULL"
 
 
-def _where(condition: str) -> dict[str, sa.TextClause]:
-    return {"postgresql_where": sa.text(condition), "sqlite_where": sa.text(condition)}
-
-
 def upgrade() -> None:
-    op.create_index("ix_outbox_unpublished", "outbox", ["id"], **_where(PENDING))
-    op.create_index("ix_outbox_parked", "outbox", ["ordering_key", "id"], **_where(HELD))
-    op.create_index("ix_outbox_published_at", "outbox", ["published_at"], **_where(PUBLISHED))
+    for name, columns, condition in (
+        ("ix_outbox_unpublished", ["id"], PENDING),
+        ("ix_outbox_parked", ["ordering_key", "id"], HELD),
+        ("ix_outbox_published_at", ["published_at"], PUBLISHED),
+    ):
+        op.create_index(
+            name,
+            "outbox",
+            columns,
+            postgresql_where=sa.text(condition),
+            sqlite_where=sa.text(condition),
+        )
     op.drop_index("ix_outbox_pending", table_name="outbox")
 
 
