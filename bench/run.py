@@ -579,7 +579,12 @@ class Bench:
                         concurrency=self.plan.checkout_concurrency,
                     )
                 )
-            return Row(CHECKOUT, measure, note="checkouts/s; latency of POST /checkout")
+            return Row(
+                CHECKOUT,
+                measure,
+                note=f"checkouts/s, {self.plan.checkout_concurrency} shoppers at a time; "
+                "latency of POST /checkout",
+            )
 
         self.attempt(CHECKOUT, checkouts)
 
