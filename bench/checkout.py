@@ -9,8 +9,9 @@ import contextlib
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -53,6 +54,34 @@ class Latencies:
         return statistics.quantiles(ordered, n=1000, method="inclusive")[round(q * 10) - 1]
 
 
+async def place_order(
+    http: httpx.AsyncClient, price: Price, cookie: str = ""
+) -> tuple[Unpaid, float]:
+    """One shopper's checkout: add a line, post billing, check out; the unpaid order and how
+    long the checkout call took (ms)."""
+    added = await http.post(
+        "/api/store/cart/lines",
+        json={"pricing_id": price.id, "quantity": 1},
+        headers={"cookie": cookie} if cookie else {},
+    )
+    if added.status_code != 200:
+        raise PrepareError(explain(added))
+    cookie = cookie_header(added, cookie)
+    billing = await http.post("/api/payments/billing", json=BILLING, headers={"cookie": cookie})
+    if billing.status_code not in (200, 201):
+        raise PrepareError(explain(billing))
+    cookie = cookie_header(billing, cookie)
+    sent = time.monotonic()
+    response = await http.post("/api/store/checkout", json=URLS, headers={"cookie": cookie})
+    if response.status_code != 200:
+        raise PrepareError(explain(response))
+    took_ms = (time.monotonic() - sent) * 1000
+    cookie = cookie_header(response, cookie)
+    body = response.json()
+    url = body["payment"]["checkout_url"]
+    return Unpaid(body["order"]["id"], urlsplit(url).path + "/pay", cookie), took_ms
+
+
 async def checkouts(
     base_url: str,
     price: Price,
@@ -76,26 +105,9 @@ async def checkouts(
     async with client(base_url, concurrency) as http:
 
         async def shopper() -> None:
-            added = await http.post(
-                "/api/store/cart/lines", json={"pricing_id": price.id, "quantity": 1}
-            )
-            if added.status_code != 200:
-                raise PrepareError(explain(added))
-            cookie = cookie_header(added)
-            billing = await http.post(
-                "/api/payments/billing", json=BILLING, headers={"cookie": cookie}
-            )
-            if billing.status_code not in (200, 201):
-                raise PrepareError(explain(billing))
-            cookie = cookie_header(billing, cookie)
-            sent = time.monotonic()
-            response = await http.post("/api/store/checkout", json=URLS, headers={"cookie": cookie})
-            if response.status_code != 200:
-                raise PrepareError(explain(response))
-            latency.values_ms.append((time.monotonic() - sent) * 1000)
-            body = response.json()
-            url = body["payment"]["checkout_url"]
-            orders.append(Unpaid(body["order"]["id"], urlsplit(url).path + "/pay", cookie))
+            order, checkout_ms = await place_order(http, price)
+            latency.values_ms.append(checkout_ms)
+            orders.append(order)
 
         async def worker() -> None:
             while more() and len(errors) < 50:
@@ -121,20 +133,28 @@ async def checkouts(
     )
 
 
-class PaidProbe:
-    """A private, auto-deleted queue bound to `orders.order.paid.v1` on the run's exchange:
-    the moment each order's paid event is published, as a consumer would see it."""
+class EventProbe:
+    """A private, auto-deleted queue bound to one event type on the run's exchange: the moment
+    each event is published, as a consumer would see it, keyed by `key_of(body)`."""
 
-    def __init__(self, amqp_url: str, exchange: str) -> None:
+    def __init__(
+        self,
+        amqp_url: str,
+        exchange: str,
+        routing_key: str,
+        key_of: Callable[[dict[str, Any]], str | None],
+    ) -> None:
         self.amqp_url = amqp_url
         self.exchange = exchange
+        self.routing_key = routing_key
+        self.key_of = key_of
         self.seen: dict[str, float] = {}
-        self.event_ids: dict[str, set[str]] = {}  # order id -> distinct paid event ids
+        self.event_ids: dict[str, set[str]] = {}  # key -> distinct event ids
         self.expected = 0
         self.all_seen = asyncio.Event()
         self._connection: Any = None
 
-    async def __aenter__(self) -> PaidProbe:
+    async def __aenter__(self) -> Self:
         import aio_pika
 
         self._connection = await aio_pika.connect(self.amqp_url, timeout=10)
@@ -143,7 +163,7 @@ class PaidProbe:
             self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, routing_key=PAID_EVENT)
+        await queue.bind(exchange, routing_key=self.routing_key)
         await queue.consume(self._on_message, no_ack=True)
         return self
 
@@ -151,17 +171,26 @@ class PaidProbe:
         now = time.monotonic()
         try:
             body = json.loads(message.body)
-            order_id = body["payload"]["order_id"]
-        except (ValueError, KeyError, TypeError):
+            key = self.key_of(body)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return
-        self.seen.setdefault(order_id, now)
-        self.event_ids.setdefault(order_id, set()).add(str(body.get("event_id")))
+        if key is None:
+            return
+        self.seen.setdefault(key, now)
+        self.event_ids.setdefault(key, set()).add(str(body.get("event_id")))
         if self.expected and len(self.seen) >= self.expected:
             self.all_seen.set()
 
     async def __aexit__(self, *exc: object) -> None:
         if self._connection is not None:
             await self._connection.close()
+
+
+class PaidProbe(EventProbe):
+    """`orders.order.paid.v1` per order id."""
+
+    def __init__(self, amqp_url: str, exchange: str) -> None:
+        super().__init__(amqp_url, exchange, PAID_EVENT, lambda body: body["payload"]["order_id"])
 
 
 async def payments(
@@ -171,17 +200,18 @@ async def payments(
     rate: float,
     amqp_url: str,
     exchange: str,
-    lost_after_s: float = 10.0,
+    late_after_s: float = 10.0,
 ) -> tuple[Measure, int]:
     """POST the dev checkout's `/pay` for each order at `rate` per second (open loop: on
     schedule, whatever the answers), and time each until its paid event; returns the
-    latencies and how many never became paid within `lost_after_s`."""
+    latencies and how many were late: not paid within `late_after_s` of their /pay."""
     sent_at: dict[str, float] = {}
     errors: list[str] = []
     async with PaidProbe(amqp_url, exchange) as probe, client(base_url, 64) as http:
 
-        async def pay(order: Unpaid) -> None:
-            sent_at[order.order_id] = time.monotonic()
+        async def pay(order: Unpaid, due: float) -> None:
+            # Timed from the moment it was due, so a driver running late hides nothing.
+            sent_at[order.order_id] = due
             try:
                 response = await http.post(order.pay_path, headers={"cookie": order.cookie})
                 if response.status_code >= 400:
@@ -193,34 +223,35 @@ async def payments(
         start = time.monotonic()
         tasks = []
         for i, order in enumerate(orders):
-            delay = start + i / rate - time.monotonic()
+            due = start + i / rate
+            delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(pay(order)))
+            tasks.append(asyncio.create_task(pay(order, due)))
         await asyncio.gather(*tasks)
         send_seconds = time.monotonic() - start
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(probe.all_seen.wait(), lost_after_s)
+            await asyncio.wait_for(probe.all_seen.wait(), late_after_s)
         seen = dict(probe.seen)
     latency = Latencies(
         [
             (seen[o.order_id] - sent_at[o.order_id]) * 1000
             for o in orders
-            if o.order_id in seen and seen[o.order_id] - sent_at[o.order_id] <= lost_after_s
+            if o.order_id in seen and seen[o.order_id] - sent_at[o.order_id] <= late_after_s
         ]
     )
-    lost = len(orders) - len(latency.values_ms)
+    late = len(orders) - len(latency.values_ms)
     return (
         Measure(
             requests=len(orders),
             seconds=send_seconds,
             p50_ms=latency.percentile(50),
             p99_ms=latency.percentile(99),
-            errors=len(errors) + lost,
+            errors=len(errors) + late,
             error_detail="; ".join(
-                ([f"{lost} lost (not paid within {lost_after_s:.0f} s)"] if lost else [])
+                ([f"{late} late (not paid within {late_after_s:g} s)"] if late else [])
                 + ([f"{len(errors)} failed /pay: {errors[0]}"] if errors else [])
             ),
         ),
-        lost,
+        late,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import subprocess
 import sys
@@ -17,17 +18,24 @@ from pathlib import Path
 
 import httpx
 
-from bench import checkout, shop
+from bench import archive, checkout, openloop, shop
 from bench.machine import describe, rss_mb
 from bench.report import (
     ADD_NEW,
     ADD_RETURNING,
+    ARCHIVE,
     CATALOG,
     CEILING,
     CEILING_AGAIN,
     CEILING_HOP,
     CHECKOUT,
     LOADGEN,
+    OPEN_LOOP,
+    OPEN_LOOP_RATE,
+    OPEN_LOOP_WORKLOADS,
+    OUTBOX,
+    OUTBOX_EMPTY,
+    OUTBOX_FULL,
     PAYMENT,
     PRODUCT_BY_KEY,
     PRODUCT_LIST,
@@ -55,7 +63,12 @@ class Plan:
     checkout_concurrency: int
     payments: int
     payment_rate: float
-    lost_after_s: float  # a payment not paid by then is lost (the quick run waits less)
+    late_after_s: float  # a payment not paid by then is late (the quick run waits less)
+    open_loop_s: float  # each open-loop run at OPEN_LOOP_RATE
+    archive_orders: int  # the long order archive (the short one has ARCHIVE_SHORT)
+    outbox_rows: int  # published rows put in the catalog's outbox
+    outbox_rate: float  # product changes per second while timing their events
+    outbox_changes: int
     workers: int
     only: frozenset[str] = frozenset()  # workload groups to run (empty: all of them)
 
@@ -63,7 +76,9 @@ class Plan:
         return not group or not self.only or group in self.only
 
 
-GROUPS = ("browse", "cart", "catalog", "checkout")
+GROUPS = ("browse", "cart", "catalog", "checkout", "orders", "outbox")
+ARCHIVE_SHORT = 10  # orders of the shopper the long archive is compared with
+ARCHIVE_LIMIT = 5  # orders per archive page (the short archive must span two pages)
 
 
 def plan(*, quick: bool, workers: int = 1, only: frozenset[str] = frozenset()) -> Plan:
@@ -79,9 +94,14 @@ def plan(*, quick: bool, workers: int = 1, only: frozenset[str] = frozenset()) -
             checkout_s=2,
             checkout_max_s=4,
             checkout_concurrency=4,
-            payments=10,
-            payment_rate=10,
-            lost_after_s=5,
+            payments=20,
+            payment_rate=20,
+            late_after_s=5,
+            open_loop_s=1,
+            archive_orders=10_000,
+            outbox_rows=100_000,
+            outbox_rate=20,
+            outbox_changes=40,
             workers=workers,
             only=only,
         )
@@ -94,11 +114,16 @@ def plan(*, quick: bool, workers: int = 1, only: frozenset[str] = frozenset()) -
         summary_shoppers={1: 64, 5: 64, 50: 32},
         catalog_sizes=(("1k", 1_000), ("10k", 10_000), ("100k", 100_000)),
         checkout_s=10,
-        checkout_max_s=40,
+        checkout_max_s=240,  # long enough to place the 3,000 orders the payments need
         checkout_concurrency=32,
-        payments=500,
+        payments=3_000,
         payment_rate=100,
-        lost_after_s=10,
+        late_after_s=10,
+        open_loop_s=10,
+        archive_orders=10_000,
+        outbox_rows=1_000_000,
+        outbox_rate=20,
+        outbox_changes=200,
         workers=workers,
         only=only,
     )
@@ -110,11 +135,25 @@ def group_of(workload: str) -> str:
         return "browse"
     if workload in (ADD_NEW, ADD_RETURNING) or workload.startswith(SUMMARY.split("{")[0]):
         return "cart"
+    if any(workload == OPEN_LOOP.format(name, OPEN_LOOP_RATE) for name in (ADD_NEW, ADD_RETURNING)):
+        return "cart"
     if workload.startswith(CATALOG.split("{")[0]):
         return "catalog"
     if workload in (CHECKOUT, PAYMENT):
         return "checkout"
+    if workload.startswith(ARCHIVE.split("{")[0]):
+        return "orders"
+    if workload.startswith(OUTBOX.split("{")[0]):
+        return "outbox"
     return ""
+
+
+def _count(n: int) -> str:
+    """10000 -> "10k", 1000000 -> "1M" (how the targets name sizes)."""
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size and n % size == 0:
+            return f"{n // size}{suffix}"
+    return str(n)
 
 
 def _say(text: str) -> None:
@@ -180,6 +219,7 @@ class Bench:
         }
         self.workdir = Path(tempfile.mkdtemp(prefix="store-bench-"))
         self.generated = 0  # products added by the catalog's generator so far
+        self.base_url = ""  # the running store's gateway
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -224,6 +264,16 @@ class Bench:
             summary = profile.finish(recordings, seconds=seconds, label=self.current)
             if summary:
                 self.results.profiles.append(summary)
+
+    def open_loop(self, base: str, requests: Callable[[int], openloop.Request]) -> Row:
+        """`requests(i)` at OPEN_LOOP_RATE per second, latencies from each one's due time."""
+        with self.profiling(self.plan.open_loop_s):
+            measure = asyncio.run(
+                openloop.drive(
+                    base, requests, rate=OPEN_LOOP_RATE, duration_s=self.plan.open_loop_s
+                )
+            )
+        return Row("", measure, note=f"{measure.requests + measure.errors:,} requests")
 
     def lines_file(self, name: str, lines: list[str]) -> str:
         path = self.workdir / name
@@ -295,8 +345,16 @@ class Bench:
     def store_workloads(self) -> list[str]:
         names = [PRODUCT_LIST, PRODUCT_BY_KEY, ADD_NEW, ADD_RETURNING]
         names += [SUMMARY.format(n) for n in self.plan.summary_shoppers]
+        names += [OPEN_LOOP.format(name, OPEN_LOOP_RATE) for name in OPEN_LOOP_WORKLOADS]
         names += [CATALOG.format(label) for label, _ in self.plan.catalog_sizes]
-        return [*names, CHECKOUT, PAYMENT]
+        names += [CHECKOUT, PAYMENT]
+        names += [
+            ARCHIVE.format(page, size)
+            for size in (_count(self.plan.archive_orders), ARCHIVE_SHORT)
+            for page in ("first", "deep")
+        ]
+        names += [OUTBOX_EMPTY, OUTBOX_FULL.format(_count(self.plan.outbox_rows))]
+        return [name for name in names if self.plan.wants(group_of(name))]
 
     def workloads(self, running) -> None:  # type: ignore[no-untyped-def]
         base = running.base_url
@@ -356,23 +414,55 @@ class Bench:
 
         self.attempt(ADD_NEW, add_new)
 
+        def add_new_open() -> Row:
+            if not seeded:
+                raise shop.PrepareError(catalog_error)
+            return self.open_loop(
+                base,
+                lambda i: openloop.Request(
+                    "POST",
+                    "/api/store/cart/lines",
+                    json={"pricing_id": seeded[i % min(5, len(seeded))].id, "quantity": 1},
+                ),
+            )
+
+        self.attempt(OPEN_LOOP.format(ADD_NEW, OPEN_LOOP_RATE), add_new_open)
+
         async def shoppers(count: int, lines: list[shop.Price]) -> list[str]:
             async with shop.client(base, 16) as http:
                 return await shop.make_shoppers(
                     http, count=count, lines=lines, deadline=deadline_for(120)
                 )
 
+        returning: list[str] = []
+
         def add_returning() -> Row:
             pricings = pricing_file()
-            cookies = asyncio.run(shoppers(self.plan.returning_shoppers, seeded[:1]))
+            returning[:] = asyncio.run(shoppers(self.plan.returning_shoppers, seeded[:1]))
             measure = self.wrk(
-                base, "add_to_cart.lua", pricings, self.lines_file("returning", cookies)
+                base, "add_to_cart.lua", pricings, self.lines_file("returning", returning)
             )
-            row = self.with_probe(measure, lambda: add_probe(cookies[0]))
-            row.note = (row.note + "; " if row.note else "") + f"{len(cookies)} shoppers"
+            row = self.with_probe(measure, lambda: add_probe(returning[0]))
+            row.note = (row.note + "; " if row.note else "") + f"{len(returning)} shoppers"
             return row
 
         self.attempt(ADD_RETURNING, add_returning)
+
+        def add_returning_open() -> Row:
+            if not returning:
+                raise shop.PrepareError("no returning shoppers (their workload failed)")
+            prices = seeded[:5]
+            return self.open_loop(
+                base,
+                lambda i: openloop.Request(
+                    "POST",
+                    "/api/store/cart/lines",
+                    headers={"cookie": returning[i % len(returning)]},
+                    json={"pricing_id": prices[i % len(prices)].id, "quantity": 1},
+                ),
+            )
+
+        self.attempt(OPEN_LOOP.format(ADD_RETURNING, OPEN_LOOP_RATE), add_returning_open)
 
         # Growing the catalog to its first size gives the 50 distinct prices a 50-line cart needs.
         sizes = list(self.plan.catalog_sizes)
@@ -405,6 +495,7 @@ class Bench:
             distinct = seeded
             _say(f"cannot re-read the catalog: {_short(exc)}")
 
+        carts: dict[int, list[str]] = {}
         for lines, count in self.plan.summary_shoppers.items():
 
             def summary(lines: int = lines, count: int = count) -> Row:
@@ -424,9 +515,25 @@ class Bench:
                     measure, lambda: sync.get("/api/store/cart", headers={"cookie": cookies[0]})
                 )
                 row.note = (row.note + "; " if row.note else "") + f"{len(cookies)} carts"
+                carts[lines] = cookies
                 return row
 
             self.attempt(SUMMARY.format(lines), summary)
+            if lines != 5:
+                continue
+
+            def summary_open(lines: int = lines) -> Row:
+                cookies = carts.get(lines)
+                if not cookies:
+                    raise shop.PrepareError(f"no {lines}-line carts (their workload failed)")
+                return self.open_loop(
+                    base,
+                    lambda i: openloop.Request(
+                        "GET", "/api/store/cart", headers={"cookie": cookies[i % len(cookies)]}
+                    ),
+                )
+
+            self.attempt(OPEN_LOOP.format(SUMMARY.format(lines), OPEN_LOOP_RATE), summary_open)
 
         # The catalog list page as the catalog grows; each run pages deep through it.
         for label, size in sizes if self.plan.wants("catalog") else []:
@@ -472,7 +579,12 @@ class Bench:
                         concurrency=self.plan.checkout_concurrency,
                     )
                 )
-            return Row(CHECKOUT, measure, note="checkouts/s; latency of POST /checkout")
+            return Row(
+                CHECKOUT,
+                measure,
+                note=f"checkouts/s, {self.plan.checkout_concurrency} shoppers at a time; "
+                "latency of POST /checkout",
+            )
 
         self.attempt(CHECKOUT, checkouts)
 
@@ -481,30 +593,163 @@ class Bench:
                 raise shop.PrepareError("no orders to pay (checkout failed)")
             batch = orders[: self.plan.payments]
             with self.profiling(self.plan.payments / self.plan.payment_rate):
-                measure, lost = asyncio.run(
+                measure, late = asyncio.run(
                     checkout.payments(
                         base,
                         batch,
                         rate=self.plan.payment_rate,
                         amqp_url=running.env["STORE_BROKER_URL"],
                         exchange=running.env["STORE_EXCHANGE"],
-                        lost_after_s=self.plan.lost_after_s,
+                        late_after_s=self.plan.late_after_s,
                     )
                 )
-            self.results.payment_lost = lost
+            self.results.payment_late = late
             self.results.payment_rate = self.plan.payment_rate
+            self.results.payment_late_after_s = self.plan.late_after_s
             return Row(
                 PAYMENT,
                 measure,
-                note=f"{len(batch)} payments at {self.plan.payment_rate:g}/s; from POST /pay "
-                "to the orders.order.paid.v1 event",
+                note=f"{len(batch):,} payments at {self.plan.payment_rate:g}/s; from the moment "
+                "each POST /pay was due to the orders.order.paid.v1 event"
+                + (
+                    ""
+                    if len(batch) == self.plan.payments
+                    else f" (of {self.plan.payments:,} planned)"
+                ),
             )
 
         self.attempt(PAYMENT, payments)
 
+        self.order_archive(running, seeded[0] if seeded else None, catalog_error)
+        self.outbox(running, catalog_error if not seeded else "")
+
         for name, pid in running.pids().items():
             self.results.memory[name] = rss_mb(pid)
         sync.close()
+
+    def order_archive(self, running, price: shop.Price | None, why_not: str) -> None:  # type: ignore[no-untyped-def]
+        """The archive's first and deepest page for a shopper with many orders and for one
+        with ARCHIVE_SHORT: the same query, and it should cost the same."""
+        if not self.plan.wants("orders"):
+            return
+        base = self.base_url = running.base_url
+        sizes = (self.plan.archive_orders, ARCHIVE_SHORT)
+        names = [ARCHIVE.format(page, _count(n)) for n in sizes for page in ("first", "deep")]
+        if price is None:
+            for name in names:
+                self.fail(name, why_not or "no price to check out with")
+            return
+
+        async def place() -> list[checkout.Unpaid]:
+            async with shop.client(base, 4) as http:
+                return [(await checkout.place_order(http, price))[0] for _ in sizes]
+
+        try:
+            _say(f"placing orders for the archive ({' and '.join(map(str, sizes))} orders)")
+            placed = asyncio.run(place())
+            started = time.monotonic()
+            archives = [
+                asyncio.run(
+                    archive.copy_orders(running.env["ORDERS_DATABASE_URL"], order.order_id, n)
+                )
+                for order, n in zip(placed, sizes, strict=True)
+            ]
+            took = time.monotonic() - started
+        except Exception as exc:
+            for name in names:
+                self.fail(name, f"preparing the archive failed: {_short(exc)}")
+            return
+        sync = httpx.Client(base_url=base, timeout=15, cookies=shop.no_cookie_jar())
+        try:
+            for order, made, n in zip(placed, archives, sizes, strict=True):
+                first = f"/api/store/orders?limit={ARCHIVE_LIMIT}"
+                deep = f"{first}&cursor={archive.deep_cursor(made, ARCHIVE_LIMIT)}"
+                note = f"{ARCHIVE_LIMIT} orders a page" + (
+                    f"; {n:,} orders written in {took:.0f} s" if n == sizes[0] else ""
+                )
+                for page, path in (("first", first), ("deep", deep)):
+                    self.attempt(
+                        ARCHIVE.format(page, _count(n)),
+                        functools.partial(
+                            self.archive_page,
+                            sync,
+                            order.cookie,
+                            path,
+                            deep=page == "deep",
+                            note=note,
+                        ),
+                    )
+        finally:
+            sync.close()
+
+    def archive_page(
+        self, sync: httpx.Client, cookie: str, path: str, *, deep: bool, note: str
+    ) -> Row:
+        """One archive page over and over, after checking it is the page it should be."""
+        answer = sync.get(path, headers={"cookie": cookie})
+        shown = answer.json() if answer.status_code == 200 else {}
+        items = len(shown.get("items", []))
+        if items != ARCHIVE_LIMIT or (not deep and shown.get("next_cursor") is None):
+            raise shop.PrepareError(
+                f"{path} is not the page it should be: "
+                + (
+                    f"{items} orders, next_cursor {shown.get('next_cursor')!r}"
+                    if shown
+                    else shop.explain(answer)
+                )
+            )
+        paths = self.lines_file("archive-path", [path])
+        cookies = self.lines_file("archive-cookie", [cookie])
+        row = self.with_probe(
+            self.wrk(self.base_url, "get.lua", paths, cookies),
+            lambda: sync.get(path, headers={"cookie": cookie}),
+        )
+        row.note = (row.note + "; " if row.note else "") + note
+        return row
+
+    def outbox(self, running, why_not: str) -> None:  # type: ignore[no-untyped-def]
+        """How long a catalog change takes to reach the bus, with no published rows kept and
+        then with `outbox_rows` of them: the relay's query must not grow with the history."""
+        if not self.plan.wants("outbox"):
+            return
+        full = OUTBOX_FULL.format(_count(self.plan.outbox_rows))
+        database = running.env["CATALOG_DATABASE_URL"]
+        keys = [f"bench-{n:07d}" for n in range(min(self.generated, 500))]
+
+        def publish(note: str) -> Row:
+            if why_not or not keys:
+                raise shop.PrepareError(why_not or "no generated products to change")
+            with self.profiling(self.plan.outbox_changes / self.plan.outbox_rate):
+                measure = asyncio.run(
+                    archive.publish_latency(
+                        f"http://127.0.0.1:{running.ports['catalog']}",
+                        running.env["STORE_SERVICE_TOKEN"],
+                        keys,
+                        amqp_url=running.env["STORE_BROKER_URL"],
+                        exchange=running.env["STORE_EXCHANGE"],
+                        rate=self.plan.outbox_rate,
+                        count=self.plan.outbox_changes,
+                    )
+                )
+            return Row(
+                "",
+                measure,
+                note=f"{self.plan.outbox_changes} product changes at {self.plan.outbox_rate:g}/s, "
+                f"from each one's due time to its catalog.product.changed.v1 event; {note}",
+            )
+
+        def empty() -> Row:
+            cleared = asyncio.run(archive.clear_published(database))
+            return publish(f"catalog outbox cleared of {cleared:,} published rows")
+
+        self.attempt(OUTBOX_EMPTY, empty)
+
+        def retained() -> Row:
+            _say(f"adding {self.plan.outbox_rows:,} published rows to the catalog's outbox")
+            took = asyncio.run(archive.fill_outbox(database, self.plan.outbox_rows))
+            return publish(f"rows added and VACUUM ANALYZE in {took:.0f} s")
+
+        self.attempt(full, retained)
 
     def grow_catalog(self, running, count: int, currency: str) -> str:  # type: ignore[no-untyped-def]
         """Add `count` products: the catalog's bulk generator when it exists, else its write

@@ -79,12 +79,17 @@ def client(base_url: str, connections: int = 32) -> httpx.AsyncClient:
 async def catalog_prices(
     http: httpx.AsyncClient, *, max_pages: int = 200
 ) -> tuple[list[str], list[Price]]:
-    """Product keys and one-off prices of the listed catalog (bounded walk)."""
+    """Product keys and one-off prices of the listed catalog (bounded walk). Each walk carries
+    a parameter of its own that the store ignores: the gateway caches list pages for a few
+    seconds, and a walk right after the catalog grew must see the grown catalog."""
     keys: list[str] = []
     prices: list[Price] = []
     cursor = None
+    walk = uuid.uuid4().hex[:8]
     for _ in range(max_pages):
-        params: dict[str, Any] = {"limit": PAGE_LIMIT, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, Any] = {"limit": PAGE_LIMIT, "walk": walk}
+        if cursor:
+            params["cursor"] = cursor
         page = expect(await send(http, "GET", "/api/store/products", params=params)).json()
         for product in page["items"]:
             keys.append(product["key"])

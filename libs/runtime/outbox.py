@@ -34,6 +34,7 @@ from sqlalchemy import (
     exists,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -68,8 +69,37 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("parked_at", UTCDateTime, nullable=True),
         # Rows with the same key are published in order: one parked holds back those after it.
         Column("ordering_key", String(200), nullable=True),
-        Index("ix_outbox_pending", "published_at", "id"),
+        *outbox_indexes(),
     )
+
+
+def outbox_indexes() -> list[Index]:
+    """The outbox's indexes. Published rows are kept for a week, so the table holds millions
+    of rows the relay never reads again: each index the relay uses is partial, over the rows
+    it still has to publish, and stays as small as the backlog however much history is kept.
+    The migrations create the same (see each service's `outbox_partial_indexes`)."""
+    pending = text("published_at IS NULL AND parked_at IS NULL")
+    held = text("published_at IS NULL AND parked_at IS NOT NULL")
+    published = text("published_at IS NOT NULL")
+    return [
+        # The relay's batch: unpublished, unparked rows in id order.
+        Index("ix_outbox_unpublished", "id", postgresql_where=pending, sqlite_where=pending),
+        # Whether a parked row holds back later rows with its ordering key.
+        Index(
+            "ix_outbox_parked",
+            "ordering_key",
+            "id",
+            postgresql_where=held,
+            sqlite_where=held,
+        ),
+        # Pruning: published rows older than the retention period.
+        Index(
+            "ix_outbox_published_at",
+            "published_at",
+            postgresql_where=published,
+            sqlite_where=published,
+        ),
+    ]
 
 
 def inbox_table(metadata: MetaData) -> Table:

@@ -45,7 +45,8 @@ MEDIA_TYPES = {
 MULTIPART_OVERHEAD = 64 * 1024
 
 
-def catalog_service(request: Request) -> CatalogService:
+async def catalog_service(request: Request) -> CatalogService:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
     service: CatalogService = request.app.state.deps.service
     return service
 

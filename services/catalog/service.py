@@ -586,8 +586,11 @@ class CatalogService:
 
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[AsyncConnection]:
-        """A plain connection for reads: Core statements without the ORM session's overhead."""
+        """A plain connection for reads: Core statements without the ORM session's overhead,
+        and without a transaction: under READ COMMITTED each statement sees its own snapshot
+        either way, so BEGIN and ROLLBACK would only add two round trips to every page."""
         async with self.runtime.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
 
     def _preferences(self, locale: str | None, accept_language: str | None) -> list[str]:

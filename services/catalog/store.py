@@ -13,7 +13,22 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, exists, false, func, insert, select, true, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    String,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.catalog.domain import (
@@ -71,6 +86,15 @@ class SqlCatalogRepository:
 
     def __init__(self, session: AsyncSession | AsyncConnection) -> None:
         self.session = session
+        bind = session if isinstance(session, AsyncConnection) else session.get_bind()
+        self._postgresql = bind.dialect.name == "postgresql"
+
+    def _one_of(self, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+        """`column IN (...)`; on PostgreSQL `column = ANY($1)`: one array parameter however
+        many values, so a page's statements are rendered and prepared once, not per length."""
+        if self._postgresql:
+            return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+        return column.in_(values)
 
     # ------------------------------------------------------------------ products
 
@@ -148,7 +172,7 @@ class SqlCatalogRepository:
     ) -> dict[str, list[Pricing]]:
         if not product_ids:
             return {}
-        query = select(pricings).where(pricings.c.product_id.in_(product_ids))
+        query = select(pricings).where(self._one_of(pricings.c.product_id, product_ids))
         if active_only:
             query = query.where(pricings.c.active == true())
         grouped: dict[str, list[Pricing]] = defaultdict(list)
@@ -238,7 +262,7 @@ class SqlCatalogRepository:
         if not product_ids:
             return {}
         query = select(product_translations).where(
-            product_translations.c.product_id.in_(product_ids)
+            self._one_of(product_translations.c.product_id, product_ids)
         )
         grouped: dict[str, dict[str, Texts]] = defaultdict(dict)
         for row in (await self.session.execute(query)).all():
@@ -287,7 +311,7 @@ class SqlCatalogRepository:
             return {}
         query = (
             select(product_images)
-            .where(product_images.c.product_id.in_(product_ids))
+            .where(self._one_of(product_images.c.product_id, product_ids))
             .order_by(
                 product_images.c.product_id,
                 product_images.c.position,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Row, Table, and_, or_, select, update
+from sqlalchemy import Row, Table, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.common import Owner
@@ -97,11 +97,11 @@ class SqlOrderRepository:
         elif paid is False:
             query = query.where(OrderRow.paid.is_(None))
         if after is not None:
+            # A row comparison, not `a < x OR (a = x AND b < y)`: only the former bounds the
+            # walk of ix_orders_owner_created, so a deep page of a long archive reads its own
+            # rows and not every newer order first.
             query = query.where(
-                or_(
-                    OrderRow.created_at < after.created_at,
-                    and_(OrderRow.created_at == after.created_at, OrderRow.id < after.order_id),
-                )
+                tuple_(OrderRow.created_at, OrderRow.id) < tuple_(after.created_at, after.order_id)
             )
         query = query.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(limit)
         return [_to_order(row) for row in (await self.session.scalars(query)).all()]

@@ -189,3 +189,70 @@ async def test_merge_and_archive_on_postgres(orders: OrdersHarness) -> None:
     )
     assert [o.id for o in page + rest] == [o.id for o in reversed(placed)]
     assert end is None
+
+
+async def test_a_deep_archive_page_reads_only_its_own_orders(orders: OrdersHarness) -> None:
+    """A shopper with thousands of orders: the page after a cursor deep in the archive walks
+    the index from the cursor, not through every newer order first."""
+    from datetime import timedelta
+
+    from sqlalchemy import event, insert
+
+    mug = orders.catalog.add_price(500)
+    shopper = user()
+    order, _ = await orders.service.prepare_order(order=prepare_in(shopper, [(mug, 1)]))
+    async with orders.runtime.engine.begin() as connection:
+        original = dict(
+            (await connection.execute(select(OrderRow.__table__).where(OrderRow.id == order.id)))
+            .one()
+            ._mapping
+        )
+        copies = [
+            {
+                **original,
+                "id": str(uuid.uuid4()),
+                "number": f"T-{n:06d}-{uuid.uuid4().hex[:8]}",
+                "cart_id": f"copy-{uuid.uuid4()}",
+                "created_at": original["created_at"] - timedelta(minutes=n),
+            }
+            for n in range(1, 3_000)
+        ]
+        await connection.execute(insert(OrderRow), copies)
+        await connection.execute(text("ANALYZE orders"))
+
+    principal = principal_of(shopper)
+    cursor = None
+    for _ in range(3):  # a few pages in, so the cursor points past many newer orders
+        _, cursor = await orders.service.get_user_orders(
+            principal=principal, limit=100, cursor=cursor
+        )
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "FROM orders" in statement:
+            statements.append((statement, parameters))
+
+    engine = orders.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        page, _ = await orders.service.get_user_orders(principal=principal, limit=5, cursor=cursor)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert [o.id for o in page] == [c["id"] for c in copies[299:304]]
+
+    ((statement, parameters),) = statements
+    async with orders.runtime.engine.connect() as connection:
+        raw = await connection.exec_driver_sql(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + statement,
+            parameters,  # type: ignore[arg-type]
+        )
+        plan = raw.scalar()[0]["Plan"]  # type: ignore[index]
+
+    def scans(node: dict) -> list[dict]:  # type: ignore[type-arg]
+        found = [node] if "Index" in node["Node Type"] else []
+        return found + [s for child in node.get("Plans", []) for s in scans(child)]
+
+    (scan,) = scans(plan)
+    assert scan["Index Name"] == "ix_orders_owner_created"
+    # The page and the one row that tells whether another page follows; nothing filtered out.
+    assert scan["Actual Rows"] <= 6 and scan.get("Rows Removed by Filter", 0) == 0, plan
