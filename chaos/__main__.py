@@ -16,8 +16,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="Short faults (CI); a few minutes.")
     parser.add_argument("--shoppers", type=int, default=None, help="Concurrent shoppers.")
     parser.add_argument("--out", type=Path, default=None, help="Write the table to this file.")
+    parser.add_argument(
+        "--faults",
+        default="",
+        help="Comma-separated parts of fault names to run (e.g. 'broker cut 120,kill -9 orders'); "
+        "all of them by default.",
+    )
     args = parser.parse_args(argv)
-    plan = Plan.make(quick=args.quick, shoppers=args.shoppers)
+    faults = tuple(part.strip() for part in args.faults.split(",") if part.strip())
+    plan = Plan.make(quick=args.quick, shoppers=args.shoppers, faults=faults)
     with tempfile.TemporaryDirectory(prefix="store-chaos-") as workdir:
         try:
             rows = asyncio.run(run(plan, Path(workdir)))
