@@ -73,9 +73,9 @@ async def test_prepare_order_snapshots_prices_taxes_and_publishes_created(
     assert details["billing"]["email"] == "ada@example.com"
     assert details["cart_id"] == body.cart_id
     assert await orders.outbox_types() == ["orders.order.created.v1"]
-    # One lookup for all prices, one tax query per distinct tax code.
-    assert len(catalog.lookups) == 1 and catalog.lookups[0].locale == "de"
-    assert sorted(q.get("tax_code", "") for q in catalog.tax_queries) == ["", "books"]
+    # One catalog call for all prices and the billing country's tax rates.
+    assert [(q.locale, q.country) for q in catalog.lookups] == [("de", "DE")]
+    assert catalog.tax_queries == []
 
 
 async def test_a_tax_code_without_its_own_rate_takes_the_general_rate(
@@ -224,7 +224,7 @@ async def test_the_repository_offers_no_way_to_change_an_order() -> None:
 
     writes = {name for name in dir(SqlOrderRepository) if not name.startswith("_")} - {
         "get",
-        "get_for_cart",
+        "find",
         "list_for_owner",
         "merged_user",
         "session",
