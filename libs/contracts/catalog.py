@@ -192,12 +192,19 @@ class PricingLookupOut(Contract):
         "country's rates made for it, or its general rates (no tax code) when none is, as "
         "`GET /internal/tax-rates` answers them; each rate once.",
     )
+    country: str | None = Field(
+        None,
+        description="The country `tax_rates` are for: the one asked, normalized; null when "
+        "none was asked (a caller can tell a catalog that answers for a country from one "
+        "that does not know the field).",
+    )
 
     model_config = _example(
         {
             "items": [_PRICING_INFO],
             "missing": ["6a1b2c3d-0000-4000-8000-000000000000"],
             "tax_rates": [_TAX_RATE],
+            "country": "DE",
         }
     )
 

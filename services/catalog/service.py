@@ -214,6 +214,7 @@ class CatalogService:
             items=items,
             missing=[i for i in wanted if i not in found],
             tax_rates=[_tax_rate_out(rate) for rate in applicable.values()],
+            country=country_code,
         )
 
     async def get_tax_rates(self, *, country: str, tax_code: str | None = None) -> list[TaxRateOut]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,6 +53,19 @@ class HttpCatalog:
             PricingLookupOut,
             json=PricingLookupIn(ids=ids, locale=locale, country=country).model_dump(),
         )
-        return Quote(
-            pricings={info.pricing_id: info for info in found.items}, rates=found.tax_rates
+        pricings = {info.pricing_id: info for info in found.items}
+        if found.country == country:
+            return Quote(pricings=pricings, rates=found.tax_rates)
+        # A catalog that does not know `country` yet (a rolling upgrade) answers no rates: an
+        # order without its tax would be wrong money, so ask for them one tax code at a time.
+        codes = sorted(
+            {info.tax_code for info in found.items}, key=lambda c: (c is not None, c or "")
         )
+        answers = await asyncio.gather(*(self._rates(country, code) for code in codes))
+        return Quote(pricings=pricings, rates=[rate for rates in answers for rate in rates])
+
+    async def _rates(self, country: str, tax_code: str | None) -> list[TaxRateOut]:
+        params: Mapping[str, str] = {"country": country}
+        if tax_code is not None:
+            params = {**params, "tax_code": tax_code}
+        return await self.client.call("GET", "/internal/tax-rates", list[TaxRateOut], params=params)

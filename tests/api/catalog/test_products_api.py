@@ -190,6 +190,7 @@ async def test_pricing_lookup_with_a_country_brings_the_rates_of_its_tax_codes(
         "/internal/pricings/lookup", json={"ids": [coffee, cap], "country": "DE"}
     )
     assert rates(both.json()) == [("19", None), ("7", "food")]
+    assert both.json()["country"] == "DE"
     food_only = await client.post(
         "/internal/pricings/lookup", json={"ids": [coffee], "country": "FR"}
     )
@@ -197,7 +198,7 @@ async def test_pricing_lookup_with_a_country_brings_the_rates_of_its_tax_codes(
     untaxed = await client.post("/internal/pricings/lookup", json={"ids": [cap], "country": "JP"})
     assert untaxed.json()["tax_rates"] == []
     without = await client.post("/internal/pricings/lookup", json={"ids": [coffee]})
-    assert without.json()["tax_rates"] == []
+    assert (without.json()["tax_rates"], without.json()["country"]) == ([], None)
     problem(
         await client.post("/internal/pricings/lookup", json={"ids": [cap], "country": "XX"}),
         422,

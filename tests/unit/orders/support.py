@@ -40,6 +40,8 @@ class FakeCatalog:
     tax_queries: list[dict[str, str]] = field(default_factory=list)
     # When set, a lookup waits until this many lookups are in flight (to line up races).
     rendezvous: int = 0
+    # False: a catalog from before lookups took a country (it answers no rates).
+    knows_country: bool = True
     _arrived: int = 0
     _all_arrived: asyncio.Event | None = None
 
@@ -118,14 +120,16 @@ class FakeCatalog:
             self.lookups.append(body)
             await self._meet()
             items = [self.info(pid, body.locale) for pid in body.ids if pid in self.prices]
+            country = body.country if self.knows_country else None
             rates: dict[str, TaxRateOut] = {}
-            if body.country is not None:
+            if country is not None:
                 for tax_code in {item.tax_code for item in items}:
-                    rates |= {rate.id: rate for rate in self._rates(body.country, tax_code)}
+                    rates |= {rate.id: rate for rate in self._rates(country, tax_code)}
             return PricingLookupOut(
                 items=items,
                 missing=[pid for pid in body.ids if pid not in self.prices],
                 tax_rates=list(rates.values()),
+                country=country,
             )
 
         @app.get("/internal/tax-rates")

@@ -91,6 +91,24 @@ async def test_a_tax_code_without_its_own_rate_takes_the_general_rate(
     assert (order.details["tax"], order.total) == (190, 1190)
 
 
+async def test_a_catalog_that_answers_no_rates_for_a_country_is_asked_per_tax_code(
+    tmp_path: Path,
+) -> None:
+    catalog = FakeCatalog(knows_country=False)  # not upgraded yet: the lookup ignores `country`
+    async with running_orders(tmp_path, catalog=catalog) as orders:
+        book = catalog.add_price(1000, tax_code="books")
+        mug = catalog.add_price(2000)
+        catalog.add_rate("19")
+        catalog.add_rate("7", tax_code="books")
+
+        order, _ = await orders.service.prepare_order(
+            order=prepare_in(user(), [(book, 1), (mug, 1)])
+        )
+
+        assert (order.details["tax"], order.total) == (70 + 380, 3450)
+        assert sorted(q.get("tax_code", "") for q in catalog.tax_queries) == ["", "books"]
+
+
 async def test_a_country_without_rates_is_not_taxed(orders: OrdersHarness) -> None:
     mug = orders.catalog.add_price(1000, tax_code="std")
     orders.catalog.add_rate("19")  # Germany's
