@@ -52,8 +52,8 @@ class SqlOrderRepository:
         return None if row is None else _to_order(row)
 
     async def find(self, *, order_id: str, cart_id: str) -> tuple[Order | None, Order | None]:
-        """The order with this id and the order of this cart (the same one, or none), in one
-        query."""
+        """The order with this id and the order of this cart, in one query: the same order,
+        two different ones (the id is taken by another cart), or none."""
         rows = await self.session.scalars(
             select(OrderRow).where(or_(OrderRow.id == order_id, OrderRow.cart_id == cart_id))
         )
