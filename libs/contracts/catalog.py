@@ -128,14 +128,39 @@ class ProductOut(Contract):
     )
 
 
+class TaxRateOut(Contract):
+    """Internal: `GET /internal/tax-rates?country=DE&tax_code=...`, and the `tax_rates` of a
+    pricing lookup with a country."""
+
+    id: str
+    display_name: str
+    percentage: Decimal = Field(ge=0, le=100)
+    country_code: str
+    inclusive: bool
+    tax_code: str | None = None
+
+    model_config = _example(_TAX_RATE)
+
+
 class PricingLookupIn(Contract):
     """Internal: many pricing ids, one call (`POST /internal/pricings/lookup`)."""
 
     ids: list[str] = Field(max_length=500)
     locale: str | None = None
+    country: str | None = Field(
+        None,
+        max_length=3,
+        description="ISO 3166-1 alpha-2. With a country, the answer also holds the country's "
+        "tax rates for the tax codes of the prices found (`tax_rates`): what an order needs, "
+        "in the same call.",
+    )
 
     model_config = _example(
-        {"ids": [_PRICE["id"], "6a1b2c3d-0000-4000-8000-000000000000"], "locale": "de"}
+        {
+            "ids": [_PRICE["id"], "6a1b2c3d-0000-4000-8000-000000000000"],
+            "locale": "de",
+            "country": "DE",
+        }
     )
 
 
@@ -161,23 +186,27 @@ class PricingInfo(Contract):
 class PricingLookupOut(Contract):
     items: list[PricingInfo]
     missing: list[str] = Field(default_factory=list, description="Ids that do not exist.")
-
-    model_config = _example(
-        {"items": [_PRICING_INFO], "missing": ["6a1b2c3d-0000-4000-8000-000000000000"]}
+    tax_rates: list[TaxRateOut] = Field(
+        default_factory=list,
+        description="With `country` asked: for each tax code of the items (none included), the "
+        "country's rates made for it, or its general rates (no tax code) when none is, as "
+        "`GET /internal/tax-rates` answers them; each rate once.",
+    )
+    country: str | None = Field(
+        None,
+        description="The country `tax_rates` are for: the one asked, normalized; null when "
+        "none was asked (a caller can tell a catalog that answers for a country from one "
+        "that does not know the field).",
     )
 
-
-class TaxRateOut(Contract):
-    """Internal: `GET /internal/tax-rates?country=DE&tax_code=...`."""
-
-    id: str
-    display_name: str
-    percentage: Decimal = Field(ge=0, le=100)
-    country_code: str
-    inclusive: bool
-    tax_code: str | None = None
-
-    model_config = _example(_TAX_RATE)
+    model_config = _example(
+        {
+            "items": [_PRICING_INFO],
+            "missing": ["6a1b2c3d-0000-4000-8000-000000000000"],
+            "tax_rates": [_TAX_RATE],
+            "country": "DE",
+        }
+    )
 
 
 # --- write API (`/admin/*`, `x-service-token` required) --------------------------------------

@@ -60,7 +60,7 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
     """An async engine tuned for the backend: WAL and busy timeout on SQLite, a pool on PostgreSQL."""
     if is_sqlite(url):
         database = make_url(url).database
@@ -80,11 +80,14 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     return create_async_engine(
         url,
         echo=echo,
+        # A fixed pool, as many connections at most as before (10 kept + 10 overflow): an
+        # overflow connection is closed when it is returned, so a burst above the kept ones
+        # opened and closed a PostgreSQL connection (a server process) per transaction.
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         # Pre-ping: a connection the server dropped (a restart, a network cut) is replaced on
-        # checkout instead of failing the first request after recovery. It costs one small
-        # round trip per checkout.
+        # checkout instead of failing the first request after recovery. It costs a small
+        # query per checkout (on asyncpg three round trips: BEGIN, the query, ROLLBACK).
         pool_pre_ping=True,
         pool_recycle=1800,
         json_serializer=_dumps,

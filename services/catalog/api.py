@@ -140,8 +140,9 @@ internal = APIRouter(prefix="/internal", tags=["internal"])
 
 @internal.post("/pricings/lookup", response_model=PricingLookupOut)
 async def lookup_pricings(body: PricingLookupIn, catalog: Catalog) -> PricingLookupOut:
-    """Many prices in one call, named in `locale`; `active` false if price or product is not."""
-    return await catalog.lookup_pricings(ids=body.ids, locale=body.locale)
+    """Many prices in one call, named in `locale`; `active` false if price or product is not.
+    With `country`, also the tax rates that apply to them there."""
+    return await catalog.lookup_pricings(ids=body.ids, locale=body.locale, country=body.country)
 
 
 @internal.get("/tax-rates", response_model=list[TaxRateOut])

@@ -169,15 +169,18 @@ class CatalogService:
             return (await self._public_products(repo, [product], preferences))[0]
 
     async def lookup_pricings(
-        self, *, ids: Sequence[str], locale: str | None = None
+        self, *, ids: Sequence[str], locale: str | None = None, country: str | None = None
     ) -> PricingLookupOut:
-        """Many prices in one call, with their product's texts; unknown ids in `missing`."""
+        """Many prices in one call, with their product's texts; unknown ids in `missing`.
+        With a country, also its tax rates for the prices' tax codes (one call per order)."""
         preferences = [locale_for_field("locale", locale)] if locale else []
+        country_code = check_country(country, "country") if country is not None else None
         wanted = list(dict.fromkeys(ids))
         async with self._reading() as session:
             repo = SqlCatalogRepository(session)
             found = {p.id: (p, product) for p, product in await repo.pricings_with_products(wanted)}
             texts = await repo.translations_of(sorted({prod.id for _, prod in found.values()}))
+            rates = await repo.tax_rates_of(country_code) if country_code and found else []
         items = []
         for pricing_id in wanted:
             if pricing_id not in found:
@@ -204,7 +207,15 @@ class CatalogService:
                     shippable=product.shippable,
                 )
             )
-        return PricingLookupOut(items=items, missing=[i for i in wanted if i not in found])
+        applicable: dict[str, TaxRate] = {}
+        for tax_code in dict.fromkeys(product.tax_code for _, product in found.values()):
+            applicable |= {rate.id: rate for rate in select_tax_rates(rates, tax_code)}
+        return PricingLookupOut(
+            items=items,
+            missing=[i for i in wanted if i not in found],
+            tax_rates=[_tax_rate_out(rate) for rate in applicable.values()],
+            country=country_code,
+        )
 
     async def get_tax_rates(self, *, country: str, tax_code: str | None = None) -> list[TaxRateOut]:
         """A country's rates for a tax code, or its general rates when none has that code."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from libs.contracts.catalog import PricingInfo, PricingLookupIn, PricingLookupOut, TaxRateOut
@@ -11,15 +12,23 @@ from libs.runtime.http import ServiceClient
 from services.orders.domain import choose_tax_rate
 
 
-class Catalog(Protocol):
-    async def pricings(self, ids: list[str], *, locale: str) -> dict[str, PricingInfo]:
-        """The current pricings of `ids` (missing ones are absent), names in `locale`."""
-        ...
+@dataclass(frozen=True)
+class Quote:
+    """The current prices of an order's lines and the tax rates of the billing country."""
 
-    async def tax_rates(
-        self, *, country: str, tax_codes: Iterable[str | None]
-    ) -> dict[str | None, TaxRateOut | None]:
-        """The rate of each tax code (None: products without one) in `country`, or None."""
+    pricings: dict[str, PricingInfo]  # missing ids are absent
+    rates: list[TaxRateOut]  # the country's rates for the prices' tax codes
+
+    def tax_rates(self) -> dict[str | None, TaxRateOut | None]:
+        """The rate of each tax code of the prices (None: products without one), or None
+        where the country taxes it at nothing."""
+        codes = {info.tax_code for info in self.pricings.values()}
+        return {code: choose_tax_rate(self.rates, code) for code in codes}
+
+
+class Catalog(Protocol):
+    async def quote(self, ids: list[str], *, locale: str, country: str) -> Quote:
+        """The current pricings of `ids`, names in `locale`, with `country`'s tax rates."""
         ...
 
 
@@ -35,25 +44,25 @@ class HttpCatalog:
     def client(self) -> ServiceClient:
         return self._client()
 
-    async def pricings(self, ids: list[str], *, locale: str) -> dict[str, PricingInfo]:
+    async def quote(self, ids: list[str], *, locale: str, country: str) -> Quote:
+        # One call: the lookup with a country also answers the rates for the prices' tax codes
+        # (each code's own rates, or the country's general ones when it has none).
         found: PricingLookupOut = await self.client.call(
             "POST",
             "/internal/pricings/lookup",
             PricingLookupOut,
-            json=PricingLookupIn(ids=ids, locale=locale).model_dump(),
+            json=PricingLookupIn(ids=ids, locale=locale, country=country).model_dump(),
         )
-        return {info.pricing_id: info for info in found.items}
-
-    async def tax_rates(
-        self, *, country: str, tax_codes: Iterable[str | None]
-    ) -> dict[str | None, TaxRateOut | None]:
-        # One call per distinct tax code, concurrently. The catalog answers a code with the
-        # rates made for it, or the country's general rates (no code) when there are none.
-        codes = sorted(set(tax_codes), key=lambda code: (code is not None, code or ""))
+        pricings = {info.pricing_id: info for info in found.items}
+        if found.country == country:
+            return Quote(pricings=pricings, rates=found.tax_rates)
+        # A catalog that does not know `country` yet (a rolling upgrade) answers no rates: an
+        # order without its tax would be wrong money, so ask for them one tax code at a time.
+        codes = sorted(
+            {info.tax_code for info in found.items}, key=lambda c: (c is not None, c or "")
+        )
         answers = await asyncio.gather(*(self._rates(country, code) for code in codes))
-        return {
-            code: choose_tax_rate(rates, code) for code, rates in zip(codes, answers, strict=True)
-        }
+        return Quote(pricings=pricings, rates=[rate for rates in answers for rate in rates])
 
     async def _rates(self, country: str, tax_code: str | None) -> list[TaxRateOut]:
         params: Mapping[str, str] = {"country": country}

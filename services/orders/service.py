@@ -65,18 +65,15 @@ class OrdersService:
         if existing is not None:
             return existing, False
 
-        # Prices and taxes come from the catalog now, outside the transaction (no lock held
-        # while waiting on the network).
+        # Prices and taxes come from the catalog now, in one call, outside the transaction (no
+        # lock held while waiting on the network).
         pricing_ids = list(dict.fromkeys(line.pricing_id for line in order.lines))
         if len(pricing_ids) > MAX_PRICES_PER_ORDER:
             raise InvalidInput.for_field(
                 "lines", f"at most {MAX_PRICES_PER_ORDER} different prices per order"
             )
-        pricings = await self.catalog.pricings(pricing_ids, locale=order.locale)
-        check_pricings(order.lines, pricings, currency)
-        tax_rates = await self.catalog.tax_rates(
-            country=country, tax_codes={pricings[pid].tax_code for pid in pricing_ids}
-        )
+        quote = await self.catalog.quote(pricing_ids, locale=order.locale, country=country)
+        check_pricings(order.lines, quote.pricings, currency)
         details = build_details(
             cart_id=order.cart_id,
             customer_id=order.customer_id,
@@ -84,8 +81,8 @@ class OrdersService:
             currency=currency,
             billing=order.billing,
             lines=order.lines,
-            pricings=pricings,
-            tax_rates=tax_rates,
+            pricings=quote.pricings,
+            tax_rates=quote.tax_rates(),
         )
 
         try:
@@ -130,11 +127,12 @@ class OrdersService:
 
     async def _existing(self, *, order_id: str, cart_id: str) -> Order | None:
         async with self.runtime.transaction() as session:
-            orders = SqlOrderRepository(session)
-            found = await orders.get(order_id)
-            if found is not None and found.cart_id != cart_id:
-                raise OrderIdConflict(f"Order {order_id} belongs to another cart.")
-            return found or await orders.get_for_cart(cart_id)
+            by_id, by_cart = await SqlOrderRepository(session).find(
+                order_id=order_id, cart_id=cart_id
+            )
+        if by_id is not None and by_id.cart_id != cart_id:
+            raise OrderIdConflict(f"Order {order_id} belongs to another cart.")
+        return by_id or by_cart
 
     @staticmethod
     async def _current_owner(orders: SqlOrderRepository, owner: Owner) -> Owner:

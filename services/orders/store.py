@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Row, Table, select, tuple_, update
+from sqlalchemy import Row, Table, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.common import Owner
@@ -20,7 +20,7 @@ from services.orders.tables import OrderNumberRow, OrderRow, OwnerMergeRow
 class OrderRepository(Protocol):
     async def get(self, order_id: str) -> Order | None: ...
 
-    async def get_for_cart(self, cart_id: str) -> Order | None: ...
+    async def find(self, *, order_id: str, cart_id: str) -> tuple[Order | None, Order | None]: ...
 
     async def next_number(self, *, order_id: str, year: int) -> str: ...
 
@@ -53,21 +53,30 @@ class SqlOrderRepository:
         row = await self.session.get(OrderRow, order_id)
         return None if row is None else _to_order(row)
 
-    async def get_for_cart(self, cart_id: str) -> Order | None:
-        row = await self.session.scalar(select(OrderRow).where(OrderRow.cart_id == cart_id))
-        return None if row is None else _to_order(row)
+    async def find(self, *, order_id: str, cart_id: str) -> tuple[Order | None, Order | None]:
+        """The order with this id and the order of this cart, in one query: the same order,
+        two different ones (the id is taken by another cart), or none."""
+        rows = await self.session.scalars(
+            select(OrderRow).where(or_(OrderRow.id == order_id, OrderRow.cart_id == cart_id))
+        )
+        found = [_to_order(row) for row in rows]
+        by_id = next((order for order in found if order.id == order_id), None)
+        by_cart = next((order for order in found if order.cart_id == cart_id), None)
+        return by_id, by_cart
 
     async def next_number(self, *, order_id: str, year: int) -> str:
         """Take the next value of the portable sequence (a gap if the transaction rolls back)."""
-        row = OrderNumberRow(order_id=order_id)
-        self.session.add(row)
-        await self.session.flush()
-        return order_number(year, row.value)
+        # Core statements on the checkout path: no unit of work to flush.
+        value = await self.session.scalar(
+            insert(OrderNumberRow).values(order_id=order_id).returning(OrderNumberRow.value)
+        )
+        assert value is not None
+        return order_number(year, value)
 
     async def add(self, order: Order) -> None:
         """Insert; a taken id or cart raises IntegrityError (the caller resolves the race)."""
-        self.session.add(
-            OrderRow(
+        await self.session.execute(
+            insert(OrderRow).values(
                 id=order.id,
                 number=order.number,
                 cart_id=order.cart_id,
@@ -83,7 +92,6 @@ class SqlOrderRepository:
                 paid_attempt_id=order.paid_attempt_id,
             )
         )
-        await self.session.flush()
 
     async def list_for_owner(
         self, owner: Owner, *, paid: bool | None, limit: int, after: Cursor | None
@@ -123,8 +131,9 @@ class SqlOrderRepository:
         return None if row is None else _to_order(row)
 
     async def merged_user(self, anonymous_id: str) -> str | None:
-        row = await self.session.get(OwnerMergeRow, anonymous_id)
-        return None if row is None else row.user_id
+        return await self.session.scalar(
+            select(OwnerMergeRow.user_id).where(OwnerMergeRow.anonymous_id == anonymous_id)
+        )
 
     async def record_merge(self, *, anonymous_id: str, user_id: str, at: datetime) -> None:
         if await self.session.get(OwnerMergeRow, anonymous_id) is None:

@@ -122,29 +122,25 @@ class PaymentService:
         ttl = provider.checkout_ttl
         async with self.runtime.transaction() as session:
             repo = self.repository(session)
-            customer = await repo.get_customer(data.customer_id, include_deleted=True)
-            if customer is None:
+            found = await repo.customer_for_payment(data.customer_id, provider.name)
+            if found is None:
                 raise CustomerNotFound(f"No customer {data.customer_id}.")
-            order = await repo.lock_order(data.order_id, order_number=data.order_number, now=now)
-            assert order is not None
+            customer, provider_customer_id = found
+            order = await repo.open_order(data.order_id, order_number=data.order_number, now=now)
             if order.paid_attempt_id is not None:
                 raise OrderAlreadyPaid(f"Order {data.order_number} is already paid.")
+            unpaid = await repo.unpaid_attempts(data.order_id)
             attempt = None
             if not data.new_attempt:
                 attempt = next(
-                    (
-                        a
-                        for a in await repo.unpaid_attempts(data.order_id)
-                        if a.provider == provider.name and a.is_open(now)
-                    ),
-                    None,
+                    (a for a in unpaid if a.provider == provider.name and a.is_open(now)), None
                 )
                 if attempt is not None and attempt.checkout_url:
                     return payment_out(attempt), False
             created = attempt is None
             replaced: list[tuple[str, str]] = []
             if attempt is None:
-                replaced = await self._replace_open_attempts(repo, data.order_id, now)
+                replaced = await self._replace_open_attempts(repo, unpaid, now)
                 attempt = await repo.add_attempt(
                     id=new_id(),
                     order_id=data.order_id,
@@ -163,7 +159,6 @@ class PaymentService:
                     created_at=now,
                     updated_at=now,
                 )
-            provider_customer_id = await repo.provider_customer_id(customer.id, provider.name)
         # One open payment per order: the replaced checkouts close before the new one opens.
         # Money that still reaches one of them is refunded when it is reported.
         await self._expire_sessions(replaced)
@@ -192,23 +187,24 @@ class PaymentService:
             raise
         async with self.runtime.transaction() as session:
             repo = self.repository(session)
-            await repo.set_session(
+            # None: a racing retry gave the attempt its checkout first; that one stands.
+            current = await repo.set_session(
                 attempt.id,
                 session_id=checkout.session_id,
                 url=checkout.url,
                 expires_at=checkout.expires_at,
                 now=self.clock(),
-            )
-            current = await repo.get_attempt(attempt.id)
+            ) or await repo.get_attempt(attempt.id)
         assert current is not None
         return payment_out(current), created
 
     async def _replace_open_attempts(
-        self, repo: PaymentsRepository, order_id: str, now: datetime
+        self, repo: PaymentsRepository, unpaid: list[AttemptRecord], now: datetime
     ) -> list[tuple[str, str]]:
-        """Cancel the order's unpaid attempts (the order's row is locked); their sessions."""
+        """Cancel the order's unpaid attempts (read with the order's row locked); their
+        sessions."""
         closed = []
-        for other in await repo.unpaid_attempts(order_id):
+        for other in unpaid:
             moved = await repo.transition(
                 other.id, "canceled", now, failure_reason="replaced by a new attempt"
             )

@@ -180,6 +180,18 @@ def _owner_is(table: Any, owner: Owner) -> Any:
     return and_(table.c.owner_kind == owner.kind, table.c.owner_id == owner.id)
 
 
+def _insert_ignoring(
+    session: AsyncSession, table: Any, *, index_elements: list[str], index_where: Any = None
+) -> Any:
+    """`INSERT ... ON CONFLICT (index) DO NOTHING` in the session's dialect."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(
+        index_elements=index_elements, index_where=index_where
+    )
+
+
 class DuplicateProviderEvent(Exception):
     """This provider event was already applied (or is being applied right now)."""
 
@@ -204,12 +216,18 @@ class PaymentsRepository(Protocol):
         self, source: Owner, target: Owner, now: datetime
     ) -> list[str]: ...
     async def provider_customer_id(self, customer_id: str, provider: str) -> str | None: ...
+    async def customer_for_payment(
+        self, customer_id: str, provider: str
+    ) -> tuple[CustomerRecord, str | None] | None: ...
     async def save_provider_customer(
         self, customer_id: str, provider: str, provider_customer_id: str, now: datetime
     ) -> str: ...
     async def lock_order(
         self, order_id: str, *, order_number: str | None = None, now: datetime | None = None
     ) -> OrderPaymentRecord | None: ...
+    async def open_order(
+        self, order_id: str, *, order_number: str, now: datetime
+    ) -> OrderPaymentRecord: ...
     async def set_order_paid(self, order_id: str, attempt_id: str, now: datetime) -> bool: ...
     async def add_attempt(self, **values: Any) -> AttemptRecord: ...
     async def get_attempt(self, attempt_id: str) -> AttemptRecord | None: ...
@@ -230,7 +248,7 @@ class PaymentsRepository(Protocol):
         url: str,
         expires_at: datetime | None,
         now: datetime,
-    ) -> None: ...
+    ) -> AttemptRecord | None: ...
     async def transition(
         self, attempt_id: str, target: str, now: datetime, **values: Any
     ) -> AttemptRecord | None: ...
@@ -340,20 +358,22 @@ class SqlPaymentsRepository:
             "created_at": record.created_at,
             "updated_at": record.updated_at,
         }
-        is_default = await self.default_customer(record.owner) is None
-        if is_default:
-            try:
-                # A concurrent first customer of the same owner makes this insert fail on the
-                # one-default-per-owner index (after the other commits); then it is not default.
-                async with self.session.begin_nested():
-                    await self.session.execute(insert(customers).values(**values, is_default=True))
-            except IntegrityError:
-                is_default = False
-        if not is_default:
-            await self.session.execute(insert(customers).values(**values, is_default=False))
-        found = await self.get_customer(record.id)
-        assert found is not None
-        return found
+        # The first customer of an owner becomes its default: the insert as default does
+        # nothing when the owner has one (the one-default-per-owner index; a concurrent first
+        # customer waits for the other to commit), and the customer is then inserted plainly.
+        as_default = _insert_ignoring(
+            self.session,
+            customers,
+            index_elements=["owner_kind", "owner_id"],
+            index_where=customers.c.is_default,
+        )
+        row = await self._one(as_default.values(**values, is_default=True).returning(*customers.c))
+        if row is None:
+            row = await self._one(
+                insert(customers).values(**values, is_default=False).returning(*customers.c)
+            )
+        assert row is not None
+        return _customer(row)
 
     async def delete_customer(self, customer_id: str, now: datetime) -> None:
         await self.session.execute(
@@ -441,6 +461,22 @@ class SqlPaymentsRepository:
         )
         return row["provider_customer_id"] if row else None
 
+    async def customer_for_payment(
+        self, customer_id: str, provider: str
+    ) -> tuple[CustomerRecord, str | None] | None:
+        """A customer (deleted ones too: an order keeps its customer) with its account at
+        `provider`, in one query."""
+        account = and_(
+            provider_customers.c.customer_id == customers.c.id,
+            provider_customers.c.provider == provider,
+        )
+        row = await self._one(
+            select(*customers.c, provider_customers.c.provider_customer_id)
+            .select_from(customers.outerjoin(provider_customers, account))
+            .where(customers.c.id == customer_id)
+        )
+        return None if row is None else (_customer(row), row["provider_customer_id"])
+
     async def save_provider_customer(
         self, customer_id: str, provider: str, provider_customer_id: str, now: datetime
     ) -> str:
@@ -489,6 +525,26 @@ class SqlPaymentsRepository:
             paid_at=row["paid_at"],
         )
 
+    async def open_order(
+        self, order_id: str, *, order_number: str, now: datetime
+    ) -> OrderPaymentRecord:
+        """Create the order's payment row unless it exists, then lock it (two statements)."""
+        await self.session.execute(
+            _insert_ignoring(self.session, order_payments, index_elements=["order_id"]).values(
+                order_id=order_id, order_number=order_number, created_at=now
+            )
+        )
+        row = await self._one(
+            select(order_payments).where(order_payments.c.order_id == order_id).with_for_update()
+        )
+        assert row is not None
+        return OrderPaymentRecord(
+            order_id=row["order_id"],
+            order_number=row["order_number"],
+            paid_attempt_id=row["paid_attempt_id"],
+            paid_at=row["paid_at"],
+        )
+
     async def set_order_paid(self, order_id: str, attempt_id: str, now: datetime) -> bool:
         result = await self.session.execute(
             update(order_payments)
@@ -502,8 +558,9 @@ class SqlPaymentsRepository:
     async def add_attempt(self, **values: Any) -> AttemptRecord:
         owner: Owner = values.pop("owner")
         lines: Sequence[PaymentLine] = values.pop("lines")
-        await self.session.execute(
-            insert(payment_attempts).values(
+        row = await self._one(
+            insert(payment_attempts)
+            .values(
                 **values,
                 owner_kind=owner.kind,
                 owner_id=owner.id,
@@ -511,10 +568,10 @@ class SqlPaymentsRepository:
                 status="unpaid",
                 refund_required=False,
             )
+            .returning(*payment_attempts.c)
         )
-        found = await self.get_attempt(values["id"])
-        assert found is not None
-        return found
+        assert row is not None
+        return _attempt(row)
 
     async def get_attempt(self, attempt_id: str) -> AttemptRecord | None:
         row = await self._one(select(payment_attempts).where(payment_attempts.c.id == attempt_id))
@@ -559,7 +616,8 @@ class SqlPaymentsRepository:
         url: str,
         expires_at: datetime | None,
         now: datetime,
-    ) -> None:
+    ) -> AttemptRecord | None:
+        """Give the attempt its provider checkout; the attempt, or None if it had one already."""
         values: dict[str, Any] = {
             "provider_session_id": session_id,
             "checkout_url": url,
@@ -567,14 +625,16 @@ class SqlPaymentsRepository:
         }
         if expires_at is not None:
             values["expires_at"] = expires_at
-        await self.session.execute(
+        row = await self._one(
             update(payment_attempts)
             .where(
                 payment_attempts.c.id == attempt_id,
                 payment_attempts.c.provider_session_id.is_(None),
             )
             .values(**values)
+            .returning(*payment_attempts.c)
         )
+        return _attempt(row) if row else None
 
     async def transition(
         self, attempt_id: str, target: str, now: datetime, **values: Any

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -174,6 +175,36 @@ async def test_pricing_lookup_in_one_call_with_missing_ids(client: httpx.AsyncCl
     )
     too_many = {"ids": [str(n) for n in range(501)]}
     problem(await client.post("/internal/pricings/lookup", json=too_many), 422, "validation_error")
+
+
+async def test_pricing_lookup_with_a_country_brings_the_rates_of_its_tax_codes(
+    client: httpx.AsyncClient,
+) -> None:
+    coffee = (await client.get("/products/coffee")).json()["prices"][0]["id"]  # food
+    cap = (await client.get("/products/cap")).json()["prices"][0]["id"]  # no rate of its own
+
+    def rates(body: dict[str, Any]) -> list[tuple[str, str | None]]:
+        return sorted((r["percentage"], r["tax_code"]) for r in body["tax_rates"])
+
+    both = await client.post(
+        "/internal/pricings/lookup", json={"ids": [coffee, cap], "country": "DE"}
+    )
+    assert rates(both.json()) == [("19", None), ("7", "food")]
+    assert both.json()["country"] == "DE"
+    food_only = await client.post(
+        "/internal/pricings/lookup", json={"ids": [coffee], "country": "FR"}
+    )
+    assert rates(food_only.json()) == [("5.5", "food")]
+    untaxed = await client.post("/internal/pricings/lookup", json={"ids": [cap], "country": "JP"})
+    assert untaxed.json()["tax_rates"] == []
+    without = await client.post("/internal/pricings/lookup", json={"ids": [coffee]})
+    assert (without.json()["tax_rates"], without.json()["country"]) == ([], None)
+    problem(
+        await client.post("/internal/pricings/lookup", json={"ids": [cap], "country": "XX"}),
+        422,
+        "unknown_country",
+        "country",
+    )
 
 
 async def test_tax_rates_by_code_or_the_country_general_rate(client: httpx.AsyncClient) -> None:

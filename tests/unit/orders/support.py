@@ -31,6 +31,7 @@ class FakeCatalog:
 
     Tax rates answer as the catalog does: `?country=C&tax_code=X` gives C's rates made for X,
     or C's general rates (no tax code) when none is; without `tax_code`, the general rates.
+    A lookup with a country answers those of each tax code of the prices found.
     """
 
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -39,6 +40,8 @@ class FakeCatalog:
     tax_queries: list[dict[str, str]] = field(default_factory=list)
     # When set, a lookup waits until this many lookups are in flight (to line up races).
     rendezvous: int = 0
+    # False: a catalog from before lookups took a country (it answers no rates).
+    knows_country: bool = True
     _arrived: int = 0
     _all_arrived: asyncio.Event | None = None
 
@@ -116,20 +119,31 @@ class FakeCatalog:
         async def lookup(body: PricingLookupIn) -> PricingLookupOut:
             self.lookups.append(body)
             await self._meet()
+            items = [self.info(pid, body.locale) for pid in body.ids if pid in self.prices]
+            country = body.country if self.knows_country else None
+            rates: dict[str, TaxRateOut] = {}
+            if country is not None:
+                for tax_code in {item.tax_code for item in items}:
+                    rates |= {rate.id: rate for rate in self._rates(country, tax_code)}
             return PricingLookupOut(
-                items=[self.info(pid, body.locale) for pid in body.ids if pid in self.prices],
+                items=items,
                 missing=[pid for pid in body.ids if pid not in self.prices],
+                tax_rates=list(rates.values()),
+                country=country,
             )
 
         @app.get("/internal/tax-rates")
         async def tax_rates(country: str, tax_code: str | None = Query(None)) -> list[TaxRateOut]:
             query = {"country": country} | ({"tax_code": tax_code} if tax_code else {})
             self.tax_queries.append(query)
-            national = [rate for rate in self.rates if rate.country_code == country]
-            specific = [rate for rate in national if tax_code and rate.tax_code == tax_code]
-            return specific or [rate for rate in national if rate.tax_code is None]
+            return self._rates(country, tax_code)
 
         return app
+
+    def _rates(self, country: str, tax_code: str | None) -> list[TaxRateOut]:
+        national = [rate for rate in self.rates if rate.country_code == country]
+        specific = [rate for rate in national if tax_code and rate.tax_code == tax_code]
+        return specific or [rate for rate in national if rate.tax_code is None]
 
     async def _meet(self) -> None:
         if not self.rendezvous:
