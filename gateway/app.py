@@ -81,7 +81,10 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(AnonymousCookieMiddleware, cookie=deps.cookie)
     app.add_middleware(
-        ProductPageCacheMiddleware, cache=ProductPageCache(ttl_s=settings.product_cache_ttl_s)
+        ProductPageCacheMiddleware,
+        cache=ProductPageCache(
+            ttl_s=settings.product_cache_ttl_s, max_bytes=settings.product_cache_max_bytes
+        ),
     )
     idempotency = install_idempotency(
         app,

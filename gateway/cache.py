@@ -30,9 +30,15 @@ class _Entry:
 class ProductPageCache:
     """An LRU of whole responses with a time to live."""
 
-    def __init__(self, *, ttl_s: float, max_entries: int = 2048) -> None:
+    def __init__(
+        self, *, ttl_s: float, max_entries: int = 2048, max_bytes: int = 4 * 1024 * 1024
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
+        # Bodies held at most: pages with queries of their own (deep cursors) are each stored
+        # once, and entries of 20 products add up; the budget keeps the gateway's memory flat.
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._entries: OrderedDict[tuple[str, bytes, bytes], _Entry] = OrderedDict()
         # Misses being fetched right now: concurrent requests for the same page wait for the
         # first one instead of all going to the catalog when an entry expires.
@@ -43,16 +49,34 @@ class ProductPageCache:
         if entry is None:
             return None
         if entry.expires < time.monotonic():
-            del self._entries[key]
+            self._drop(key)
             return None
         self._entries.move_to_end(key)
         return entry
 
     def put(self, key: tuple[str, bytes, bytes], entry: _Entry) -> None:
+        if len(entry.body) > self.max_bytes:
+            return
+        self._drop(key)
         self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._bytes += len(entry.body)
+        now = time.monotonic()
+        # The least recently used first: expired ones, then whatever is over the bounds.
+        while self._entries:
+            oldest_key, oldest = next(iter(self._entries.items()))
+            over = len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+            if not over and oldest.expires >= now:
+                break
+            self._drop(oldest_key)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def _drop(self, key: tuple[str, bytes, bytes]) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry.body)
 
 
 class ProductPageCacheMiddleware:

@@ -84,6 +84,12 @@ class GatewaySettings(BaseSettings):
     product_cache_ttl_s: float = Field(
         5.0, ge=0, description="Seconds the gateway keeps product pages (0: no cache)."
     )
+    product_cache_max_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=0,
+        description="Bytes of product-page bodies the gateway keeps at most; the least "
+        "recently used go first.",
+    )
     default_locale: str = Field(
         "en", description="Locale when neither ?locale= nor Accept-Language."
     )

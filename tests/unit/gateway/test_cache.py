@@ -87,6 +87,24 @@ def test_the_cache_is_bounded() -> None:
     assert cache.get(("0", b"", b"")) is None and cache.get(("2", b"", b"")) is not None
 
 
+def test_the_cache_holds_at_most_its_byte_budget_and_forgets_expired_pages() -> None:
+    from gateway.cache import _Entry
+
+    cache = ProductPageCache(ttl_s=60, max_bytes=1000)
+    for n in range(10):  # deep pages, each with a query of its own
+        cache.put((str(n), b"", b""), _Entry(10**9, 200, [], b"x" * 300))
+    assert cache.size_bytes <= 1000
+    assert cache.get(("9", b"", b"")) is not None and cache.get(("0", b"", b"")) is None
+
+    cache.put(("huge", b"", b""), _Entry(10**9, 200, [], b"x" * 1001))
+    assert cache.get(("huge", b"", b"")) is None and cache.size_bytes <= 1000
+
+    expiring = ProductPageCache(ttl_s=60)
+    expiring.put(("old", b"", b""), _Entry(0, 200, [], b"x" * 300))  # expired long ago
+    expiring.put(("new", b"", b""), _Entry(10**9, 200, [], b"y"))
+    assert expiring.size_bytes == 1
+
+
 async def test_concurrent_misses_fetch_the_page_once() -> None:
     import asyncio
 
