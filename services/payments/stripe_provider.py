@@ -542,12 +542,18 @@ class StripeProvider:
         if not isinstance(event, dict):
             raise InvalidWebhookPayload("not a Stripe event")
         normalized = normalize_stripe_event(event)
-        if (
-            normalized.kind == "checkout_completed"
-            and normalized.subscription is not None
-            and normalized.subscription.current_period_end is None
+        if normalized.subscription is not None and (
+            normalized.kind == "subscription_updated"
+            or (
+                normalized.kind == "checkout_completed"
+                and normalized.subscription.current_period_end is None
+            )
         ):
-            # The session names its subscription only by id; its period comes from Stripe.
+            # A session names its subscription only by id; its period comes from Stripe. An
+            # update is applied as the subscription is now, not as the event's snapshot had it:
+            # Stripe promises no order, and two updates in the same second (a cancel, then a
+            # reactivation in the portal) cannot be ordered by their `created`. Without an
+            # answer from Stripe, the snapshot and the timestamp check decide, as before.
             fetched = await self._fetch_subscription(normalized.subscription.id)
             if fetched is not None:
                 normalized = _with_subscription(normalized, fetched)

@@ -383,6 +383,37 @@ async def test_canceling_tells_stripe_and_announces_once(world: StripeWorld) -> 
     assert await published(world.deps, RENEWED) == []
 
 
+async def test_a_late_update_from_stripe_cannot_undo_a_newer_one(world: StripeWorld) -> None:
+    paid = await world.pay(recurring=True)
+    await world.fake.state.complete_checkout_session(paid["session"]["id"])
+    shopper = paid["shopper"]
+    [subscription] = (await world.http.get("/subscriptions", headers=headers(shopper))).json()
+    stripe_id = world.fake.object(paid["session"]["id"])["subscription"]
+    url = world.fake.state.webhooks.url
+    world.fake.set_webhook(None)  # the cancel's event is held back...
+    cancel = f"/subscriptions/{subscription['id']}/cancel"
+    assert (await world.http.post(cancel, headers=headers(shopper))).status_code == 200
+    await world.fake.wait_for_deliveries()
+    [held] = [
+        e
+        for e in world.fake.state.events
+        if e["type"] == "customer.subscription.updated"
+        and e["data"]["object"]["cancel_at_period_end"] is True
+    ]
+    world.fake.set_webhook(url)
+    # ...while the reactivation in Stripe's portal arrives first.
+    world.fake.state.update_subscription(stripe_id, {"cancel_at_period_end": "false"}, None)
+    [newer] = world.fake.state.take_outbox()
+    await world.fake.state.webhooks.deliver_all([newer])
+    # Both in the same second: their timestamps cannot order them.
+    world.fake.state.get("event", held["id"])["created"] = newer["created"]
+    report = await world.fake.state.resend_event(held["id"])
+    assert [d.status_code for d in report.deliveries] == [200]
+    [now] = (await world.http.get("/subscriptions", headers=headers(shopper))).json()
+    assert now["cancel_at_period_end"] is False
+    assert world.fake.object(stripe_id)["cancel_at_period_end"] is False
+
+
 async def test_cancel_after_a_reactivation_is_a_new_request_at_stripe(world: StripeWorld) -> None:
     paid = await world.pay(recurring=True)
     await world.fake.state.complete_checkout_session(paid["session"]["id"])
@@ -390,6 +421,7 @@ async def test_cancel_after_a_reactivation_is_a_new_request_at_stripe(world: Str
     [subscription] = (await world.http.get("/subscriptions", headers=headers(shopper))).json()
     cancel = f"/subscriptions/{subscription['id']}/cancel"
     assert (await world.http.post(cancel, headers=headers(shopper))).status_code == 200
+    await world.fake.wait_for_deliveries()  # customer.subscription.updated comes back
     stripe_id = world.fake.object(paid["session"]["id"])["subscription"]
     # The shopper reactivates it in Stripe's customer portal...
     world.fake.state.update_subscription(stripe_id, {"cancel_at_period_end": "false"}, None)
