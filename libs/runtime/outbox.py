@@ -533,11 +533,5 @@ async def handle_once(
     return True
 
 
-class DuplicateDelivery(Exception):
-    """Another delivery of the same event committed first; this one must roll back.
-
-    Kept for callers that catch it; `handle_once` now returns False instead."""
-
-
 def new_id() -> str:
     return str(uuid.uuid4())

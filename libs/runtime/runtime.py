@@ -24,7 +24,6 @@ from libs.runtime.migrations import upgrade
 from libs.runtime.observability import set_correlation_id
 from libs.runtime.outbox import (
     WAKE_KEY,
-    DuplicateDelivery,
     OutboxRelay,
     broker_up_gauge,
     handle_once,
@@ -210,16 +209,15 @@ class Runtime:
             set_correlation_id(envelope.correlation_id)
             payload = model.model_validate(envelope.payload)
             with self.telemetry.consuming(self.name, envelope):
-                try:
-                    async with self.transaction() as session:
-                        await handle_once(
-                            session,
-                            self.inbox,
-                            consumer=self.name,
-                            event_id=envelope.event_id,
-                            handle=lambda: handler(session, payload),
-                        )
-                except DuplicateDelivery:
+                async with self.transaction() as session:
+                    handled = await handle_once(
+                        session,
+                        self.inbox,
+                        consumer=self.name,
+                        event_id=envelope.event_id,
+                        handle=lambda: handler(session, payload),
+                    )
+                if not handled:
                     log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)
 
         return deliver
