@@ -140,11 +140,10 @@ async def publish_latency(
     moment until its `catalog.product.changed.v1` reaches a private queue: the write, the
     outbox row committed with it, the relay finding the row and the broker's confirm."""
     import asyncio
-    import time
 
     import httpx
 
-    from bench.checkout import EventProbe, Latencies
+    from bench.checkout import EventProbe, Latencies, on_schedule
     from bench.shop import explain
 
     if not product_keys:
@@ -179,16 +178,7 @@ async def publish_latency(
             except httpx.HTTPError as exc:
                 errors.append(repr(exc))
 
-        start = time.monotonic() + 0.05
-        tasks = []
-        for i in range(count):
-            at = start + i / rate
-            delay = at - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(change(i, at)))
-        await asyncio.gather(*tasks)
-        seconds = time.monotonic() - start
+        seconds = await on_schedule(count, rate, change, lead_s=0.05)
         if not errors:
             try:
                 await asyncio.wait_for(probe.all_seen.wait(), wait_s)

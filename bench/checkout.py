@@ -9,7 +9,7 @@ import contextlib
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -80,6 +80,28 @@ async def place_order(
     body = response.json()
     url = body["payment"]["checkout_url"]
     return Unpaid(body["order"]["id"], urlsplit(url).path + "/pay", cookie), took_ms
+
+
+async def on_schedule(
+    count: int,
+    rate: float,
+    job: Callable[[int, float], Coroutine[Any, Any, None]],
+    *,
+    lead_s: float = 0,
+) -> float:
+    """Start `job(i, due)` at its due time, `rate` a second from `lead_s` on, whatever the
+    earlier ones are doing (open loop); wait for all of them. Returns the seconds from the
+    first due time to the last job's end."""
+    start = time.monotonic() + lead_s
+    tasks = []
+    for i in range(count):
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(job(i, due)))
+    await asyncio.gather(*tasks)
+    return time.monotonic() - start
 
 
 async def checkouts(
@@ -220,16 +242,7 @@ async def payments(
                 errors.append(repr(exc))
 
         probe.expected = len(orders)
-        start = time.monotonic()
-        tasks = []
-        for i, order in enumerate(orders):
-            due = start + i / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(pay(order, due)))
-        await asyncio.gather(*tasks)
-        send_seconds = time.monotonic() - start
+        send_seconds = await on_schedule(len(orders), rate, lambda i, due: pay(orders[i], due))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(probe.all_seen.wait(), late_after_s)
         seen = dict(probe.seen)

@@ -13,7 +13,6 @@ services); at a few hundred requests a second it needs a fraction of one core.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.checkout import Latencies
+from bench.checkout import Latencies, on_schedule
 from bench.wrk import Measure
 
 
@@ -66,16 +65,7 @@ async def drive(
                 return
             latency.values_ms.append((time.monotonic() - due) * 1000)
 
-        start = time.monotonic() + 0.05
-        tasks = []
-        for i in range(count):
-            due = start + i / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(due, requests(i))))
-        await asyncio.gather(*tasks)
-        seconds = time.monotonic() - start
+        seconds = await on_schedule(count, rate, lambda i, due: one(due, requests(i)), lead_s=0.05)
     return Measure(
         requests=len(latency.values_ms),
         seconds=seconds,
