@@ -38,7 +38,8 @@ from libs.runtime.telemetry import Telemetry
 log = structlog.get_logger(__name__)
 
 P = TypeVar("P", bound=Event)
-EventHandler = Callable[[AsyncSession, Any], Awaitable[None]]
+EventHandler = Callable[[Any, AsyncSession, Any], Awaitable[None]]
+"""A consumer: `handler(service, session, event)`, one per event type in a service's HANDLERS."""
 
 
 @dataclass(frozen=True)
@@ -195,15 +196,16 @@ class Runtime:
         with self.telemetry.publishing(self.name, envelope):
             await self.bus.publish(envelope, ordering_key=ordering_key)
 
-    def subscribe(self, handlers: Mapping[type[Event], EventHandler]) -> None:
-        """Handle events exactly once per event id, each in its own transaction."""
+    def subscribe(self, service: object, handlers: Mapping[type[Event], EventHandler]) -> None:
+        """Handle `service`'s HANDLERS exactly once per event id, each in its own transaction."""
         wrapped = {
-            model.event_type: self._once(model, handler) for model, handler in handlers.items()
+            model.event_type: self._once(model, service, handler)
+            for model, handler in handlers.items()
         }
         self.bus.subscribe(self.name, wrapped)
 
     def _once(
-        self, model: type[Event], handler: EventHandler
+        self, model: type[Event], service: object, handler: EventHandler
     ) -> Callable[[Envelope], Awaitable[None]]:
         async def deliver(envelope: Envelope) -> None:
             set_correlation_id(envelope.correlation_id)
@@ -215,7 +217,7 @@ class Runtime:
                         self.inbox,
                         consumer=self.name,
                         event_id=envelope.event_id,
-                        handle=lambda: handler(session, payload),
+                        handle=lambda: handler(service, session, payload),
                     )
                 if not handled:
                     log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from libs.runtime.runtime import Runtime, Shared
 from services.cart.domain import Limits
-from services.cart.events import SUBSCRIPTIONS
+from services.cart.handlers import HANDLERS
 from services.cart.pricing import CatalogPricing, PriceCache, Prices, PricingSource
 from services.cart.service import CartService
 from services.cart.settings import CartSettings
@@ -55,7 +54,5 @@ def build_deps(
         prices=Prices(pricing or CatalogPricing(lambda: runtime.client("catalog")), cache),
         limits=Limits(max_quantity=settings.max_quantity_per_line, max_lines=settings.max_lines),
     )
-    runtime.subscribe(
-        {model: partial(handler, service) for model, handler in SUBSCRIPTIONS.items()}
-    )
+    runtime.subscribe(service, HANDLERS)
     return CartDeps(settings=settings, runtime=runtime, service=service)

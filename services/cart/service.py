@@ -11,7 +11,7 @@ from libs.contracts.cart import CartOut, FrozenCart, MergeOut
 from libs.contracts.catalog import PricingInfo
 from libs.contracts.common import Owner, Principal
 from libs.runtime.runtime import Runtime
-from services.cart import events
+from services.cart import publishes
 from services.cart.domain import (
     Cart,
     CartEmpty,
@@ -168,13 +168,13 @@ class CartService:
                 if plan.moved:
                     await self.runtime.record(
                         session,
-                        events.cart_merged(
+                        publishes.cart_merged(
                             cart=cart, anonymous_id=anonymous.id, user_id=user.id, moved=plan.moved
                         ),
                     )
             await self.users.reown_frozen(session, anonymous_id=anonymous.id, user_id=user.id)
             await self.runtime.record(
-                session, events.anonymous_merged(anonymous_id=anonymous.id, user_id=user.id)
+                session, publishes.anonymous_merged(anonymous_id=anonymous.id, user_id=user.id)
             )
         return _Merged(first=True, cart=cart, plan=plan)
 
@@ -216,7 +216,7 @@ class CartService:
             async with self.runtime.transaction() as session:
                 frozen = await self.users.freeze_open(session, owner, order_id=order_id)
                 if frozen is not None:
-                    await self.runtime.record(session, events.cart_checked_out(frozen))
+                    await self.runtime.record(session, publishes.cart_checked_out(frozen))
         except IntegrityError:
             raise OrderIdInUse(order_id) from None
         return frozen
@@ -253,7 +253,7 @@ class CartService:
         async with self.runtime.transaction() as session:
             stored, inserted = await self.users.store_frozen(session, cart)
             if inserted:
-                await self.runtime.record(session, events.cart_checked_out(stored))
+                await self.runtime.record(session, publishes.cart_checked_out(stored))
         return stored
 
     async def _ensure_available(self, cart: Cart) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from libs.runtime.runtime import Runtime, Shared
-from services.catalog.events import SUBSCRIPTIONS
+from services.catalog.handlers import HANDLERS
 from services.catalog.images import ImageRules, MediaStore
 from services.catalog.service import CatalogService
 from services.catalog.settings import CatalogSettings
@@ -48,5 +48,6 @@ def build_service(settings: CatalogSettings, runtime: Runtime) -> CatalogService
 def build_deps(settings: CatalogSettings, shared: Shared) -> CatalogDeps:
     """The catalog's runtime (database, outbox, bus subscription) and service."""
     runtime = build_runtime(settings, shared)
-    runtime.subscribe(SUBSCRIPTIONS)
-    return CatalogDeps(settings=settings, runtime=runtime, service=build_service(settings, runtime))
+    service = build_service(settings, runtime)
+    runtime.subscribe(service, HANDLERS)
+    return CatalogDeps(settings=settings, runtime=runtime, service=service)

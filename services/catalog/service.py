@@ -68,7 +68,6 @@ from services.catalog.domain import (
     resolve_texts,
     select_tax_rates,
 )
-from services.catalog.events import pricing_changed, product_changed
 from services.catalog.images import (
     ImageRejected,
     ImageRules,
@@ -77,6 +76,7 @@ from services.catalog.images import (
     StoredImage,
     process_image_async,
 )
+from services.catalog.publishes import pricing_changed, product_changed
 from services.catalog.store import SqlCatalogRepository, new_id
 
 MAX_PAGE_SIZE = 100

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from libs.runtime.runtime import Runtime, Shared, shared_for
 from services.orders.catalog import Catalog, HttpCatalog
-from services.orders.events import bound_subscriptions
+from services.orders.handlers import HANDLERS
 from services.orders.service import OrdersService, utc_now
 from services.orders.settings import OrdersSettings
 from services.orders.tables import metadata
@@ -41,5 +41,5 @@ def build_deps(
     )
     catalog = catalog or HttpCatalog(lambda: runtime.client("catalog"))
     service = OrdersService(runtime=runtime, catalog=catalog, settings=settings, clock=clock)
-    runtime.subscribe(bound_subscriptions(service))
+    runtime.subscribe(service, HANDLERS)
     return OrdersDeps(settings=settings, runtime=runtime, catalog=catalog, service=service)

@@ -9,7 +9,7 @@ from libs.contracts.common import Owner, Principal
 from libs.contracts.events import AnonymousMerged
 from libs.contracts.payments import CreateBillingIn, CustomerOut
 from libs.runtime.runtime import Runtime
-from services.payments import events as facts
+from services.payments import publishes as facts
 from services.payments.domain import CustomerNotFound, NoDefaultCustomer, validate_billing
 from services.payments.service import (
     Clock,

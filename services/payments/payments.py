@@ -27,7 +27,7 @@ from libs.contracts.payments import (
 from libs.runtime.problems import Conflict, InvalidInput
 from libs.runtime.runtime import Runtime
 from services.payments import dev_provider
-from services.payments import events as facts
+from services.payments import publishes as facts
 from services.payments.domain import (
     CheckoutClosed,
     CustomerNotFound,

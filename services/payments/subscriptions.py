@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from libs.contracts.common import Principal
 from libs.contracts.payments import SubscriptionOut
 from libs.runtime.runtime import Runtime
-from services.payments import events as facts
+from services.payments import publishes as facts
 from services.payments.domain import ProviderUnavailable, SubscriptionNotFound
 from services.payments.provider import PaymentProvider
 from services.payments.service import (

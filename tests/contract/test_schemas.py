@@ -58,6 +58,6 @@ def test_every_event_type_is_versioned_and_named_by_its_producer() -> None:
 
 @pytest.mark.parametrize("service", sorted(CONSUMERS))
 def test_each_service_subscribes_to_what_the_topology_says(service: str) -> None:
-    events = importlib.import_module(f"services.{service}.events")
-    subscribed = {model.event_type for model in events.SUBSCRIPTIONS}
+    handlers = importlib.import_module(f"services.{service}.handlers")
+    subscribed = {model.event_type for model in handlers.HANDLERS}
     assert subscribed == set(CONSUMERS[service])

@@ -95,10 +95,10 @@ async def test_a_new_subscriber_receives_every_event_from_its_first_deployment(
     subscriber_bus = bus_for(bus_names)
     subscriber, seen = probe_runtime(pg_database_url, subscriber_bus, tmp_path, name="consumer")
 
-    async def on_launched(session, payload) -> None:  # type: ignore[no-untyped-def]
+    async def on_launched(_service, session, payload) -> None:  # type: ignore[no-untyped-def]
         await session.execute(seen.insert().values(user_id=payload.name))
 
-    subscriber.subscribe({launched: on_launched})
+    subscriber.subscribe(None, {launched: on_launched})
     try:
         async with producer.transaction() as session:
             await producer.record(session, launched(name="before-any-queue"))

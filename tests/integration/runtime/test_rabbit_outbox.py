@@ -38,10 +38,10 @@ async def test_relay_delivers_after_the_broker_was_unreachable(
     bus = RabbitBus(amqp, exchange=bus_names.exchange, queue_prefix=bus_names.queue_prefix)
     runtime, seen = probe_runtime(pg_database_url, bus, tmp_path)
 
-    async def on_merged(session, payload: AnonymousMerged) -> None:  # type: ignore[no-untyped-def]
+    async def on_merged(_service, session, payload: AnonymousMerged) -> None:  # type: ignore[no-untyped-def]
         await session.execute(seen.insert().values(user_id=payload.user_id))
 
-    runtime.subscribe({AnonymousMerged: on_merged})
+    runtime.subscribe(None, {AnonymousMerged: on_merged})
     await create_tables(runtime)
     await runtime.start()  # the broker is unreachable: nothing listens on `port` yet
     try:
@@ -67,10 +67,10 @@ async def test_duplicate_delivery_is_handled_once(
     bus = RabbitBus(bus_names.url, exchange=bus_names.exchange, queue_prefix=bus_names.queue_prefix)
     runtime, seen = probe_runtime(pg_database_url, bus, tmp_path)
 
-    async def on_merged(session, payload: AnonymousMerged) -> None:  # type: ignore[no-untyped-def]
+    async def on_merged(_service, session, payload: AnonymousMerged) -> None:  # type: ignore[no-untyped-def]
         await session.execute(seen.insert().values(user_id=payload.user_id))
 
-    runtime.subscribe({AnonymousMerged: on_merged})
+    runtime.subscribe(None, {AnonymousMerged: on_merged})
     await create_tables(runtime)
     await runtime.start()
     try:
@@ -102,11 +102,11 @@ async def test_poison_message_ends_in_the_dead_letter_queue(
     runtime, _ = probe_runtime(pg_database_url, bus, tmp_path)
     attempts: list[str] = []
 
-    async def always_fails(session, payload: AnonymousMerged) -> None:  # type: ignore[no-untyped-def]
+    async def always_fails(_service, session, payload: AnonymousMerged) -> None:  # type: ignore[no-untyped-def]
         attempts.append(payload.user_id)
         raise ValueError("cannot handle this")
 
-    runtime.subscribe({AnonymousMerged: always_fails})
+    runtime.subscribe(None, {AnonymousMerged: always_fails})
     await create_tables(runtime)
     await runtime.start()
     try:

@@ -63,10 +63,10 @@ async def test_event_committed_with_change_is_delivered_once(
     producer, notes = make_runtime(tmp_path, "producer", shared)
     consumer, seen = make_runtime(tmp_path, "consumer", shared)
 
-    async def on_merged(session, payload: AnonymousMerged) -> None:
+    async def on_merged(_service, session, payload: AnonymousMerged) -> None:
         await session.execute(seen.insert().values(text=payload.user_id))
 
-    consumer.subscribe({AnonymousMerged: on_merged})
+    consumer.subscribe(None, {AnonymousMerged: on_merged})
     await start(producer)
     await start(consumer)
     try:
@@ -109,11 +109,11 @@ async def test_failing_handler_is_retried_then_dead_lettered(
     consumer, _ = make_runtime(tmp_path, "consumer", shared)
     calls: list[str] = []
 
-    async def always_fails(session, payload: AnonymousMerged) -> None:
+    async def always_fails(_service, session, payload: AnonymousMerged) -> None:
         calls.append(payload.user_id)
         raise ValueError("poison")
 
-    consumer.subscribe({AnonymousMerged: always_fails})
+    consumer.subscribe(None, {AnonymousMerged: always_fails})
     await start(consumer)
     try:
         envelope = Envelope.wrap(AnonymousMerged(anonymous_id="a", user_id="u"), producer="t")

@@ -1,16 +1,11 @@
-"""What the catalog publishes (domain -> contract) and what it subscribes to."""
+"""What the catalog publishes: its records turned into contract events."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from libs.contracts.envelope import Event
-from libs.contracts.events import CartCheckedOut, PricingChanged, ProductChanged
-from libs.runtime.runtime import EventHandler
+from libs.contracts.events import PricingChanged, ProductChanged
 from services.catalog.domain import Pricing, Product, Texts
-from services.catalog.store import SqlCatalogRepository
 
 
 def product_changed(
@@ -38,12 +33,3 @@ def pricing_changed(pricing: Pricing, product_key: str) -> PricingChanged:
         active=pricing.active,
         replaced_by=pricing.replaced_by,
     )
-
-
-async def on_cart_checked_out(session: AsyncSession, payload: CartCheckedOut) -> None:
-    """Prices in a checked-out cart are sold: from now on they are replaced, never edited."""
-    # Marking is idempotent and order-free: a late or repeated event sets the same flag.
-    await SqlCatalogRepository(session).mark_used(line.pricing_id for line in payload.lines)
-
-
-SUBSCRIPTIONS: dict[type[Event], EventHandler] = {CartCheckedOut: on_cart_checked_out}

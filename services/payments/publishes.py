@@ -1,12 +1,10 @@
-"""What the payments service publishes (records -> contract events) and what it consumes."""
+"""What the payments service publishes: its records turned into contract events."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from libs.contracts.envelope import Event
 from libs.contracts.events import (
-    AnonymousMerged,
     CustomerChanged,
     CustomerCreated,
     PaymentExpired,
@@ -133,7 +131,3 @@ def subscription_canceled(
         at_period_end=at_period_end,
         canceled_at=at,
     )
-
-
-# Consumed events -> the method of `CustomerService` that handles them (bound in bootstrap).
-SUBSCRIPTIONS: dict[type[Event], str] = {AnonymousMerged: "anonymous_to_user"}

@@ -1,51 +1,17 @@
-"""What the cart publishes (domain -> contract) and what it consumes (SUBSCRIPTIONS)."""
+"""What the cart consumes: HANDLERS, bound by `Runtime.subscribe(service, HANDLERS)`."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.envelope import Event
-from libs.contracts.events import (
-    AnonymousMerged,
-    CartCheckedOut,
-    CartLineSnapshot,
-    CartMerged,
-    OrderCreated,
-    OrderPaid,
-    PricingChanged,
-    ProductChanged,
-)
-from services.cart.domain import Cart
+from libs.contracts.events import OrderCreated, OrderPaid, PricingChanged, ProductChanged
+from libs.runtime.runtime import EventHandler
 
 if TYPE_CHECKING:
     from services.cart.service import CartService
-
-# --- published -------------------------------------------------------------------------------
-
-
-def cart_checked_out(cart: Cart) -> CartCheckedOut:
-    assert cart.order_id is not None
-    return CartCheckedOut(
-        cart_id=cart.cart_id, order_id=cart.order_id, owner=cart.owner, lines=cart.snapshot()
-    )
-
-
-def cart_merged(
-    *, cart: Cart, anonymous_id: str, user_id: str, moved: Sequence[CartLineSnapshot]
-) -> CartMerged:
-    return CartMerged(
-        cart_id=cart.cart_id, anonymous_id=anonymous_id, user_id=user_id, lines=list(moved)
-    )
-
-
-def anonymous_merged(*, anonymous_id: str, user_id: str) -> AnonymousMerged:
-    return AnonymousMerged(anonymous_id=anonymous_id, user_id=user_id)
-
-
-# --- consumed --------------------------------------------------------------------------------
 
 
 async def on_order_created(
@@ -74,9 +40,7 @@ async def on_product_changed(
     await service.forget_product(product_key=event.product_key)
 
 
-Handler = Callable[[Any, AsyncSession, Any], Awaitable[None]]
-
-SUBSCRIPTIONS: dict[type[Event], Handler] = {
+HANDLERS: dict[type[Event], EventHandler] = {
     OrderCreated: on_order_created,
     OrderPaid: on_order_paid,
     PricingChanged: on_pricing_changed,

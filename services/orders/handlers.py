@@ -1,4 +1,4 @@
-"""What the orders service publishes and what it consumes.
+"""What the orders service consumes: HANDLERS, bound by `Runtime.subscribe(service, HANDLERS)`.
 
 Published (through the outbox, in the transaction of the change): `OrderCreated` by
 `prepare_order`, `OrderPaid` by `mark_paid` — once per order.
@@ -7,14 +7,11 @@ Consumed: `PaymentSucceeded` (set paid) and `AnonymousMerged` (re-own the shoppe
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.envelope import Event
 from libs.contracts.events import AnonymousMerged, PaymentSucceeded
+from libs.runtime.runtime import EventHandler
 from services.orders.service import OrdersService
 
 PUBLISHES = ("orders.order.created.v1", "orders.order.paid.v1")
@@ -32,14 +29,7 @@ async def on_anonymous_merged(
     await service.anonymous_to_user(session=session, merged=payload)
 
 
-SUBSCRIPTIONS: Mapping[type[Event], Callable[..., Awaitable[None]]] = {
+HANDLERS: dict[type[Event], EventHandler] = {
     PaymentSucceeded: on_payment_succeeded,
     AnonymousMerged: on_anonymous_merged,
 }
-
-
-def bound_subscriptions(
-    service: OrdersService,
-) -> dict[type[Event], Callable[[AsyncSession, Any], Awaitable[None]]]:
-    """SUBSCRIPTIONS with the service filled in, as `Runtime.subscribe` takes them."""
-    return {model: partial(handler, service) for model, handler in SUBSCRIPTIONS.items()}
