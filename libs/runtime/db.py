@@ -60,7 +60,9 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, pool_timeout_s: float = 2.0, echo: bool = False
+) -> AsyncEngine:
     """An async engine tuned for the backend: WAL and busy timeout on SQLite, a pool on PostgreSQL."""
     if is_sqlite(url):
         database = make_url(url).database
@@ -80,11 +82,14 @@ def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Async
     return create_async_engine(
         url,
         echo=echo,
-        # A fixed pool, as many connections at most as before (10 kept + 10 overflow): an
-        # overflow connection is closed when it is returned, so a burst above the kept ones
-        # opened and closed a PostgreSQL connection (a server process) per transaction.
+        # A fixed pool: an overflow connection is closed when it is returned, so a burst above
+        # the kept ones would open and close a PostgreSQL connection (a server process) per
+        # transaction, and the store's share of `max_connections` would not be bounded.
         pool_size=pool_size,
         max_overflow=0,
+        # A request that finds the pool exhausted waits this long, then fails with the pool's
+        # TimeoutError, which every app answers 503: never a hang past the caller's timeout.
+        pool_timeout=pool_timeout_s,
         # Pre-ping: a connection the server dropped (a restart, a network cut) is replaced on
         # checkout instead of failing the first request after recovery. It costs a small
         # query per checkout (on asyncpg three round trips: BEGIN, the query, ROLLBACK).

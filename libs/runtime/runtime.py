@@ -87,6 +87,7 @@ class ServiceSettings(Protocol):
     """What every service's settings class offers the runtime."""
 
     runtime: RuntimeSettings
+    database_pool_size: int | None
 
     def resolved_database_url(self) -> str: ...
 
@@ -103,6 +104,7 @@ class Runtime:
     shared: Shared
     migrate_on_start: bool = False
     uses_redis: bool = False
+    pool_size: int | None = None  # the service's own pool size; else `settings.db_pool_size`
     engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     outbox: Table = field(init=False)
@@ -134,6 +136,7 @@ class Runtime:
             shared=shared,
             migrate_on_start=settings.runtime.embedded,
             uses_redis=uses_redis,
+            pool_size=settings.database_pool_size,
         )
 
     def __post_init__(self) -> None:
@@ -141,7 +144,11 @@ class Runtime:
         tables = self.metadata.tables
         self.outbox = tables["outbox"] if "outbox" in tables else outbox_table(self.metadata)
         self.inbox = tables["inbox"] if "inbox" in tables else inbox_table(self.metadata)
-        self.engine = create_engine(self.database_url)
+        self.engine = create_engine(
+            self.database_url,
+            pool_size=self.pool_size or self.settings.db_pool_size,
+            pool_timeout_s=self.settings.db_pool_timeout_s,
+        )
         self.sessions = session_factory(self.engine)
         self.relay = OutboxRelay(
             engine=self.engine,

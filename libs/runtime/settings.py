@@ -93,8 +93,32 @@ class RuntimeSettings(BaseSettings):
     orders_url: str = Field("http://127.0.0.1:8003", description="Orders service base URL.")
     payments_url: str = Field("http://127.0.0.1:8004", description="Payments service base URL.")
     http_timeout_s: float = Field(5.0, gt=0, description="Timeout of service-to-service calls.")
+    db_pool_size: int = Field(
+        10,
+        ge=1,
+        le=500,
+        description="Connections one service process holds at most to its PostgreSQL database "
+        "(a fixed pool, no overflow); `<SERVICE>_DATABASE_POOL_SIZE` overrides it per service. "
+        "Keep replicas x pool of all services within the store's share of `max_connections` "
+        "(docs/operations.md, Database connections).",
+    )
+    db_pool_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="How long a request waits for a free pooled connection before it is "
+        "answered 503; below `STORE_HTTP_TIMEOUT_S`, so an exhausted pool never hangs a caller.",
+    )
 
     _split_previous = field_validator("service_token_previous", mode="before")(split_list)
+
+    @model_validator(mode="after")
+    def _pool_wait_below_call_timeout(self) -> Self:
+        if self.db_pool_timeout_s >= self.http_timeout_s:
+            raise ValueError(
+                "STORE_DB_POOL_TIMEOUT_S must be below STORE_HTTP_TIMEOUT_S: a request waiting "
+                "for a pooled connection must be answered 503 before its caller gives up"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_dev_token_when_distributed(self) -> Self:

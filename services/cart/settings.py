@@ -17,6 +17,12 @@ class CartSettings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the cart database; default a SQLite file in data_dir.",
     )
+    database_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=500,
+        description="Pooled connections of one cart process; default `STORE_DB_POOL_SIZE`.",
+    )
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     max_quantity_per_line: int = Field(
         default=99, ge=1, le=1_000_000, description="Largest quantity one cart line may hold."

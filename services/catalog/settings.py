@@ -26,6 +26,12 @@ class CatalogSettings(BaseSettings):
         description="SQLAlchemy URL of the catalog database; default: SQLite `catalog.db` in the "
         "data folder.",
     )
+    database_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=500,
+        description="Pooled connections of one catalog process; default `STORE_DB_POOL_SIZE`.",
+    )
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     default_locale: str = Field(
         default="en", description="Locale whose texts are used when the requested one has none."

@@ -18,6 +18,12 @@ class OrdersSettings(BaseSettings):
         description="SQLAlchemy async URL of the orders database; default a SQLite file in "
         "`STORE_DATA_DIR`.",
     )
+    database_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=500,
+        description="Pooled connections of one orders process; default `STORE_DB_POOL_SIZE`.",
+    )
     runtime: RuntimeSettings = Field(
         default_factory=RuntimeSettings, description="Cross-cutting `STORE_*` settings."
     )

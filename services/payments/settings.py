@@ -22,6 +22,12 @@ class PaymentsSettings(BaseSettings):
     database_url: str | None = Field(
         None, description="Database URL; default: a SQLite file `payments.db` in the data folder."
     )
+    database_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=500,
+        description="Pooled connections of one payments process; default `STORE_DB_POOL_SIZE`.",
+    )
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     provider: Literal["stripe", "dev"] | None = Field(
         None,
