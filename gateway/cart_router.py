@@ -9,11 +9,12 @@ from fastapi import APIRouter, Path, Response
 from gateway.deps import CurrentCaller, CurrentLocale, Deps
 from gateway.idempotency import Idempotent
 from libs.contracts.cart import AddLineIn, CartOut, SetQuantityIn
+from libs.contracts.common import LINE_ID_PATTERN
 from libs.runtime.http import Passthrough
 
 router = APIRouter(prefix="/api/store/cart", tags=["cart"])
 
-LineId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~-]+$")]
+LineId = Annotated[str, Path(min_length=1, max_length=64, pattern=LINE_ID_PATTERN)]
 
 
 def _cart(document: Passthrough[Any]) -> Response:

@@ -11,14 +11,14 @@ from gateway.idempotency import Idempotent
 from gateway.security import check_return_urls, public_links
 from libs.contracts.cart import MergeOut
 from libs.contracts.catalog import ProductOut
-from libs.contracts.common import Page
+from libs.contracts.common import ID_PATTERN, KEY_PATTERN, Page
 from libs.contracts.orders import OrderOut
 from libs.contracts.payments import CustomerOut, SubscriptionOut
 from libs.contracts.store import CheckoutIn, CheckoutOut, PayIn
 
 router = APIRouter(prefix="/api/store")
 
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~:@-]+$")]
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
 Cursor = Annotated[
     str | None, Query(max_length=500, description="`next_cursor` of the previous page.")
@@ -43,7 +43,7 @@ async def list_products(
 
 @router.get("/products/{key}", tags=["catalog"], summary="Get a product")
 async def get_product(
-    key: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")],
+    key: Annotated[str, Path(min_length=1, max_length=128, pattern=KEY_PATTERN)],
     deps: Deps,
     locale: CurrentLocale,
 ) -> ProductOut:

@@ -74,3 +74,11 @@ class Principal(Contract):
 
 
 PRINCIPAL_HEADER = "x-store-principal"
+
+
+# Ids and keys that travel in a URL path. Each holds at least one character other than `.`, so
+# no id is ever a dot-segment (`.`, `..`, `%2e`) that a URL resolver would collapse into
+# another path on the way to a service.
+ID_PATTERN = r"^[A-Za-z0-9._~:@-]*[A-Za-z0-9_~:@-][A-Za-z0-9._~:@-]*$"
+LINE_ID_PATTERN = r"^[A-Za-z0-9._~-]*[A-Za-z0-9_~-][A-Za-z0-9._~-]*$"
+KEY_PATTERN = r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"

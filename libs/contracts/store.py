@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from libs.contracts.common import ID_PATTERN
 from libs.contracts.envelope import Contract, Input
 from libs.contracts.orders import OrderOut
 from libs.contracts.payments import BillingDetails, PaymentOut
@@ -12,7 +13,7 @@ from libs.contracts.payments import BillingDetails, PaymentOut
 class CheckoutIn(Input):
     """`POST /api/store/checkout`: a customer id, or billing details, or neither (the default)."""
 
-    customer_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9._~:@-]+$")
+    customer_id: str | None = Field(None, max_length=64, pattern=ID_PATTERN)
     billing: BillingDetails | None = None
     success_url: str = Field(min_length=1, max_length=2000)
     cancel_url: str = Field(min_length=1, max_length=2000)

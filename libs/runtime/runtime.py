@@ -147,7 +147,7 @@ class Runtime:
         self.engine = create_engine(
             self.database_url,
             pool_size=self.pool_size or self.settings.db_pool_size,
-            pool_timeout_s=self.settings.db_pool_timeout_s,
+            pool_timeout_s=self.settings.pool_wait_s,
         )
         self.sessions = session_factory(self.engine)
         self.relay = OutboxRelay(

@@ -106,19 +106,11 @@ class RuntimeSettings(BaseSettings):
         2.0,
         gt=0,
         description="How long a request waits for a free pooled connection before it is "
-        "answered 503; below `STORE_HTTP_TIMEOUT_S`, so an exhausted pool never hangs a caller.",
+        "answered 503; at most half of `STORE_HTTP_TIMEOUT_S`, so an exhausted pool never hangs "
+        "a caller.",
     )
 
     _split_previous = field_validator("service_token_previous", mode="before")(split_list)
-
-    @model_validator(mode="after")
-    def _pool_wait_below_call_timeout(self) -> Self:
-        if self.db_pool_timeout_s >= self.http_timeout_s:
-            raise ValueError(
-                "STORE_DB_POOL_TIMEOUT_S must be below STORE_HTTP_TIMEOUT_S: a request waiting "
-                "for a pooled connection must be answered 503 before its caller gives up"
-            )
-        return self
 
     @model_validator(mode="after")
     def _no_dev_token_when_distributed(self) -> Self:
@@ -130,6 +122,11 @@ class RuntimeSettings(BaseSettings):
     def service_tokens(self) -> list[str]:
         """Every accepted service token, the current one first."""
         return [self.service_token, *self.service_token_previous]
+
+    @property
+    def pool_wait_s(self) -> float:
+        """The pool wait in force: the configured one, within half the call timeout."""
+        return min(self.db_pool_timeout_s, self.http_timeout_s / 2)
 
     @property
     def embedded(self) -> bool:

@@ -86,11 +86,18 @@ def test_traversal_reaches_no_admin_or_internal_route(
     store: RunningStore, product_key: str, template: str
 ) -> None:
     path = template.format(key=product_key)
-    for method in ("GET", "POST"):
-        status, headers, body = raw_request(
-            store, method, path, b"{}" if method == "POST" else None
-        )
-        if status == 405:  # the route exists for the other method only
+    answers = {
+        method: raw_request(store, method, path, b"{}" if method == "POST" else None)
+        for method in ("GET", "POST")
+    }
+    for method, (status, headers, body) in answers.items():
+        if status == 405:
+            # A route of another method matched: that method must have been refused too.
+            allowed = {name.strip() for name in headers.get("allow", "").split(",")}
+            tried = allowed & set(answers)
+            assert tried, (method, path, headers)
+            for other in tried:
+                assert_refused_without_a_byte(*answers[other])
             continue
         assert_refused_without_a_byte(status, headers, body)
 

@@ -167,6 +167,6 @@ async def test_an_exhausted_pool_fails_as_unavailable_before_the_callers_timeout
         await runtime.engine.dispose()
 
 
-def test_a_pool_wait_longer_than_the_call_timeout_is_refused() -> None:
-    with pytest.raises(ValueError, match="STORE_DB_POOL_TIMEOUT_S"):
-        RuntimeSettings(db_pool_timeout_s=5, http_timeout_s=5)
+def test_the_pool_wait_stays_within_half_the_call_timeout() -> None:
+    assert RuntimeSettings(db_pool_timeout_s=1, http_timeout_s=5).pool_wait_s == 1
+    assert RuntimeSettings(db_pool_timeout_s=5, http_timeout_s=2).pool_wait_s == 1
