@@ -87,4 +87,3 @@ def raw_request_as(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         connection.close()
-
