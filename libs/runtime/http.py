@@ -132,9 +132,7 @@ class ServiceClient:
                 )
         except (httpx.TransportError, OSError, TimeoutError) as exc:
             raise ServiceUnavailable(f"The {self.name} service is unavailable.") from exc
-        # Only a 2xx is an answer: a redirect (a service that normalized a path) is as wrong as
-        # an error, and is never followed.
-        if not response.is_success:
+        if response.status_code >= 400:
             raise self._problem(response)
         return response
 
@@ -201,12 +199,6 @@ class ServiceClient:
             except ValueError:
                 body = {}
         status = response.status_code
-        if status < 400:
-            return ServiceUnavailable(
-                f"The {self.name} service gave an unexpected answer ({status}).",
-                code="upstream_error",
-                status=502,
-            )
         if status >= 500:
             return ServiceUnavailable(
                 body.get("detail") or f"The {self.name} service failed to answer.",
