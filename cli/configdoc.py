@@ -142,18 +142,29 @@ def _render_default(field: FieldInfo) -> str:
         return "required"
     else:
         value = field.default
+    return _render_value(value)
+
+
+def _render_value(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if isinstance(value, Path):
-        value = str(value)
-    if isinstance(value, tuple | list | set | frozenset | dict):
-        value = json.dumps(list(value) if not isinstance(value, dict) else value)
-    text = str(value)
+    text = str(_plain(value))
     return f"`{text}`" if text else '`""`'
+
+
+def _plain(value: Any) -> Any:
+    """The value as a reader writes it in the environment: enums by value, collections as JSON."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, tuple | list | set | frozenset):
+        return json.dumps(list(value))
+    return value
 
 
 def env_vars(settings_cls: type[BaseModel]) -> list[EnvVar]:

@@ -148,9 +148,13 @@ def _type(prop: Any) -> str:
     if not isinstance(prop, dict) or not prop:
         return "any"
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in prop:
         return " or ".join(_type(p) for p in prop["anyOf"])
+    return _typed(prop)
+
+
+def _typed(prop: dict[str, Any]) -> str:
     kind = prop.get("type", "any")
     if kind == "array":
         return f"list of {_type(prop.get('items', {}))}"
