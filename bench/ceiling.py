@@ -69,7 +69,7 @@ def create_hop_app() -> FastAPI:
 def main(port: int, upstream: str | None = None) -> None:
     import uvicorn
 
-    from libs.cli.main import _uvicorn_options
+    from cli.main import _uvicorn_options
 
     if upstream:
         os.environ[UPSTREAM_ENV] = upstream

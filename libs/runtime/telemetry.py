@@ -16,7 +16,7 @@ linked to the producer's span.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -192,6 +192,17 @@ def _messaging(event_type: str, operation: str, envelope: Envelope | None = None
 
 
 def _exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
+    exporters: list[SpanExporter] = []
+    for name in _exporter_names(environ):
+        build = _EXPORTERS.get(name)
+        if build is None:
+            raise ValueError(f"OTEL_TRACES_EXPORTER: {name!r} is not one of otlp, console, none")
+        exporters.append(build(environ))
+    return exporters
+
+
+def _exporter_names(environ: Mapping[str, str]) -> list[str]:
+    """OTEL_TRACES_EXPORTER's names ("none" dropped); otlp by default once an endpoint is set."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return []
     names = environ.get("OTEL_TRACES_EXPORTER")
@@ -200,17 +211,12 @@ def _exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
             "OTEL_EXPORTER_OTLP_ENDPOINT"
         )
         names = "otlp" if endpoint else "none"
-    exporters: list[SpanExporter] = []
-    for name in (n.strip().lower() for n in names.split(",") if n.strip()):
-        if name == "none":
-            continue
-        if name == "console":
-            exporters.append(ConsoleSpanExporter(service_name=None))
-        elif name == "otlp":
-            exporters.append(_otlp_exporter(environ))
-        else:
-            raise ValueError(f"OTEL_TRACES_EXPORTER: {name!r} is not one of otlp, console, none")
-    return exporters
+    stripped = (name.strip().lower() for name in names.split(","))
+    return [name for name in stripped if name and name != "none"]
+
+
+def _console_exporter(environ: Mapping[str, str]) -> SpanExporter:
+    return ConsoleSpanExporter(service_name=None)
 
 
 def _otlp_exporter(environ: Mapping[str, str]) -> SpanExporter:
@@ -224,6 +230,12 @@ def _otlp_exporter(environ: Mapping[str, str]) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()  # endpoint, headers, timeout: from the OTEL_EXPORTER_OTLP_* variables
+
+
+_EXPORTERS: dict[str, Callable[[Mapping[str, str]], SpanExporter]] = {
+    "console": _console_exporter,
+    "otlp": _otlp_exporter,
+}
 
 
 class _CallerTracerProvider(trace.TracerProvider):

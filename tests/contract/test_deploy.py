@@ -30,10 +30,10 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from cli import configdoc
+from cli.main import SERVABLE, SERVICES
+from cli.main import app as store_cli
 from deploycheck.stack import SECRETS
-from libs.cli import configdoc
-from libs.cli.main import SERVABLE, SERVICES
-from libs.cli.main import app as store_cli
 from libs.contracts.topology import DEFAULT_EXCHANGE
 from libs.runtime.settings import RuntimeSettings
 
@@ -798,7 +798,7 @@ def test_pip_install_from_the_build_context_installs_every_module_and_migration(
     assert result.returncode == 0, result.stderr
     wanted = [
         path.relative_to(ROOT)
-        for package in ("libs", "services", "gateway")
+        for package in ("libs", "services", "gateway", "cli")
         for path in (ROOT / package).rglob("*")
         if path.suffix in (".py", ".mako", ".json", ".html", ".ini")
         and "__pycache__" not in path.parts
@@ -819,7 +819,7 @@ def test_the_configuration_reference_is_up_to_date() -> None:
     actual = CONFIG_DOC.read_text() if CONFIG_DOC.exists() else ""
     assert actual == expected, (
         "docs/configuration.md is out of date: run "
-        "`python -m libs.cli.configdoc > docs/configuration.md`"
+        "`python -m cli.configdoc > docs/configuration.md`"
     )
 
 

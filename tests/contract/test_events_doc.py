@@ -1,5 +1,5 @@
 """docs/events.md is generated from the contracts: it shows every event with its example and
-is regenerated (`python -m libs.cli.eventsdoc > docs/events.md`) whenever a contract changes."""
+is regenerated (`python -m cli.eventsdoc > docs/events.md`) whenever a contract changes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from libs.cli import eventsdoc
+from cli import eventsdoc
 from libs.contracts.envelope import EVENTS, Envelope
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "events.md"
@@ -15,7 +15,7 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
 def test_the_page_is_current() -> None:
     assert PAGE.read_text() == eventsdoc.render(), (
-        "docs/events.md is out of date: python -m libs.cli.eventsdoc > docs/events.md"
+        "docs/events.md is out of date: python -m cli.eventsdoc > docs/events.md"
     )
 
 

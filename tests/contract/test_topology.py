@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from libs.cli import rabbitdefs
+from cli import rabbitdefs
 from libs.contracts import events  # noqa: F401  (fills EVENTS)
 from libs.contracts.envelope import EVENTS
 from libs.contracts.topology import (
@@ -23,7 +23,7 @@ DEFINITIONS = Path(__file__).parents[2] / "deploy" / "rabbitmq" / "definitions.j
 
 def test_the_definitions_file_is_generated_from_the_topology() -> None:
     assert DEFINITIONS.read_text() == rabbitdefs.render(), (
-        "regenerate: python -m libs.cli.rabbitdefs > deploy/rabbitmq/definitions.json"
+        "regenerate: python -m cli.rabbitdefs > deploy/rabbitmq/definitions.json"
     )
 
 

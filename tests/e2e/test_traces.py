@@ -95,7 +95,7 @@ def assert_one_connected_trace(spans: list[SpanRecord]) -> None:
 
 
 async def test_embedded_checkout_and_payment_is_one_trace(tmp_path: Path) -> None:
-    from libs.cli.embedded import create_embedded_app
+    from cli.embedded import create_embedded_app
     from libs.runtime.settings import RuntimeSettings
 
     exporter = InMemorySpanExporter()

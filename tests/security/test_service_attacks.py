@@ -49,7 +49,7 @@ async def reach(store: RunningStore, tmp_path: Path) -> AsyncIterator[Reach]:
             token=store.env["STORE_SERVICE_TOKEN"],
         )
     else:
-        from libs.cli.embedded import create_embedded_app
+        from cli.embedded import create_embedded_app
         from libs.runtime.settings import RuntimeSettings
 
         app = create_embedded_app(RuntimeSettings(data_dir=tmp_path))

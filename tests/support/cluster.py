@@ -34,7 +34,7 @@ def free_port() -> int:
 
 
 def store_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "libs.cli.main", *args]
+    return [sys.executable, "-m", "cli.main", *args]
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from libs.cli.main import app as store_cli
+from cli.main import app as store_cli
 from libs.contracts.payments import CreateBillingIn
 from tests.unit.payments.builders import (
     billing,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from libs.cli.main import app
+from cli.main import app
 
 
 @pytest.mark.parametrize("command", ["list", "replay"])

@@ -159,7 +159,7 @@ def test_store_outbox_lists_and_releases_a_services_parked_rows(tmp_path: Path, 
 
     from typer.testing import CliRunner
 
-    from libs.cli.main import app
+    from cli.main import app
     from libs.runtime.settings import RuntimeSettings
 
     monkeypatch.setenv("STORE_DATA_DIR", str(tmp_path))

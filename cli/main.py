@@ -69,7 +69,7 @@ def dev(
         f"  products: http://{host}:{port}/api/store/products   docs: http://{host}:{port}/docs"
     )
     uvicorn.run(
-        "libs.cli.embedded:create_embedded_app",
+        "cli.embedded:create_embedded_app",
         factory=True,
         host=host,
         port=port,
@@ -305,7 +305,7 @@ def _service_settings(name: str) -> Any:
 
 
 def _add_groups() -> None:
-    from libs.cli.dlq import dlq_app
+    from cli.dlq import dlq_app
 
     app.add_typer(dlq_app, name="dlq")
 

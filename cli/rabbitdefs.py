@@ -1,6 +1,6 @@
 """RabbitMQ definitions of the store's topology, imported by the broker on its first boot.
 
-`python -m libs.cli.rabbitdefs > deploy/rabbitmq/definitions.json` regenerates the committed
+`python -m cli.rabbitdefs > deploy/rabbitmq/definitions.json` regenerates the committed
 file from `libs/contracts/topology.py`; a contract test fails when it is out of date.
 """
 
