@@ -76,9 +76,14 @@ class Principal(Contract):
 PRINCIPAL_HEADER = "x-store-principal"
 
 
-# Ids and keys that travel in a URL path. Each holds at least one character other than `.`, so
-# no id is ever a dot-segment (`.`, `..`, `%2e`) that a URL resolver would collapse into
-# another path on the way to a service.
-ID_PATTERN = r"^[A-Za-z0-9._~:@-]*[A-Za-z0-9_~:@-][A-Za-z0-9._~:@-]*$"
-LINE_ID_PATTERN = r"^[A-Za-z0-9._~-]*[A-Za-z0-9_~-][A-Za-z0-9._~-]*$"
-KEY_PATTERN = r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"
+def path_segment_pattern(allowed: str) -> str:
+    """A pattern of the characters `allowed` (a regex class body holding `.`) with at least one
+    of them other than `.`: such an id is never a dot-segment (`.`, `..`, `%2e`) that a URL
+    resolver would collapse into another path on the way to a service."""
+    return f"^[{allowed}]*[{allowed.replace('.', '')}][{allowed}]*$"
+
+
+# Ids and keys that travel in a URL path.
+ID_PATTERN = path_segment_pattern("A-Za-z0-9._~:@-")
+LINE_ID_PATTERN = path_segment_pattern("A-Za-z0-9._~-")
+KEY_PATTERN = path_segment_pattern("A-Za-z0-9._-")

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.contracts.envelope import Event
 from libs.contracts.events import CartCheckedOut
 from libs.runtime.runtime import EventHandler
-from services.catalog.store import SqlCatalogRepository
 
 if TYPE_CHECKING:
     from services.catalog.service import CatalogService
@@ -19,8 +18,7 @@ async def on_cart_checked_out(
     service: CatalogService, session: AsyncSession, payload: CartCheckedOut
 ) -> None:
     """Prices in a checked-out cart are sold: from now on they are replaced, never edited."""
-    # Marking is idempotent and order-free: a late or repeated event sets the same flag.
-    await SqlCatalogRepository(session).mark_used(line.pricing_id for line in payload.lines)
+    await service.mark_prices_sold(session, pricing_ids=(line.pricing_id for line in payload.lines))
 
 
 HANDLERS: dict[type[Event], EventHandler] = {CartCheckedOut: on_cart_checked_out}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Literal, TypeVar
@@ -216,6 +216,11 @@ class CatalogService:
             tax_rates=[_tax_rate_out(rate) for rate in applicable.values()],
             country=country_code,
         )
+
+    async def mark_prices_sold(self, session: AsyncSession, *, pricing_ids: Iterable[str]) -> None:
+        """Prices in a checked-out cart are sold: from now on they are replaced, never edited."""
+        # Marking is idempotent and order-free: a late or repeated event sets the same flag.
+        await SqlCatalogRepository(session).mark_used(pricing_ids)
 
     async def get_tax_rates(self, *, country: str, tax_code: str | None = None) -> list[TaxRateOut]:
         """A country's rates for a tax code, or its general rates when none has that code."""

@@ -9,6 +9,7 @@ anything. Within the graph no modules import each other in a cycle.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -65,6 +66,7 @@ def imported_modules(path: Path, known: Iterable[str] = ()) -> set[str]:
     return names
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     """module -> the repository's modules it imports (third-party imports left out)."""
     paths = {module_name(p): p for package in PACKAGES for p in python_files(ROOT / package)}

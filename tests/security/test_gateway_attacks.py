@@ -7,7 +7,7 @@ import asyncio
 import http.client
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,13 +25,19 @@ ADMIN_FIELDS = ("prices", "translations", "images", "tax_code")
 
 
 def raw_request(
-    store: RunningStore, method: str, path: str, body: bytes | None = None
+    store: RunningStore,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """Send `path` exactly as written: no client-side normalization of `..` or `%2e`."""
     url = urlsplit(store.base_url)
     connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=15)
     try:
         connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
         connection.putheader("content-length", str(len(body or b"")))
         connection.endheaders(body)
         response = connection.getresponse()
