@@ -70,9 +70,14 @@ class QueueMismatch(Exception):
     """A queue exists with other arguments than the topology's; an operator must migrate it."""
 
 
-def _raw_body(message: Any) -> bytes:
-    # The envelope is parsed by the bus itself, so an unreadable body is ours to report.
-    return bytes(message.body)
+async def _the_delivery(message: Any) -> Any:
+    """The decoder: the handler gets the delivery itself (the bus parses the envelope, so an
+    unreadable body is ours to report).
+
+    A coroutine on purpose, like everything between the broker and the lanes: FastStream runs a
+    plain-function decoder, and any injected argument, in a worker thread, and threads finish in
+    any order, so deliveries would reach their lanes out of the broker's order (ADR 003)."""
+    return message
 
 
 class RabbitBus:
@@ -161,6 +166,9 @@ class RabbitBus:
             reconnect_interval=1.0,
             logger=None,
             graceful_timeout=10,
+            # No argument injection: the handler takes the delivery from the decoder, so
+            # nothing runs in a worker thread before the delivery enters its lane.
+            apply_types=False,
         )
         for consumer, handlers in self._consumers.items():
             self._register(broker, consumer, handlers)
@@ -242,7 +250,7 @@ class RabbitBus:
             rabbit_queue(spec),
             ack_policy=AckPolicy.NACK_ON_ERROR,
             no_reply=True,
-            decoder=_raw_body,
+            decoder=_the_delivery,
             title=spec.name,
         )
 
@@ -250,7 +258,8 @@ class RabbitBus:
 
         async def on_message(message: RabbitMessage) -> None:
             # aio-pika starts one task per delivery, in arrival order, and nothing between
-            # there and here waits: so deliveries enter their key's lane in arrival order.
+            # there and here suspends (the decoder is a coroutine, never a worker thread): so
+            # deliveries enter their key's lane in arrival order.
             key = (message.raw_message.headers or {}).get(ORDERING_KEY_HEADER)
             async with lanes.hold(str(key) if key else None):
                 await self._handle(consumer, handlers, message)

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from typing import ClassVar
 
 import aio_pika
+import anyio
 import pytest
 
 from libs.contracts.envelope import Envelope, Event
@@ -41,12 +42,6 @@ def bus_for(names: BusNames, url: str | None = None, **kwargs) -> RabbitBus:  # 
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (ADR 003): a delivery enters its lane only after FastStream's pipeline, "
-    "where a later delivery of the same key can get ahead; the fix is to enter the lane in "
-    "the broker's delivery order",
-)
 async def test_one_aggregates_events_are_handled_in_order_while_others_run_at_once(
     bus_names: BusNames,
 ) -> None:
@@ -70,9 +65,10 @@ async def test_one_aggregates_events_are_handled_in_order_while_others_run_at_on
 
     bus.subscribe("consumer", {stepped.event_type: handle})
     await bus.start()
-    walkers = ["ann", "bob", "cid"]
+    walkers = ["ann", "bob", "cid", "dan"]
+    steps = 30
     try:
-        for step in range(12):
+        for step in range(steps):
             for walker in walkers:
                 await bus.publish(
                     Envelope.wrap(stepped(walker=walker, step=step), producer="t"),
@@ -80,14 +76,54 @@ async def test_one_aggregates_events_are_handled_in_order_while_others_run_at_on
                 )
 
         async def all_handled() -> bool:
-            return sum(len(steps) for steps in seen.values()) == 12 * len(walkers)
+            return sum(len(handled) for handled in seen.values()) == steps * len(walkers)
 
         await eventually(all_handled)
         assert {walker: seen[walker] for walker in walkers} == {
-            walker: list(range(12)) for walker in walkers
+            walker: list(range(steps)) for walker in walkers
         }
         assert most_at_once_per_walker == 1
-        assert most_at_once > 1  # the three walkers were handled side by side
+        assert most_at_once > 1  # the walkers were handled side by side
+    finally:
+        await bus.stop()
+
+
+async def test_a_delivery_reaches_its_lane_without_a_worker_thread(
+    bus_names: BusNames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker threads finish in any order: a delivery that passed through one on its way to its
+    lane could overtake the delivery before it. So nothing between the broker and the lane may
+    run in one (the order test above catches the overtaking only when the threads race)."""
+    stepped = new_event_type()
+    bus = bus_for(bus_names, concurrency=8)
+    handled: list[int] = []
+
+    async def handle(envelope: Envelope) -> None:
+        handled.append(envelope.payload["step"])
+
+    bus.subscribe("consumer", {stepped.event_type: handle})
+    await bus.start()
+    threaded: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def recording_run_sync(func, *args, **kwargs):  # type: ignore[no-untyped-def]
+        threaded.append(getattr(func, "__qualname__", repr(func)))
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", recording_run_sync)
+    try:
+        for step in range(5):
+            await bus.publish(
+                Envelope.wrap(stepped(walker="ann", step=step), producer="t"),
+                ordering_key="walker:ann",
+            )
+
+        async def all_handled() -> bool:
+            return len(handled) == 5
+
+        await eventually(all_handled)
+        assert handled == [0, 1, 2, 3, 4]
+        assert threaded == []
     finally:
         await bus.stop()
 
