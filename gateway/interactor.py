@@ -72,10 +72,12 @@ def _first_known_locale(accept_language: str) -> str | None:
         if not tag or tag == "*" or len(tag) > 35:
             continue
         try:
-            babel.Locale.parse(tag.replace("-", "_"))
+            parsed = babel.Locale.parse(tag.replace("-", "_"))
         except (ValueError, TypeError, babel.UnknownLocaleError):
             continue
-        return tag.replace("-", "_")
+        # The canonical tag, not the header's spelling: POSIX-style values such as
+        # `de_DE.UTF-8` or `de@euro` carry a charset or modifier the services do not take.
+        return "_".join(part for part in (parsed.language, parsed.script, parsed.territory) if part)
     return None
 
 

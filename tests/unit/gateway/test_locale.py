@@ -18,6 +18,10 @@ from gateway.interactor import Locale
         ("*", "en"),
         ("de;q=oops, fr", "fr"),
         ("", "en"),
+        ("de_DE.UTF-8", "de_DE"),
+        ("en_US.utf8", "en_US"),
+        ("de@euro", "de"),
+        ("sr-Latn-RS", "sr_Latn_RS"),
     ],
 )
 def test_a_header_is_a_hint_never_an_error(accept_language: str, expected: str) -> None:
