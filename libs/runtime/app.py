@@ -44,7 +44,16 @@ def create_service_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    # A service's API description names its admin and internal routes: it is served only with
+    # the service credential, and there is no browsable UI (a browser cannot send the header).
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.add_middleware(ObservabilityMiddleware, service=runtime.name)
@@ -54,7 +63,19 @@ def create_service_app(
         app.include_router(router)
     for router in routers:
         app.include_router(router, dependencies=[Depends(require_service_token)])
+    app.include_router(description_router(app), dependencies=[Depends(require_service_token)])
     return app
+
+
+def description_router(app: FastAPI) -> APIRouter:
+    """`/openapi.json`: the app's OpenAPI document."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/openapi.json")
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    return router
 
 
 def health_router(

@@ -178,3 +178,19 @@ async def test_a_fresh_principal_with_the_credential_is_served(
     )
     assert cart.status_code == 200
     assert [line["pricing_id"] for line in cart.json()["lines"]] == [target.price["id"]]
+
+
+async def test_a_services_api_description_needs_the_credential(reach: Reach) -> None:
+    """Finding 6: a service's routes, admin ones included, are not described to whoever reaches
+    its port; with the credential the description is served, and there is no browsable UI."""
+    for service, http in reach.services.items():
+        for path in ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"):
+            response = await http.get(path)
+            assert response.status_code in (401, 404), (service, path, response.status_code)
+            assert "paths" not in response.text
+        described = await http.get("/openapi.json", headers={SERVICE_TOKEN_HEADER: reach.token})
+        assert described.status_code == 200, (service, described.text[:300])
+        assert described.json()["paths"], service
+        for path in ("/docs", "/redoc"):
+            ui = await http.get(path, headers={SERVICE_TOKEN_HEADER: reach.token})
+            assert ui.status_code == 404, (service, path)
