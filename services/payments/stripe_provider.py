@@ -194,7 +194,8 @@ def _id(value: Any) -> str | None:
     if isinstance(value, Mapping):
         return str(value.get("id")) if value.get("id") else None
     if isinstance(value, stripe.StripeObject):
-        return str(value.id) if "id" in value and value.id else None
+        found = getattr(value, "id", None)
+        return str(found) if found else None
     return str(value) if value else None
 
 

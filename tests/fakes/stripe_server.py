@@ -728,6 +728,7 @@ class FakeStripe:
         try:
             api_key = self._authenticate(call.authorization)
             params = parse_stripe_params(call.pairs)
+            result: ApiResult | None = None
             if failure is not None and not failure.after_handling:
                 # Refused before the endpoint ran: nothing done, nothing saved under the key.
                 result = failure.result()

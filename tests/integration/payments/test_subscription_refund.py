@@ -136,7 +136,9 @@ async def test_a_retry_after_the_cancel_refunds_exactly_once(
         assert extra_intent["amount_refunded"] == extra_intent["amount"] == refund["amount"]
         assert world.fake.object(bought["kept"]["id"])["status"] == "active"
         # The subscription was canceled once; the retry's DELETE was answered 404 and went on.
-        deletes = world.fake.requests(method="DELETE", path=f"/v1/subscriptions/{bought['extra']['id']}")
+        deletes = world.fake.requests(
+            method="DELETE", path=f"/v1/subscriptions/{bought['extra']['id']}"
+        )
         assert [r.status for r in deletes] == [200, 404]
         # Both creates carried the Store refund's own key: a lost answer is replayed.
         creates = world.fake.requests(method="POST", path="/v1/refunds")
