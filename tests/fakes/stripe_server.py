@@ -8,7 +8,8 @@ What it simulates: customers, products, prices, checkout sessions (payment and s
 mode), subscriptions, invoices, payment intents and events; API-key auth; idempotency keys;
 webhook delivery signed exactly like Stripe. Test-only actions under ``/_test/`` drive what
 a shopper or Stripe's billing engine would do (pay, fail, renew, expire) and report the
-webhook deliveries they caused.
+webhook deliveries they caused. ``FakeStripe.fail_next`` makes one request fail once, as
+Stripe's sometimes do: rate limited before anything was done, or done with its answer lost.
 
 Parameter policy: a parameter the installed SDK does not know is rejected as Stripe would
 (``parameter_unknown``); a known parameter the fake does not simulate is accepted, recorded in
