@@ -73,6 +73,9 @@ _DESCRIPTOR_FORBIDDEN = re.compile(r"[<>\\'\"*]")
 
 SIGNATURE_HEADER = "stripe-signature"
 
+# A subscription in one of these states has ended for good and never bills again.
+SUBSCRIPTION_ENDED: Final = frozenset({"canceled", "incomplete_expired"})
+
 HANDLED: Final[dict[str, EventKind]] = {
     "checkout.session.completed": "checkout_completed",
     "checkout.session.async_payment_succeeded": "payment_succeeded",
@@ -186,9 +189,13 @@ def _timestamp(value: Any) -> datetime | None:
 
 
 def _id(value: Any) -> str | None:
-    """An id field that may have been expanded into the object it names."""
+    """An id field that may have been expanded into the object it names (a dict from an
+    event's JSON, or an SDK object, which is not a dict)."""
     if isinstance(value, Mapping):
         return str(value.get("id")) if value.get("id") else None
+    if isinstance(value, stripe.StripeObject):
+        found = getattr(value, "id", None)
+        return str(found) if found else None
     return str(value) if value else None
 
 
@@ -431,12 +438,7 @@ class StripeProvider:
     async def refund(self, request: RefundRequest) -> str:
         if request.provider_subscription_id:
             # The extra checkout started a subscription: end it now, or it bills again.
-            await self._call(
-                self._client.v1.subscriptions.cancel_async(
-                    request.provider_subscription_id,
-                    options={"idempotency_key": f"{request.idempotency_key}-subscription"},
-                )
-            )
+            await self._end_subscription(request.provider_subscription_id)
         intent = await self._payment_intent_of(request.provider_reference)
         refund = await self._call(
             self._client.v1.refunds.create_async(
@@ -449,22 +451,45 @@ class StripeProvider:
                         "reason": request.reason,
                     },
                 },
+                # One key per Store refund: a retry after a lost answer gets the same refund.
                 options={"idempotency_key": request.idempotency_key},
             )
         )
         return str(refund.id)
 
+    async def _end_subscription(self, subscription_id: str) -> None:
+        """Cancel a subscription now; one that has already ended counts as done, so that a
+        retried refund goes on to the money."""
+        # No idempotency key: Stripe honours them on POST only, never on DELETE.
+        try:
+            await self._call(self._client.v1.subscriptions.cancel_async(subscription_id))
+            return
+        except PaymentRejected as exc:
+            if getattr(exc.__cause__, "code", None) == "resource_missing":
+                # Stripe answers a DELETE of a subscription that has ended (canceled by an
+                # earlier try, or by Stripe) with 404 "No such subscription".
+                log.info("stripe.subscription_already_ended", id=subscription_id)
+                return
+            refused = exc
+        current = await self._call(self._client.v1.subscriptions.retrieve_async(subscription_id))
+        if current.status not in SUBSCRIPTION_ENDED:
+            raise refused
+        log.info("stripe.subscription_already_ended", id=subscription_id, status=current.status)
+
     async def _payment_intent_of(self, reference: str | None) -> str:
-        """The PaymentIntent behind a reference (a subscription's first invoice has one)."""
+        """The PaymentIntent behind a reference: a subscription's first invoice names it among
+        its payments (the invoice has no `payment_intent` of its own in the pinned version)."""
         if reference and reference.startswith("in_"):
-            payments = await self._call(
-                self._client.v1.invoice_payments.list_async({"invoice": reference, "limit": 1})
+            invoice = await self._call(
+                self._client.v1.invoices.retrieve_async(reference, {"expand": ["payments"]})
             )
-            for payment in payments.data:
-                intent = _id(payment.payment.get("payment_intent"))
-                if intent:
-                    return intent
-            raise PaymentRejected(f"Stripe shows no payment of invoice {reference}")
+            payments = invoice.payments.data if "payments" in invoice and invoice.payments else []
+            for payment in sorted(payments, key=lambda p: not p.is_default):
+                if payment.status == "paid" and payment.payment.type == "payment_intent":
+                    intent = _id(payment.payment.payment_intent)
+                    if intent:
+                        return intent
+            raise PaymentRejected(f"Stripe shows no paid payment of invoice {reference}")
         if not reference or not reference.startswith("pi_"):
             raise PaymentRejected(f"Stripe cannot refund {reference!r}: no payment intent")
         return reference

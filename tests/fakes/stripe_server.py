@@ -8,7 +8,8 @@ What it simulates: customers, products, prices, checkout sessions (payment and s
 mode), subscriptions, invoices, payment intents and events; API-key auth; idempotency keys;
 webhook delivery signed exactly like Stripe. Test-only actions under ``/_test/`` drive what
 a shopper or Stripe's billing engine would do (pay, fail, renew, expire) and report the
-webhook deliveries they caused.
+webhook deliveries they caused. ``FakeStripe.fail_next`` makes one request fail once, as
+Stripe's sometimes do: rate limited before anything was done, or done with its answer lost.
 
 Parameter policy: a parameter the installed SDK does not know is rejected as Stripe would
 (``parameter_unknown``); a known parameter the fake does not simulate is accepted, recorded in
@@ -57,6 +58,8 @@ _DAY = 86_400
 _INTERVALS = ("day", "week", "month", "year")
 _MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 _MAX_AMOUNT = 99_999_999
+# A subscription in one of these states has ended for good.
+SUBSCRIPTION_ENDED = frozenset({"canceled", "incomplete_expired"})
 # Options the SDK accepts in the same dict as params (legacy resource API) but never sends.
 _REQUEST_OPTION_KEYS = frozenset(
     {
@@ -462,6 +465,32 @@ class ApiResult:
     status: int
     body: JSON
     replayed: bool = False
+    transient: bool = False  # an injected failure the SDK may retry
+
+
+@dataclass(frozen=True)
+class InjectedFailure:
+    """One request that fails once, as Stripe's requests sometimes do (``fail_next``)."""
+
+    method: str
+    path: str
+    status: int
+    after_handling: bool
+
+    def matches(self, call: ApiCall) -> bool:
+        return call.method == self.method and call.path == self.path
+
+    def result(self) -> ApiResult:
+        if self.status == 429:
+            error = StripeApiError(
+                429,
+                "Request rate limit exceeded. You can learn more about rate limits here "
+                "https://docs.stripe.com/rate-limits.",
+                code="rate_limit",
+            )
+        else:
+            error = StripeApiError(self.status, "An unknown error occurred", type_="api_error")
+        return ApiResult(error.status, error.body(), transient=True)
 
 
 def _token(length: int) -> str:
@@ -665,6 +694,7 @@ class FakeStripe:
         self._outbox: list[JSON] = []
         self._invoice_number = 0
         self._shuffle = random.Random(shuffle_seed) if shuffle_seed is not None else None
+        self._failures: list[InjectedFailure] = []
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -695,10 +725,16 @@ class FakeStripe:
         """
         params: JSON = {}
         api_key = ""
+        failure = self._take_failure(call)
         try:
             api_key = self._authenticate(call.authorization)
             params = parse_stripe_params(call.pairs)
-            result = self._idempotency.lookup(api_key, call, params)
+            result: ApiResult | None = None
+            if failure is not None and not failure.after_handling:
+                # Refused before the endpoint ran: nothing done, nothing saved under the key.
+                result = failure.result()
+            else:
+                result = self._idempotency.lookup(api_key, call, params)
             if result is None:
                 if params_type is not None:
                     check_params(params, params_type)
@@ -712,6 +748,9 @@ class FakeStripe:
             result = ApiResult(exc.status, exc.body())
             if api_key:
                 self._idempotency.remember(api_key, call, params, result)
+        if failure is not None and failure.after_handling:
+            # Done (and saved under its key), but the answer never reaches the caller.
+            result = failure.result()
         self.requests.append(
             RecordedRequest(
                 call.method,
@@ -724,6 +763,22 @@ class FakeStripe:
             )
         )
         return result
+
+    def fail_next(
+        self, method: str, path: str, *, status: int = 500, after_handling: bool = False
+    ) -> None:
+        """The next ``method path`` request fails once with ``status`` (429: rate limited; 5xx:
+        Stripe's ``api_error``). Before the endpoint runs, nothing is done and its idempotency
+        key stays unused. With ``after_handling`` the request is done and its answer saved
+        under the key, but the caller gets the error instead: an answer lost on its way back,
+        as after a timeout, which only the key's replay recovers."""
+        self._failures.append(InjectedFailure(method.upper(), path, status, after_handling))
+
+    def _take_failure(self, call: ApiCall) -> InjectedFailure | None:
+        for index, failure in enumerate(self._failures):
+            if failure.matches(call):
+                return self._failures.pop(index)
+        return None
 
     def _authenticate(self, authorization: str | None) -> str:
         scheme, _, key = (authorization or "").partition(" ")
@@ -753,6 +808,9 @@ class FakeStripe:
             return
         if head == "line_items" and node.get("object") == "checkout.session":
             node["line_items"] = self.session_line_items(node["id"])
+        elif head == "payments" and node.get("object") == "invoice":
+            # Includable: an invoice shows its payments only when asked for them.
+            node["payments"] = copy.deepcopy(self.list_invoice_payments({"invoice": node["id"]}))
         elif head not in node:
             raise invalid_param("expand", f"This property cannot be expanded ({full}).")
         elif isinstance(node[head], str):
@@ -1474,8 +1532,10 @@ class FakeStripe:
 
     def cancel_subscription(self, subscription_id: str, call: ApiCall | None = None) -> JSON:
         subscription = self.get("subscription", subscription_id)
-        if subscription["status"] == "canceled":
-            raise wrong_state(f"Subscription {subscription_id} is already canceled.")
+        if subscription["status"] in SUBSCRIPTION_ENDED:
+            # Stripe treats an ended subscription as deleted for DELETE (it can still be
+            # retrieved): "No such subscription", 404, whatever idempotency key is sent.
+            raise no_such("subscription", subscription_id)
         now = self.now()
         subscription.update(status="canceled", canceled_at=now, ended_at=now)
         subscription["cancellation_details"]["reason"] = "cancellation_requested"
@@ -1701,7 +1761,7 @@ def _api_response(fake: FakeStripe, call: ApiCall, result: ApiResult) -> Respons
         headers["Idempotency-Key"] = call.idempotency_key
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    if result.status >= 400:
+    if result.status >= 400 and not result.transient:
         # Our errors are deterministic; stop the SDK from retrying them.
         headers["Stripe-Should-Retry"] = "false"
     return JSONResponse(result.body, status_code=result.status, headers=headers)
