@@ -40,12 +40,8 @@ def _uvicorn_options() -> dict[str, Any]:
         options["loop"] = "uvloop"
     except ImportError:
         pass
-    try:
-        import httptools  # noqa: F401
-
-        options["http"] = "httptools"
-    except ImportError:
-        pass
+    # Every process serves with the bounded request head (libs/runtime/http_server.py).
+    options["http"] = "libs.runtime.http_server:BoundedHeadProtocol"
     return options
 
 

@@ -93,6 +93,19 @@ class RuntimeSettings(BaseSettings):
     orders_url: str = Field("http://127.0.0.1:8003", description="Orders service base URL.")
     payments_url: str = Field("http://127.0.0.1:8004", description="Payments service base URL.")
     http_timeout_s: float = Field(5.0, gt=0, description="Timeout of service-to-service calls.")
+    http_head_limit_bytes: int = Field(
+        32768,
+        ge=4096,
+        le=1048576,
+        description="Bytes a request line and its headers may take in every process; a longer "
+        "request head is answered 431 `request_head_too_large` and its connection closed.",
+    )
+    http_max_headers: int = Field(
+        100,
+        ge=16,
+        le=1000,
+        description="Headers a request may carry in every process; more are answered 431.",
+    )
     db_pool_size: int = Field(
         10,
         ge=1,
