@@ -45,10 +45,29 @@ def _uvicorn_options() -> dict[str, Any]:
     return options
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @app.command()
 def dev(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    allow_network: Annotated[
+        bool,
+        typer.Option(
+            "--allow-network",
+            help="Listen on a non-loopback address although anyone who reaches it can sign in "
+            "as any user (dev login, development secrets): a demo on a trusted network only.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole store in one process (embedded mode: SQLite, in-process bus and Redis)."""
     import uvicorn
@@ -58,7 +77,22 @@ def dev(
     runtime = RuntimeSettings()
     if not runtime.embedded:
         raise typer.BadParameter("`store dev` is the embedded mode; unset STORE_BROKER_URL")
+    if not _is_loopback(host) and not allow_network:
+        raise typer.BadParameter(
+            f"{host} is reachable from the network, and the embedded mode's identities are "
+            "forgeable there (dev login, development secrets); listen on 127.0.0.1, or pass "
+            "--allow-network for a demo on a trusted network",
+            param_hint="--host",
+        )
     _configure_logging()
+    if not _is_loopback(host):
+        import structlog
+
+        structlog.get_logger("cli").warning(
+            "dev.network_exposed",
+            host=host,
+            detail="anyone who reaches this address can sign in as any user",
+        )
     console.print(f"[bold]Store[/] (embedded) on http://{host}:{port}  data: {runtime.data_dir}")
     console.print(f"  shop: http://{host}:{port}/shop/")
     console.print(
