@@ -132,7 +132,7 @@ class ServiceClient:
                 )
         except (httpx.TransportError, OSError, TimeoutError) as exc:
             raise ServiceUnavailable(f"The {self.name} service is unavailable.") from exc
-        if response.status_code >= 400:
+        if not 200 <= response.status_code < 300:
             raise self._problem(response)
         return response
 
@@ -199,6 +199,12 @@ class ServiceClient:
             except ValueError:
                 body = {}
         status = response.status_code
+        if status < 400:
+            # A service never redirects a call on purpose: a 3xx (or 1xx) means the call did not
+            # reach the route it meant, so it is not passed on as an empty success.
+            return ServiceUnavailable(
+                f"The {self.name} service answered {status}.", code="upstream_error", status=502
+            )
         if status >= 500:
             return ServiceUnavailable(
                 body.get("detail") or f"The {self.name} service failed to answer.",
