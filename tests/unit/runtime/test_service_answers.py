@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from libs.runtime.problems import ProblemError
 from libs.runtime.http import ServiceClient
+from libs.runtime.problems import ProblemError
 
 
 def client_answering(status: int, headers: dict[str, str] | None = None) -> ServiceClient:
