@@ -6,12 +6,14 @@ request with a 100 MB header costs quadratic time on the event loop and stalls e
 request of the process. Here the head (request line and headers) is fed to the parser at most
 `STORE_HTTP_HEAD_LIMIT_BYTES` at a time: a head that has not ended within that many bytes, or
 that has more than `STORE_HTTP_MAX_HEADERS` headers, is answered 431 and the connection is
-closed, before the parser sees a byte more. A head that begins inside a read that also carries
-the previous request's body (pipelining) may exceed the limit by the rest of that read.
+closed, before the parser sees a byte more. Bytes are counted per read from the socket: when
+requests are pipelined, the bytes of a read that ended one request and began the next count
+towards the next one's head.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,10 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from libs.runtime.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 from libs.runtime.settings import RuntimeSettings
+
+# After a 431, how long and how much of what the client still sends is read and dropped.
+LINGER_S = 1.0
+LINGER_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,14 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._header_count = 0
+        self._lingering: int | None = None
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            self._lingering -= len(data)
+            if self._lingering <= 0:
+                self.transport.close()
+            return
         self._unset_keepalive_if_required()
         view = memoryview(data)
         try:
@@ -106,9 +118,16 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self.send_400_response(msg)
 
     def _refuse_head(self) -> None:
+        """Answer 431, then close gracefully: what the client is still sending is read and
+        dropped for a moment (at most LINGER_S and LINGER_BYTES), because closing a socket with
+        unread bytes resets the connection, and the reset can destroy the answer before the
+        client reads it."""
         self.logger.warning("Request head over its limit: refused with 431.")
         self.transport.write(_too_large_response(self._limits))
-        self.transport.close()
+        self._lingering = LINGER_BYTES
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_S, self.transport.close)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -125,3 +144,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        # What follows on a kept-alive connection is the next request's head.
+        self._in_head = True
+        self._head_bytes = 0
+        super().on_message_complete()
