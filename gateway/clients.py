@@ -215,8 +215,9 @@ class PaymentsClient:
     async def forward(
         self, method: str, path: str, *, body: bytes, headers: dict[str, str]
     ) -> httpx.Response:
-        """Pass a public request (webhook, hosted checkout page) through unchanged."""
-        return await self.http.request(method, path, content=body, headers=headers)
+        """Pass a public request (webhook, hosted checkout page) through unchanged; the
+        hosted page's redirects (back to the shop) go to the browser as they are."""
+        return await self.http.request(method, path, content=body, headers=headers, redirects=True)
 
 
 class Clients:

@@ -102,11 +102,13 @@ class ServiceClient:
         files: Any = None,
         principal: Principal | None = None,
         credential: bool = True,
+        redirects: bool = False,
     ) -> httpx.Response:
         """Send a request; errors come back as ProblemError, outages as ServiceUnavailable.
 
-        The service credential goes with every call unless `credential=False` (public files);
-        `principal` travels signed (libs/runtime/auth.py)."""
+        Only a 2xx is a success, or also a 3xx with `redirects=True` (a page passed through to
+        a browser). The service credential goes with every call unless `credential=False`
+        (public files); `principal` travels signed (libs/runtime/auth.py)."""
         merged = dict(headers or {})
         if credential and self._service_token:
             merged[SERVICE_TOKEN_HEADER] = self._service_token
@@ -132,7 +134,7 @@ class ServiceClient:
                 )
         except (httpx.TransportError, OSError, TimeoutError) as exc:
             raise ServiceUnavailable(f"The {self.name} service is unavailable.") from exc
-        if not 200 <= response.status_code < 300:
+        if not 200 <= response.status_code < (400 if redirects else 300):
             raise self._problem(response)
         return response
 

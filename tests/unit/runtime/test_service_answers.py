@@ -32,3 +32,13 @@ async def test_a_2xx_is_a_success(status: int) -> None:
     client = client_answering(status)
     assert (await client.request("GET", "/carts/current")).status_code == status
     await client.aclose()
+
+
+async def test_a_page_passed_through_to_a_browser_keeps_its_redirect() -> None:
+    client = client_answering(303, {"location": "https://shop.example/thanks"})
+    response = await client.request("POST", "/dev-checkout/x/pay", redirects=True)
+    assert (response.status_code, response.headers["location"]) == (
+        303,
+        "https://shop.example/thanks",
+    )
+    await client.aclose()
