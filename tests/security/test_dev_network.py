@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import structlog.testing
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -17,6 +18,9 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     calls: list[dict[str, Any]] = []
     monkeypatch.delenv("STORE_BROKER_URL", raising=False)
+    # The process's logging stays as it is: the command's own setup would bind it to the
+    # runner's captured output, which is closed after the call.
+    monkeypatch.setattr("cli.main._configure_logging", lambda: None)
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
     return calls
 
@@ -38,10 +42,11 @@ def test_loopback_is_served_as_before(served: list[dict[str, Any]], host: str) -
     assert [(call["host"], call["port"]) for call in served] == [(host, 8123)]
 
 
-def test_the_switch_serves_the_network_and_says_so(
-    served: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
-) -> None:
-    result = CliRunner().invoke(app, ["dev", "--host", "0.0.0.0", "--allow-network"])
+def test_the_switch_serves_the_network_and_says_so(served: list[dict[str, Any]]) -> None:
+    with structlog.testing.capture_logs() as logs:
+        result = CliRunner().invoke(app, ["dev", "--host", "0.0.0.0", "--allow-network"])
     assert result.exit_code == 0, result.output
     assert [call["host"] for call in served] == ["0.0.0.0"]
-    assert "dev.network_exposed" in result.output + capsys.readouterr().out
+    assert [entry["host"] for entry in logs if entry["event"] == "dev.network_exposed"] == [
+        "0.0.0.0"
+    ]
