@@ -33,7 +33,14 @@ def _configure_logging() -> None:
 
 
 def _uvicorn_options() -> dict[str, Any]:
-    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "on"}
+    # No proxy headers at the server: the gateway reads them itself, from configured proxies
+    # only (gateway/forwarded.py); the services never use a client's address.
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "on",
+        "proxy_headers": False,
+    }
     try:
         import uvloop  # noqa: F401
 

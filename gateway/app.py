@@ -15,10 +15,12 @@ from gateway import cart_router, payments_router, store_router
 from gateway.cache import ProductPageCache, ProductPageCacheMiddleware
 from gateway.clients import Clients
 from gateway.deps import Deps, GatewayDeps
+from gateway.forwarded import ForwardedMiddleware, TrustedProxies
 from gateway.idempotency import install_idempotency
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
 from gateway.interactor import StoreInteractor
-from gateway.security import BodyLimitMiddleware, RateLimits, checked_media_path, rate_limit
+from gateway.rate_limits import RateLimits, rate_limit
+from gateway.security import BodyLimitMiddleware, checked_media_path
 from gateway.settings import GatewaySettings
 from gateway.storefront import mount_storefront
 from libs.runtime.app import health_router
@@ -99,6 +101,13 @@ def create_app(
         webhook_bytes=settings.webhook_body_limit_bytes,
     )
     app.add_middleware(ObservabilityMiddleware, service="gateway")
+    # Outermost: everything inside sees the client's address and scheme as trusted proxies and
+    # front ends report them.
+    app.add_middleware(
+        ForwardedMiddleware,
+        proxies=TrustedProxies.parse(settings.forwarded_allow_ips),
+        frontend_tokens=settings.frontend_tokens,
+    )
     shared.telemetry.instrument_app(app, "gateway")
     limited = [Depends(rate_limit)]
     app.include_router(store_router.router, dependencies=limited)

@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Query, Request
 
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
 from gateway.interactor import Locale, StoreInteractor
-from gateway.security import RateLimits
+from gateway.rate_limits import RateLimits
 from gateway.settings import GatewaySettings
 from libs.runtime.problems import ProblemError, Unauthorized
 

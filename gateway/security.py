@@ -1,15 +1,12 @@
 """The gateway's security controls, each in one place: which media paths and payments pages may
-be forwarded, the return URLs a payment may send a shopper to, request-body limits and rate
-limits. docs/security.md says what each one guards against and which setting tunes it.
+be forwarded, the return URLs a payment may send a shopper to, and request-body limits (rate
+limits are in `gateway/rate_limits.py`, client addresses in `gateway/forwarded.py`).
+docs/security.md says what each one guards against and which setting tunes it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import orjson
@@ -17,7 +14,6 @@ import structlog
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.identity import AnonymousCookie, TokenVerifier
 from gateway.settings import GatewaySettings
 from libs.contracts.store import CheckoutOut
 from libs.runtime.problems import (
@@ -25,7 +21,6 @@ from libs.runtime.problems import (
     PROBLEM_TYPE_BASE,
     InvalidInput,
     NotFound,
-    ProblemError,
 )
 
 log = structlog.get_logger(__name__)
@@ -199,98 +194,3 @@ async def _send_too_large(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-# --- rate limits ------------------------------------------------------------------------------
-
-# The writes an anonymous visitor can repeat cheaply, each costing the store work or a
-# provider call: new carts, billing, checkout, pay (route path templates, as mounted).
-LIMITED_ROUTES = {
-    ("POST", "/api/store/cart/lines"),
-    ("POST", "/api/payments/billing"),
-    ("POST", "/api/store/checkout"),
-    ("POST", "/api/store/orders/{order_id}/pay"),
-    ("POST", "/api/payments/dev-checkout/{attempt_id}/pay"),
-}
-
-
-class RateLimited(ProblemError):
-    status, code, title = 429, "rate_limited", "Too many requests"
-
-
-@dataclass
-class RateLimits:
-    """Per client address and per identity limits on `LIMITED_ROUTES`, kept in Redis in the
-    distributed mode (shared by every gateway process) and in memory in the embedded mode."""
-
-    per_address: Any
-    per_identity: Any
-    limiter: Any
-    verifier: TokenVerifier
-    cookie: AnonymousCookie
-
-    @classmethod
-    def from_settings(
-        cls, settings: GatewaySettings, *, verifier: TokenVerifier, cookie: AnonymousCookie
-    ) -> RateLimits:
-        from limits import parse
-        from limits.aio.strategies import FixedWindowRateLimiter
-        from limits.storage import storage_from_string
-
-        from libs.runtime.redis import resilient_options
-
-        runtime = settings.runtime
-        if runtime.embedded or runtime.redis_url.startswith("memory://"):
-            storage = storage_from_string("async+memory://")
-        else:
-            storage = storage_from_string(
-                "async+" + runtime.redis_url,
-                implementation="redispy",
-                key_prefix=f"{runtime.queue_prefix}.ratelimit",
-                # The same outage-surviving client as every other Redis user (a cut
-                # connection is retried, not answered with 503 once Redis is back).
-                **resilient_options(),
-            )
-        return cls(
-            per_address=parse(settings.rate_limit_per_address),
-            per_identity=parse(settings.rate_limit_per_identity),
-            limiter=FixedWindowRateLimiter(storage),
-            verifier=verifier,
-            cookie=cookie,
-        )
-
-    async def check(self, request: Request) -> None:
-        """Count this request if its route is limited; 429 with Retry-After over a limit."""
-        route = request.scope.get("route")
-        template = getattr(route, "path", None)
-        if (request.method, template) not in LIMITED_ROUTES:
-            return
-        keys = [(self.per_address, "address", request.client.host if request.client else "-")]
-        identity = await self._identity(request)
-        if identity is not None:
-            keys.append((self.per_identity, "identity", identity))
-        # Both counters in one wait: each is a Redis round trip of its own.
-        hits = await asyncio.gather(*(self.limiter.hit(*key) for key in keys))
-        for (item, kind, value), allowed in zip(keys, hits, strict=True):
-            if not allowed:
-                stats = await self.limiter.get_window_stats(item, kind, value)
-                problem = RateLimited(f"Too many requests from this {kind}; try again later.")
-                problem.headers = {"Retry-After": str(max(1, int(stats.reset_time - time.time())))}
-                log.warning("gateway.rate_limited", kind=kind, route=template)
-                raise problem
-
-    async def _identity(self, request: Request) -> str | None:
-        """The user of a valid bearer token, else the anonymous id of a valid cookie."""
-        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-        if scheme.lower() == "bearer" and token:
-            try:
-                return "user:" + (await self.verifier.verify(token.strip()))[0]
-            except ProblemError:
-                return None
-        anonymous_id = self.cookie.of_request(request)
-        return f"anonymous:{anonymous_id}" if anonymous_id else None
-
-
-async def rate_limit(request: Request) -> None:
-    """Router-level dependency of the gateway: the rate limits of `LIMITED_ROUTES`."""
-    await request.app.state.gateway.rate_limits.check(request)

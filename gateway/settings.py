@@ -3,7 +3,9 @@ default: outside the embedded mode the gateway refuses to start with dev or shor
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+import ipaddress
+import os
+from typing import Annotated, Any, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -13,10 +15,17 @@ from libs.runtime.settings import RuntimeSettings, require_strong_secret, split_
 DEV_JWT_SECRET = "dev-jwt-secret-not-for-production"
 DEV_COOKIE_SECRET = "dev-cookie-secret-not-for-production"
 KIB = 1024
+# Settings that were replaced; a deployment still setting them is told what to set instead.
+RENAMED = {
+    "GATEWAY_RATE_LIMIT_PER_ADDRESS": "set GATEWAY_RATE_LIMIT_SESSIONS_PER_ADDRESS, "
+    "GATEWAY_RATE_LIMIT_BILLING_PER_ADDRESS and GATEWAY_RATE_LIMIT_NEW_CARTS_PER_ADDRESS",
+    "GATEWAY_RATE_LIMIT_PER_IDENTITY": "set GATEWAY_RATE_LIMIT_SESSIONS_PER_IDENTITY, "
+    "GATEWAY_RATE_LIMIT_BILLING_PER_IDENTITY and GATEWAY_RATE_LIMIT_CART_WRITES_PER_IDENTITY",
+}
 
 
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
 
     jwt_secret: str = Field(
         DEV_JWT_SECRET,
@@ -72,14 +81,42 @@ class GatewaySettings(BaseSettings):
     webhook_body_limit_bytes: int = Field(
         256 * KIB, ge=1024, description="Largest accepted payment provider webhook body."
     )
-    rate_limit_per_address: str = Field(
-        "60/minute",
-        description="Limit per client address on new carts, billing, checkout and pay "
-        "(`limits` notation, e.g. `60/minute`).",
-    )
-    rate_limit_per_identity: str = Field(
+    rate_limit_sessions_per_address: str = Field(
         "30/minute",
-        description="Limit per user or anonymous shopper on the same writes.",
+        description="Payment sessions (checkout, pay, the dev provider's pay) one client address "
+        "may open (`limits` notation, e.g. `30/minute`); the card-testing defence.",
+    )
+    rate_limit_sessions_per_identity: str = Field(
+        "10/minute", description="Payment sessions one user or anonymous shopper may open."
+    )
+    rate_limit_billing_per_address: str = Field(
+        "20/minute", description="Billing profiles one client address may create."
+    )
+    rate_limit_billing_per_identity: str = Field(
+        "10/minute", description="Billing profiles one user or anonymous shopper may create."
+    )
+    rate_limit_new_carts_per_address: str = Field(
+        "60/minute",
+        description="New carts one client address may start (cart writes of a caller with no "
+        "cookie or token yet).",
+    )
+    rate_limit_cart_writes_per_identity: str = Field(
+        "600/minute",
+        description="Cart writes (add, change, remove) of one shopper: far above human use.",
+    )
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="FORWARDED_ALLOW_IPS",
+        description="Proxies (addresses or CIDR networks, comma-separated) whose `Forwarded` or "
+        "`X-Forwarded-For`/`-Proto` give the client's address and scheme; empty: none, the "
+        "peer is the client. `*` trusts every peer: only where nothing else can reach the "
+        "gateway.",
+    )
+    frontend_tokens: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Credentials of server-side front ends (comma-separated, 32+ bytes each) "
+        "that may pass each shopper's address in `X-Store-Shopper-Address` with "
+        "`X-Store-Frontend-Token`; empty: the header is ignored.",
     )
     product_cache_ttl_s: float = Field(
         5.0, ge=0, description="Seconds the gateway keeps product pages (0: no cache)."
@@ -105,16 +142,51 @@ class GatewaySettings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
     _split_lists = field_validator(
-        "jwt_secret_previous", "cookie_secret_previous", "return_url_hosts", mode="before"
+        "jwt_secret_previous",
+        "cookie_secret_previous",
+        "return_url_hosts",
+        "forwarded_allow_ips",
+        "frontend_tokens",
+        mode="before",
     )(split_list)
 
-    @field_validator("rate_limit_per_address", "rate_limit_per_identity")
+    @field_validator(
+        "rate_limit_sessions_per_address",
+        "rate_limit_sessions_per_identity",
+        "rate_limit_billing_per_address",
+        "rate_limit_billing_per_identity",
+        "rate_limit_new_carts_per_address",
+        "rate_limit_cart_writes_per_identity",
+    )
     @classmethod
     def _a_rate(cls, value: str) -> str:
         from limits import parse
 
         parse(value)  # ValueError names the bad notation
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if value != "*":
+                ipaddress.ip_network(value, strict=False)  # ValueError names the bad entry
+        return values
+
+    @field_validator("frontend_tokens")
+    @classmethod
+    def _strong_tokens(cls, values: list[str]) -> list[str]:
+        for value in values:
+            require_strong_secret("GATEWAY_FRONTEND_TOKENS", value, "")
+        return values
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_renamed_limits(cls, data: Any) -> Any:
+        for old in RENAMED:
+            if old in os.environ:
+                raise ValueError(f"{old} is no longer read: {RENAMED[old]}")
+        return data
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Self:

@@ -18,11 +18,22 @@ import pytest
 from tests.e2e.helpers import billing, one_off_price
 from tests.support.cluster import RunningStore, distributed, embedded
 
-PER_IDENTITY = 5
-PER_ADDRESS = 20
+# Low limits, so a test reaches each one quickly; the loopback proxy (the test client) is
+# trusted, so each shopper's X-Forwarded-For is its address.
+SESSIONS_PER_IDENTITY = 6
+SESSIONS_PER_ADDRESS = 12
+BILLING_PER_IDENTITY = 4
+BILLING_PER_ADDRESS = 20
+NEW_CARTS_PER_ADDRESS = 20
+CART_WRITES_PER_IDENTITY = 40
 LIMITS = {
-    "GATEWAY_RATE_LIMIT_PER_ADDRESS": f"{PER_ADDRESS}/minute",
-    "GATEWAY_RATE_LIMIT_PER_IDENTITY": f"{PER_IDENTITY}/minute",
+    "GATEWAY_RATE_LIMIT_SESSIONS_PER_IDENTITY": f"{SESSIONS_PER_IDENTITY}/minute",
+    "GATEWAY_RATE_LIMIT_SESSIONS_PER_ADDRESS": f"{SESSIONS_PER_ADDRESS}/minute",
+    "GATEWAY_RATE_LIMIT_BILLING_PER_IDENTITY": f"{BILLING_PER_IDENTITY}/minute",
+    "GATEWAY_RATE_LIMIT_BILLING_PER_ADDRESS": f"{BILLING_PER_ADDRESS}/minute",
+    "GATEWAY_RATE_LIMIT_NEW_CARTS_PER_ADDRESS": f"{NEW_CARTS_PER_ADDRESS}/minute",
+    "GATEWAY_RATE_LIMIT_CART_WRITES_PER_IDENTITY": f"{CART_WRITES_PER_IDENTITY}/minute",
+    "FORWARDED_ALLOW_IPS": "127.0.0.1",
 }
 URLS = {"success_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
 

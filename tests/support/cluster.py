@@ -105,8 +105,15 @@ def _wait_ready(url: str, store: RunningStore, name: str, timeout_s: float = 60.
 # Tests and the benchmark send every request from 127.0.0.1: the gateway's rate limits are
 # raised so they never answer 429 by accident (tests/security lowers them on purpose).
 RAISED_RATE_LIMITS = {
-    "GATEWAY_RATE_LIMIT_PER_ADDRESS": "1000000/minute",
-    "GATEWAY_RATE_LIMIT_PER_IDENTITY": "1000000/minute",
+    f"GATEWAY_RATE_LIMIT_{name}": "1000000/minute"
+    for name in (
+        "SESSIONS_PER_ADDRESS",
+        "SESSIONS_PER_IDENTITY",
+        "BILLING_PER_ADDRESS",
+        "BILLING_PER_IDENTITY",
+        "NEW_CARTS_PER_ADDRESS",
+        "CART_WRITES_PER_IDENTITY",
+    )
 }
 
 
@@ -123,7 +130,9 @@ def _base_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("STORE_", "GATEWAY_", "CATALOG_", "CART_", "ORDERS_", "PAYMENTS_"))
+        if not k.startswith(
+            ("STORE_", "GATEWAY_", "CATALOG_", "CART_", "ORDERS_", "PAYMENTS_", "FORWARDED_")
+        )
     }
     env.update(extra)
     env["PYTHONUNBUFFERED"] = "1"

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from chaos.proxy import TcpProxy
 from gateway.identity import AnonymousCookie, TokenVerifier
-from gateway.security import RateLimits
+from gateway.rate_limits import RateLimits
 from gateway.settings import GatewaySettings
 from libs.runtime.db import create_engine
 from libs.runtime.redis import create_redis
@@ -82,14 +82,15 @@ async def test_the_gateway_rate_limits_count_again_once_redis_is_back(
             settings, verifier=TokenVerifier(settings), cookie=AnonymousCookie(settings)
         )
         address = f"10.9.{uuid.uuid4().int % 250}.1"
-        assert await limits.limiter.hit(limits.per_address, "address", address)
+        rule = limits.rules["sessions.address"]
+        assert await limits.limiter.hit(rule.item, rule.name, rule.per, address)
         await proxy.cut()  # the pooled connection is reset
-        during = asyncio.create_task(limits.limiter.hit(limits.per_address, "address", address))
+        during = asyncio.create_task(limits.limiter.hit(rule.item, rule.name, rule.per, address))
         refused = asyncio.create_task(proxy.refusing.wait())
         await asyncio.wait({during, refused}, return_when=asyncio.FIRST_COMPLETED)
         refused.cancel()
         await proxy.restore()
         # The hit sent during the cut is counted once Redis is back, not answered with an error.
         assert await during is True
-        stats = await limits.limiter.get_window_stats(limits.per_address, "address", address)
-        assert stats.remaining == limits.per_address.amount - 2
+        stats = await limits.limiter.get_window_stats(rule.item, rule.name, rule.per, address)
+        assert stats.remaining == rule.item.amount - 2

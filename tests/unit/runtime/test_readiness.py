@@ -39,7 +39,9 @@ async def served(tmp_path: Path):
     app = probe_app(runtime)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://probe", headers=service_headers()
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://probe",
+            headers=service_headers(),
         ) as client:
             yield runtime, client
 
