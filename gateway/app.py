@@ -17,7 +17,7 @@ from gateway.clients import Clients
 from gateway.deps import Deps, GatewayDeps
 from gateway.forwarded import ForwardedMiddleware, TrustedProxies
 from gateway.idempotency import install_idempotency
-from gateway.identity import AnonymousCookie, Caller, TokenVerifier
+from gateway.identity import AnonymousCookie, Caller, MergedAnonymousIds, TokenVerifier
 from gateway.interactor import StoreInteractor
 from gateway.rate_limits import RateLimits, rate_limit
 from gateway.security import BodyLimitMiddleware, checked_media_path
@@ -49,12 +49,15 @@ def create_app(
     shared = shared or shared_for(settings.runtime)
     verifier = TokenVerifier(settings)
     cookie = AnonymousCookie(settings)
+    # One client for the idempotency keys and the record of merged anonymous ids.
+    redis = create_redis(settings.runtime.redis_url, fake_server=shared.fake_redis_server)
     deps = GatewayDeps(
         settings=settings,
         interactor=StoreInteractor(Clients(shared.directory)),
         verifier=verifier,
         cookie=cookie,
         rate_limits=RateLimits.from_settings(settings, verifier=verifier, cookie=cookie),
+        merged_ids=MergedAnonymousIds.for_cookie(redis, cookie),
     )
     _warn_about_opt_outs(settings)
 
@@ -90,7 +93,7 @@ def create_app(
     )
     idempotency = install_idempotency(
         app,
-        redis=create_redis(settings.runtime.redis_url, fake_server=shared.fake_redis_server),
+        redis=redis,
         ttl_s=settings.idempotency_ttl_s,
         lock_s=settings.idempotency_lock_s,
     )
@@ -193,21 +196,8 @@ class AnonymousCookieMiddleware:
     def _set_cookie_header(self, caller: Caller | None) -> str | None:
         if caller is None:
             return None
-        response = Response()
         if caller.set_cookie and caller.anonymous_id:
-            response.set_cookie(
-                self.cookie.name,
-                self.cookie.dumps(caller.anonymous_id),
-                max_age=self.cookie.max_age_s,
-                httponly=True,
-                samesite="lax",
-                secure=self.cookie.secure,
-                path="/",
-            )
-        elif caller.clear_cookie:
-            response.delete_cookie(
-                self.cookie.name, httponly=True, samesite="lax", secure=self.cookie.secure, path="/"
-            )
-        else:
-            return None
-        return response.headers["set-cookie"]
+            return self.cookie.set_header(caller.anonymous_id)
+        if caller.clear_cookie:
+            return self.cookie.clear_header()
+        return None

@@ -8,7 +8,7 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Header, Query, Request
 
-from gateway.identity import AnonymousCookie, Caller, TokenVerifier
+from gateway.identity import AnonymousCookie, Caller, MergedAnonymousIds, TokenVerifier
 from gateway.interactor import Locale, StoreInteractor
 from gateway.rate_limits import RateLimits
 from gateway.settings import GatewaySettings
@@ -24,6 +24,7 @@ class GatewayDeps:
     verifier: TokenVerifier
     cookie: AnonymousCookie
     rate_limits: RateLimits
+    merged_ids: MergedAnonymousIds
 
 
 async def gateway_deps(request: Request) -> GatewayDeps:
@@ -36,7 +37,9 @@ async def current_caller(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
     """Identify the caller; on the first request with both a user and an anonymous cookie,
-    merge the anonymous shopper into the user and clear the cookie."""
+    merge the anonymous shopper into the user and clear the cookie. A cookie whose anonymous id
+    was merged before is dead: it is cleared and counts as no identity, so a copy of it can
+    neither see nor add to what moved to the user, nor check out in the user's name."""
     caller = Caller()
     if authorization:
         scheme, _, token = authorization.partition(" ")
@@ -44,15 +47,21 @@ async def current_caller(
             raise Unauthorized("Use `Authorization: Bearer <token>`.", code="invalid_token")
         caller.user_id, caller.orgs = await deps.verifier.verify(token.strip())
     caller.anonymous_id = deps.cookie.of_request(request)
+    if caller.anonymous_id and await deps.merged_ids.is_merged(caller.anonymous_id):
+        caller.anonymous_id = None
+        caller.merged_cookie = caller.clear_cookie = True
     if caller.user_id and caller.anonymous_id:
         try:
             caller.merge_result = await deps.interactor.anonymous_to_user(
                 anonymous_id=caller.anonymous_id, user_id=caller.user_id
             )
-            caller.clear_cookie = True
         except ProblemError as exc:
             # Serve the request as the user; the cookie stays, so the merge is retried next time.
             log.warning("identity.merge_deferred", error=exc.code)
+        else:
+            # Merged now or before (then into whichever user): either way the id is dead.
+            await deps.merged_ids.record(caller.anonymous_id)
+            caller.clear_cookie = True
         caller.anonymous_id = None
     request.state.caller = caller
     return caller

@@ -10,11 +10,16 @@ from typing import Any
 import jwt
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
+from starlette.responses import Response
 
 from gateway.settings import GatewaySettings
 from libs.contracts.cart import MergeOut
 from libs.contracts.common import Principal
 from libs.runtime.problems import Unauthorized
+
+
+class AnonymousIdentityMerged(Unauthorized):
+    code, title = "anonymous_identity_merged", "This anonymous identity was merged at login"
 
 
 @dataclass
@@ -27,6 +32,9 @@ class Caller:
     set_cookie: bool = False  # a new anonymous id to hand out
     clear_cookie: bool = False  # the anonymous id was merged into the user
     merge_result: MergeOut | None = None
+    # The request carried a cookie whose anonymous id was merged into a user: it counts as no
+    # identity, and what needs one says why in its 401.
+    merged_cookie: bool = False
 
     @property
     def principal(self) -> Principal:
@@ -45,6 +53,11 @@ class Caller:
 
     def require_any(self) -> None:
         if self.user_id is None and self.anonymous_id is None:
+            if self.merged_cookie:
+                raise AnonymousIdentityMerged(
+                    "This shopper's cart and orders moved to a user account at login; "
+                    "log in to continue."
+                )
             raise Unauthorized("No identity: log in, or use the store first to get a cookie.")
 
 
@@ -126,18 +139,26 @@ class TokenVerifier:
 
 
 _COOKIE_STATE = "anonymous_cookie_id"
+# A Secure cookie with this prefix is host-only, Path=/ and Secure, which browsers enforce: a
+# sibling subdomain cannot set or overwrite it (no cookie fixation from `evil.shop.example`).
+HOST_PREFIX = "__Host-"
 
 
 class AnonymousCookie:
     """The signed, timestamped anonymous id. A forged, tampered or expired cookie reads as no
-    cookie at all. Its age slides: the gateway re-issues it whenever the cart changes."""
+    cookie at all. Its age slides: the gateway re-issues it whenever the cart changes.
+
+    The one place that names the cookie and writes its attributes: `__Host-<name>` when it is
+    Secure (HTTPS), the plain name for a plain-HTTP development run. Only the current name is
+    read, so a plain-named cookie planted beside a Secure one is ignored."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         # itsdangerous signs with the last key and accepts any of them (rotation).
         keys = [*reversed(settings.cookie_secret_previous), settings.cookie_secret]
         self._serializer = URLSafeTimedSerializer(keys, salt="store.anonymous")
-        self.name = settings.cookie_name
         self.secure = settings.effective_cookie_secure
+        base = settings.cookie_name.removeprefix(HOST_PREFIX)
+        self.name = HOST_PREFIX + base if self.secure else base
         self.max_age_s = settings.cookie_max_age_s
 
     def dumps(self, anonymous_id: str) -> str:
@@ -161,6 +182,53 @@ class AnonymousCookie:
         except BadSignature:  # also SignatureExpired
             return None
         return anonymous_id if isinstance(anonymous_id, str) and anonymous_id else None
+
+    def set_header(self, anonymous_id: str) -> str:
+        """The `Set-Cookie` value that hands out (or renews) `anonymous_id`."""
+        response = Response()
+        response.set_cookie(
+            self.name,
+            self.dumps(anonymous_id),
+            max_age=self.max_age_s,
+            httponly=True,
+            samesite="lax",
+            secure=self.secure,
+            path="/",  # and no Domain: host-only, as the `__Host-` prefix requires
+        )
+        return response.headers["set-cookie"]
+
+    def clear_header(self) -> str:
+        """The `Set-Cookie` value that removes the cookie."""
+        response = Response()
+        response.delete_cookie(
+            self.name, httponly=True, samesite="lax", secure=self.secure, path="/"
+        )
+        return response.headers["set-cookie"]
+
+
+_MERGED_PREFIX = "store:identity:merged:"
+# Kept a day past the cookie's max age: enough for clocks of gateway replicas that disagree.
+_MERGED_MARGIN_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class MergedAnonymousIds:
+    """Anonymous ids merged into a user, kept at least as long as a cookie lives: a copy of the
+    cookie taken before the merge is dead (it reads as no identity). Redis in the distributed
+    mode (every gateway replica sees it), the in-process substitute in the embedded mode."""
+
+    redis: Any
+    ttl_s: int
+
+    @classmethod
+    def for_cookie(cls, redis: Any, cookie: AnonymousCookie) -> MergedAnonymousIds:
+        return cls(redis=redis, ttl_s=cookie.max_age_s + _MERGED_MARGIN_S)
+
+    async def record(self, anonymous_id: str) -> None:
+        await self.redis.set(_MERGED_PREFIX + anonymous_id, b"1", ex=self.ttl_s)
+
+    async def is_merged(self, anonymous_id: str) -> bool:
+        return bool(await self.redis.exists(_MERGED_PREFIX + anonymous_id))
 
 
 def issue_token(

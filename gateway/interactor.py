@@ -10,7 +10,7 @@ import babel
 import structlog
 
 from gateway.clients import Clients
-from gateway.identity import Caller
+from gateway.identity import AnonymousIdentityMerged, Caller
 from libs.contracts.cart import AddLineIn, CartOut, MergeOut, SetQuantityIn
 from libs.contracts.catalog import ProductOut
 from libs.contracts.common import Page
@@ -209,6 +209,10 @@ class StoreInteractor:
                 lines=frozen.lines,
             ),
         )
+        if not principal.owns(order.owner):
+            # The anonymous shopper was merged into a user while this checkout ran: the order
+            # is the user's now, and nothing of it (not even whose it is) goes to a cookie.
+            raise AnonymousIdentityMerged("This order belongs to a user account; log in to pay.")
         payment = await self._pay_for_order(
             caller,
             order,

@@ -58,7 +58,11 @@ class GatewaySettings(BaseSettings):
         default_factory=list,
         description="Former cookie keys still accepted during a rotation (comma-separated).",
     )
-    cookie_name: str = Field("store_anon", description="Name of the anonymous cookie.")
+    cookie_name: str = Field(
+        "store_anon",
+        description="Name of the anonymous cookie; a Secure cookie carries the `__Host-` "
+        "prefix (`__Host-store_anon`), so no sibling subdomain can set it.",
+    )
     cookie_secure: bool | None = Field(
         None,
         description="Mark the anonymous cookie Secure (HTTPS only). Default: true in the "

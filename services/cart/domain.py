@@ -23,6 +23,14 @@ class PrincipalRequired(Unauthorized):
         super().__init__("The request carries no user and no anonymous shopper.")
 
 
+class AnonymousIdentityMerged(Unauthorized):
+    code = "anonymous_identity_merged"
+    title = "This anonymous identity was merged at login"
+
+    def __init__(self) -> None:
+        super().__init__("This anonymous shopper was merged into a user; check out as the user.")
+
+
 class QuantityExceedsMaximum(InvalidInput):
     code = "quantity_exceeds_maximum"
     title = "Too many of one item"

@@ -13,6 +13,7 @@ from libs.contracts.common import Owner, Principal
 from libs.runtime.runtime import Runtime
 from services.cart import publishes
 from services.cart.domain import (
+    AnonymousIdentityMerged,
     Cart,
     CartEmpty,
     CartHasUnavailableLines,
@@ -186,9 +187,12 @@ class CartService:
         Racing checkouts of one cart all get the first one's order id. With an empty current
         cart, the owner's latest frozen cart is returned again until its order is paid
         (`orders.order.paid.v1`): a checkout that failed halfway can be completed, and a retry
-        after a successful one gets the same order.
+        after a successful one gets the same order. An anonymous id that was merged into a
+        user checks out nothing: a copy of its cookie must not place orders for that user.
         """
         owner = _owner(principal)
+        if owner.kind == "anonymous" and await self.users.merge_recorded(owner.id):
+            raise AnonymousIdentityMerged()
         async with self.runtime.transaction() as session:
             done = await self.users.find_by_order(session, order_id)
         if done is not None:  # the same checkout again

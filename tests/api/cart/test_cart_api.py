@@ -229,6 +229,24 @@ async def test_merge_endpoint(client, catalog, app) -> None:
     problem(await client.post("/carts/merge", json={"user_id": user_id}), 422, "validation_error")
 
 
+async def test_a_merged_anonymous_id_checks_out_nothing(client, catalog, app) -> None:
+    anonymous_id, user_id = uuid.uuid4().hex, uuid.uuid4().hex
+    me = as_anonymous(anonymous_id)
+    mug = catalog.add(1000)
+    await client.post("/carts/current/lines", json={"pricing_id": mug.pricing_id}, headers=me)
+    body = {"anonymous_id": anonymous_id, "user_id": user_id}
+    assert (await client.post("/carts/merge", json=body)).json()["merged"] is True
+    # A copy of the cookie starts a new anonymous cart under the merged id, and checks it out.
+    await client.post("/carts/current/lines", json={"pricing_id": mug.pricing_id}, headers=me)
+    checkout = await client.post(
+        "/carts/current/checkout", json={"order_id": str(uuid.uuid4())}, headers=me
+    )
+    problem(checkout, 401, "anonymous_identity_merged")
+    assert len(await published(app.state.cart, "cart.cart.checked_out.v1")) == 0
+    user_cart = await client.get("/carts/current", headers=as_user(user_id))
+    assert [x["quantity"] for x in user_cart.json()["lines"]] == [1]
+
+
 @pytest.mark.parametrize("who", WHO)
 async def test_checkout_endpoint(client, catalog, app, who) -> None:
     me = who()

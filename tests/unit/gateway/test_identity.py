@@ -200,6 +200,21 @@ def test_the_cookie_is_secure_by_default_only_in_the_distributed_mode() -> None:
     assert AnonymousCookie(opted_out).secure is False
 
 
+def test_a_secure_cookie_is_host_only_and_set_and_cleared_under_one_name() -> None:
+    distributed = GatewaySettings(runtime=DISTRIBUTED, jwt_secret=STRONG, cookie_secret=STRONG)
+    for configured in ("store_anon", "__Host-store_anon"):
+        cookie = AnonymousCookie(distributed.model_copy(update={"cookie_name": configured}))
+        assert cookie.name == "__Host-store_anon"
+        for header in (cookie.set_header("anon-123"), cookie.clear_header()):
+            assert header.startswith("__Host-store_anon=")
+            attributes = {part.strip().lower() for part in header.split(";")[1:]}
+            assert {"secure", "httponly", "path=/", "samesite=lax"} <= attributes
+            assert not any(part.startswith("domain") for part in attributes)
+    plain = AnonymousCookie(settings(cookie_name="__Host-store_anon"))
+    assert plain.name == "store_anon"  # browsers drop a `__Host-` cookie that is not Secure
+    assert "secure" not in plain.set_header("anon-123").lower()
+
+
 @pytest.mark.parametrize(
     ("changes", "variable"),
     [
