@@ -4,7 +4,10 @@ A periodic run (every `PAYMENTS_RECONCILE_INTERVAL_S`, and `store payments recon
 asks the provider about attempts still unpaid past `PAYMENTS_RECONCILE_AFTER_S` or past their
 expiry, and applies what it says through `PaymentService.handle_provider_event` — the same path
 as a webhook. Safe with several replicas: attempts and refunds are claimed with
-`FOR UPDATE SKIP LOCKED` and leased for one interval, so no two runs ask about the same one.
+`FOR UPDATE SKIP LOCKED` and leased until their next look, so no two runs ask about the same
+one. Each attempt has its own next look, backed off with the looks so far (`Reconciler.backoff`),
+and never-looked-at attempts come first, newest first: a lost webhook of a fresh session is found
+in the next run however many abandoned checkouts wait.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from services.payments.service import Clock, RepositoryFactory, utcnow
 from services.payments.store import AttemptRecord, SqlPaymentsRepository
 
 log = structlog.get_logger(__name__)
+
+MAX_BACKOFF = timedelta(hours=1)
 
 
 class Reconciler:
@@ -55,13 +60,12 @@ class Reconciler:
     async def reconcile(self) -> ReconcileOut:
         """One run: settle attempts the provider already decided, then retry pending refunds."""
         now = self.clock()
-        lease = max(self.interval, timedelta(minutes=1))
         async with self.runtime.transaction() as session:
             repo = self.repository(session)
             attempts = await repo.claim_attempts_to_reconcile(
                 now=now,
                 unpaid_before=now - self.unpaid_after,
-                lease_until=now + lease,
+                backoff=self.backoff,
                 limit=self.batch,
             )
             refunds = await repo.claim_pending_refunds(
@@ -87,6 +91,14 @@ class Reconciler:
         if attempts or refunds:
             log.info("payments.reconciled", **result.model_dump())
         return result
+
+    def backoff(self, looks: int) -> timedelta:
+        """How long after its `looks`-th look an attempt is looked at again: one interval (at
+        least a minute, the lease that keeps replicas apart), doubling, at most an hour. An
+        abandoned checkout is asked about a handful of times until it expires, so a backlog of
+        them costs each run little and never hides a fresh session."""
+        lease = max(self.interval, timedelta(minutes=1))
+        return min(lease * 2 ** min(looks, 16), max(lease, MAX_BACKOFF))
 
     async def _ask(self, attempt: AttemptRecord) -> ProviderEvent | None:
         provider = self.providers.get(attempt.provider)

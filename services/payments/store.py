@@ -7,9 +7,9 @@ PostgreSQL; SQLite serializes writers anyway (BEGIN IMMEDIATE) and ignores them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -83,6 +83,7 @@ class AttemptRecord:
     updated_at: datetime
     paid_at: datetime | None
     reconcile_after: datetime | None = None
+    reconcile_checks: int = 0
 
     def is_open(self, now: datetime) -> bool:
         """Still payable: unpaid and not past its expiry."""
@@ -284,7 +285,12 @@ class PaymentsRepository(Protocol):
         self, *, before: datetime, now: datetime, limit: int
     ) -> list[RefundRecord]: ...
     async def claim_attempts_to_reconcile(
-        self, *, now: datetime, unpaid_before: datetime, lease_until: datetime, limit: int
+        self,
+        *,
+        now: datetime,
+        unpaid_before: datetime,
+        backoff: Callable[[int], timedelta],
+        limit: int,
     ) -> list[AttemptRecord]: ...
 
 
@@ -856,10 +862,17 @@ class SqlPaymentsRepository:
     # -- reconciliation ---------------------------------------------------------------------
 
     async def claim_attempts_to_reconcile(
-        self, *, now: datetime, unpaid_before: datetime, lease_until: datetime, limit: int
+        self,
+        *,
+        now: datetime,
+        unpaid_before: datetime,
+        backoff: Callable[[int], timedelta],
+        limit: int,
     ) -> list[AttemptRecord]:
-        """Unpaid attempts with a provider session that are older than `unpaid_before` or past
-        their expiry, not leased by another run; each is leased until `lease_until`."""
+        """Unpaid attempts with a provider session, older than `unpaid_before` or past their
+        expiry, whose next look is due; never-looked-at ones first, the newest of those first,
+        so a fresh session whose webhook was lost is not starved by a backlog of abandoned
+        ones. Each is leased until its next look: `now + backoff(looks so far)`."""
         table = payment_attempts
         rows = await self._all(
             select(table)
@@ -869,16 +882,16 @@ class SqlPaymentsRepository:
                 or_(table.c.created_at <= unpaid_before, table.c.expires_at <= now),
                 or_(table.c.reconcile_after.is_(None), table.c.reconcile_after <= now),
             )
-            .order_by(table.c.created_at)
+            .order_by(table.c.reconcile_after.asc().nulls_first(), table.c.created_at.desc())
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         found = [_attempt(row) for row in rows]
-        if found:
+        for checks in sorted({attempt.reconcile_checks for attempt in found}):
             await self.session.execute(
                 update(table)
-                .where(table.c.id.in_([a.id for a in found]))
-                .values(reconcile_after=lease_until)
+                .where(table.c.id.in_([a.id for a in found if a.reconcile_checks == checks]))
+                .values(reconcile_after=now + backoff(checks), reconcile_checks=checks + 1)
             )
         return found
 

@@ -107,9 +107,18 @@ payment_attempts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime, nullable=True),
-    # Reconciliation leases an unpaid attempt until then, so replicas never ask twice at once.
+    # Reconciliation's next look at an unpaid attempt: each look leases it until then (so
+    # replicas never ask twice at once) and backs off with the number of looks so far.
     Column("reconcile_after", UTCDateTime, nullable=True),
+    Column("reconcile_checks", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_payment_attempts_order", "order_id", "created_at"),
+    Index(
+        "ix_payment_attempts_to_reconcile",
+        "reconcile_after",
+        "created_at",
+        sqlite_where=text("status = 'unpaid'"),
+        postgresql_where=text("status = 'unpaid'"),
+    ),
     Index("ix_payment_attempts_owner", "owner_kind", "owner_id"),
     # An order has at most one paid attempt (order_payments.paid_attempt_id is the guard used
     # by the code; this index is the backstop in the database).

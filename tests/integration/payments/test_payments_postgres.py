@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from libs.contracts.common import Principal
 from libs.contracts.envelope import Envelope
@@ -214,3 +216,100 @@ async def test_anonymous_merged_through_rabbitmq_keeps_one_default(
         await deps.runtime.stop()
         await shared.bus.stop()
         await shared.directory.aclose()
+
+
+class OnePaidProvider(CountingProvider):
+    """The dev provider, where one session was paid (its webhook lost) and none else was."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paid: dict[str, str] = {}  # session id -> attempt id
+
+    async def checkout_status(self, session_id: str) -> ProviderEvent | None:
+        self.asked.append(session_id)
+        attempt_id = self.paid.get(session_id)
+        if attempt_id is None:
+            return None
+        return provider_event("checkout_completed", attempt_id=attempt_id, paid=True)
+
+
+async def abandon(deps: PaymentsDeps, template_id: str, count: int, **values: Any) -> None:
+    """`count` copies of an unpaid attempt: checkouts their shoppers left."""
+    from services.payments.tables import payment_attempts
+
+    async with deps.runtime.transaction() as session:
+        row = (
+            (
+                await session.execute(
+                    payment_attempts.select().where(payment_attempts.c.id == template_id)
+                )
+            )
+            .mappings()
+            .one()
+        )
+        copies = []
+        for index in range(count):
+            token = str(uuid.uuid4())
+            copies.append(
+                {
+                    **row,
+                    "id": token,
+                    "order_id": token,
+                    "provider_session_id": f"abandoned-{token}",
+                    **values,
+                }
+            )
+            if len(copies) == 1000 or index == count - 1:
+                await session.execute(payment_attempts.insert(), copies)
+                copies = []
+
+
+async def test_a_lost_webhook_is_found_in_the_next_run_behind_ten_thousand_abandoned_checkouts(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    settings = settings_for(tmp_path, database_url=pg_database_url, reconcile_after_s=0)
+    provider = OnePaidProvider()
+    async with running_deps(settings, providers={"dev": cast(PaymentProvider, provider)}) as deps:
+        shopper = user()
+        customer_id = await add_customer(deps, shopper)
+        template, _ = await deps.payments.start_payment(
+            data=start_payment(owner=shopper.owner, customer_id=customer_id)  # type: ignore[arg-type]
+        )
+        hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        # Ten thousand abandoned checkouts: half never looked at, half looked at and due again.
+        await abandon(deps, template.attempt_id, 5000, created_at=hour_ago)
+        await abandon(
+            deps,
+            template.attempt_id,
+            5000,
+            created_at=hour_ago,
+            reconcile_after=hour_ago,
+            reconcile_checks=3,
+        )
+        # A shopper pays now; the webhook never arrives.
+        data = start_payment(owner=shopper.owner, customer_id=customer_id)  # type: ignore[arg-type]
+        fresh, _ = await deps.payments.start_payment(data=data)
+        attempt = await deps.payments.get_payment(attempt_id=fresh.attempt_id)
+        session_id = await session_of(deps, fresh.attempt_id)
+        provider.paid[session_id] = fresh.attempt_id
+        run = await deps.reconciler.reconcile()
+        assert run.settled == 1, run
+        assert (await deps.payments.get_payment(attempt_id=fresh.attempt_id)).status == "paid"
+        assert attempt.status == "unpaid"
+        assert [p["order_id"] for p in await published(deps, SUCCEEDED)] == [data.order_id]
+        # The next runs go on through the backlog, each attempt once until its next look.
+        second = await deps.reconciler.reconcile()
+        assert second.checked == settings.reconcile_batch
+        assert len(provider.asked) == len(set(provider.asked))
+
+
+async def session_of(deps: PaymentsDeps, attempt_id: str) -> str:
+    from services.payments.tables import payment_attempts
+
+    async with deps.runtime.sessions() as session:
+        found = await session.execute(
+            select(payment_attempts.c.provider_session_id).where(
+                payment_attempts.c.id == attempt_id
+            )
+        )
+        return str(found.scalar_one())
