@@ -104,6 +104,18 @@ def currency_exponent(code: str) -> int:
     return _exponent(normalize_currency(code))
 
 
+# Where a card payment cannot carry every minor unit: the card networks settle these
+# three-decimal currencies in hundredths, so a charge's last digit must be 0 (Stripe refuses
+# 5.125 KWD). Tax is rounded to this step, so every order of chargeable prices is chargeable
+# (docs/adr/004-money-and-rounding.md).
+CHARGE_STEP: Final[dict[str, int]] = {"BHD": 10, "JOD": 10, "KWD": 10, "OMR": 10, "TND": 10}
+
+
+def charge_step(code: str) -> int:
+    """The minor units a chargeable amount of this currency is a multiple of (usually 1)."""
+    return CHARGE_STEP.get(normalize_currency(code), 1)
+
+
 def _validate_currency_code(value: str) -> str:
     return normalize_currency(value)
 

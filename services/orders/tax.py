@@ -9,7 +9,9 @@ to a whole minor unit, **half up** (ties away from zero; amounts here are never 
 
 ``subtotal`` is ``unit_amount * quantity``, an exact integer, so the only rounding is of the
 fractional minor unit of the tax itself; the rule is the same for 0-, 2- and 3-decimal
-currencies. The arithmetic is done on exact fractions, never floats or context-limited Decimals.
+currencies, except that an exclusive tax is rounded half up to the currency's charge step
+(``libs.contracts.money.charge_step``: 10 fils for BHD, JOD, KWD, OMR and TND, whose card
+payments end in 0), so that a line of chargeable prices stays chargeable with its tax. The arithmetic is done on exact fractions, never floats or context-limited Decimals.
 Order and tax-line figures are sums of the rounded line figures, so every total adds up to the
 minor unit: order total = sum of line totals, order tax = sum of line taxes = sum of tax lines.
 
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from libs.contracts.money import normalize_currency
+from libs.contracts.money import charge_step, normalize_currency
 
 __all__ = [
     "TaxLine",
@@ -116,7 +118,7 @@ def _round_half_up(value: Fraction) -> int:
     return (2 * value.numerator + value.denominator) // (2 * value.denominator)
 
 
-def _tax_line(line: TaxableLine) -> TaxedLine:
+def _tax_line(line: TaxableLine, step: int = 1) -> TaxedLine:
     subtotal = line.unit_amount * line.quantity
     rate = line.tax_rate
     if rate is None:
@@ -128,7 +130,7 @@ def _tax_line(line: TaxableLine) -> TaxedLine:
             net = _round_half_up(subtotal * _HUNDRED / (_HUNDRED + percentage))
             tax, total = subtotal - net, subtotal
         else:
-            tax = _round_half_up(subtotal * percentage / _HUNDRED)
+            tax = _round_half_up(subtotal * percentage / _HUNDRED / step) * step
             net, total = subtotal, subtotal + tax
     return TaxedLine(
         unit_amount=line.unit_amount,
@@ -145,7 +147,8 @@ def compute_taxes(lines: Iterable[TaxableLine], currency: str) -> TaxedTotals:
     """Compute line taxes, tax lines per rate and order totals, rounding per line half up."""
     code = normalize_currency(currency)
     taxable = tuple(lines)
-    taxed = tuple(_tax_line(line) for line in taxable)
+    step = charge_step(code)
+    taxed = tuple(_tax_line(line, step) for line in taxable)
 
     rates: dict[str, TaxRate] = {}
     bases: dict[str, int] = {}

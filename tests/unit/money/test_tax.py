@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from uuid import uuid4
 
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libs.contracts.money import currency_exponent
+from libs.contracts.money import charge_step, currency_exponent
 from services.orders.tax import TaxableLine, TaxedTotals, TaxRate, compute_taxes
 
 # 0, 2 and 3 minor-unit digits, so the rounding rule is exercised at every scale.
@@ -59,15 +60,17 @@ def orders(draw: st.DrawFn) -> tuple[list[TaxableLine], str]:
     return lines, currency
 
 
-def reference_tax(subtotal: int, rate: TaxRate) -> int:
-    """The rule of the ADR, written independently with Decimal at ample precision."""
+def reference_tax(subtotal: int, rate: TaxRate, step: int = 1) -> int:
+    """The rule of the ADR, written independently with Decimal at ample precision; `step` is
+    the currency's charge step (an exclusive tax is rounded to it)."""
     with localcontext() as ctx:
         ctx.prec = 80
         p = rate.percentage
         if rate.inclusive:
             net = (Decimal(subtotal) * 100 / (100 + p)).quantize(Decimal(1), ROUND_HALF_UP)
             return subtotal - int(net)
-        return int((Decimal(subtotal) * p / 100).quantize(Decimal(1), ROUND_HALF_UP))
+        steps = (Decimal(subtotal) * p / 100 / step).quantize(Decimal(1), ROUND_HALF_UP)
+        return int(steps) * step
 
 
 # -- properties ----------------------------------------------------------------------------
@@ -102,7 +105,7 @@ def test_each_line_follows_its_rate(order: tuple[list[TaxableLine], str]) -> Non
             assert (taxed.rate_id, taxed.tax, taxed.total) == (None, 0, taxed.subtotal)
             continue
         assert taxed.rate_id == rate.rate_id
-        assert taxed.tax == reference_tax(taxed.subtotal, rate)
+        assert taxed.tax == reference_tax(taxed.subtotal, rate, charge_step(currency))
         if rate.percentage == 0:
             assert taxed.tax == 0
         if rate.inclusive:
@@ -129,9 +132,11 @@ def test_tax_lines_aggregate_their_lines(order: tuple[list[TaxableLine], str]) -
         assert tax_line.amount == sum(t.tax for t in mine)
         assert tax_line.taxable_amount == sum(t.taxable_amount for t in mine)
         # Per-line rounding moves each line by at most half a minor unit (inclusive: of the
-        # net, which the rate then scales), so the tax line stays that close to rate x base.
+        # net, which the rate then scales; exclusive: half a charge step), so the tax line
+        # stays that close to rate x base.
         exact = Decimal(tax_line.taxable_amount) * tax_line.percentage / 100
-        slack = Decimal(len(mine)) / 2 * (1 + tax_line.percentage / 100)
+        step = 1 if tax_line.inclusive else charge_step(currency)
+        slack = Decimal(len(mine)) * step / 2 * (1 + tax_line.percentage / 100)
         assert abs(tax_line.amount - exact) <= slack
 
 
@@ -179,10 +184,13 @@ def test_yen_10_percent_inclusive() -> None:
     assert result.tax_lines[0].taxable_amount == 1000
 
 
-def test_kuwaiti_dinar_three_decimals_exclusive_tie_rounds_up() -> None:
-    # 12.345 KWD x 10 % = 1.2345 KWD = 1234.5 fils -> 1235 fils
-    result = compute_taxes([TaxableLine(12345, 1, a_rate("10", inclusive=False))], "KWD")
-    assert (result.subtotal, result.tax, result.total) == (12345, 1235, 13580)
+def test_kuwaiti_dinar_three_decimals_exclusive_tax_is_in_steps_of_ten_fils() -> None:
+    # 12.350 KWD x 10 % = 1.235 KWD: a card charge ends in 0, so 1235 fils -> 1240 (half up)
+    result = compute_taxes([TaxableLine(12350, 1, a_rate("10", inclusive=False))], "KWD")
+    assert (result.subtotal, result.tax, result.total) == (12350, 1240, 13590)
+    # 12.340 KWD x 10 % = 1234 fils -> 1230
+    result = compute_taxes([TaxableLine(12340, 1, a_rate("10", inclusive=False))], "KWD")
+    assert (result.subtotal, result.tax, result.total) == (12340, 1230, 13570)
 
 
 def test_bahraini_dinar_three_decimals_inclusive() -> None:
@@ -289,3 +297,46 @@ def test_one_rate_id_with_two_meanings_is_refused() -> None:
     ]
     with pytest.raises(ValueError, match="different terms"):
         compute_taxes(lines, "EUR")
+
+
+STRIPE_THREE_DECIMAL = ["BHD", "KWD", "OMR", "JOD", "TND"]
+RATES = ["5", "10", "15", "7.7", "19", "0.5", "21", "16"]
+
+
+@pytest.mark.parametrize("currency", STRIPE_THREE_DECIMAL)
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_every_order_of_chargeable_prices_is_chargeable_with_its_tax(
+    currency: str, inclusive: bool
+) -> None:
+    """200 random orders per currency and kind of tax: every line and the order can be charged
+    as Store charges them (one item per line of its total; to_stripe_amount refuses 5.125)."""
+    from libs.contracts.payments import PaymentLine
+    from services.payments.domain import charge_lines
+    from services.payments.stripe_provider import check_stripe_limits
+
+    generator = random.Random(f"{currency}-{inclusive}")
+    for _ in range(200):
+        lines = [
+            TaxableLine(
+                unit_amount=generator.randrange(10, 200_000, 10),  # a price ends in 0
+                quantity=generator.randint(1, 9),
+                tax_rate=a_rate(str(generator.choice(RATES)), inclusive=inclusive),
+            )
+            for _ in range(generator.randint(1, 8))
+        ]
+        result = compute_taxes(lines, currency)
+        assert result.total == result.subtotal + (0 if inclusive else result.tax)
+        assert result.total == sum(line.total for line in result.lines)
+        payment_lines = [
+            PaymentLine(
+                pricing_id=f"p{index}",
+                name="Line",
+                unit_amount=line.unit_amount,
+                quantity=line.quantity,
+                total=line.total,
+            )
+            for index, line in enumerate(result.lines)
+        ]
+        charged = charge_lines(payment_lines, result.total, "payment")
+        check_stripe_limits(currency, list(charged))  # raises amount_not_chargeable otherwise
+        assert sum(line.unit_amount * line.quantity for line in charged) == result.total

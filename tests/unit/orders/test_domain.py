@@ -139,8 +139,9 @@ def test_mixed_inclusive_exclusive_and_untaxed_lines() -> None:
     [
         ("JPY", 1234, 3, "10", 370),  # 0 decimals: 370.2 yen -> 370
         ("EUR", 1234, 3, "10", 370),  # 2 decimals: the same rule on cents
-        ("KWD", 12345, 1, "5", 617),  # 3 decimals: 617.25 fils -> 617
-        ("KWD", 12350, 1, "5", 618),  # 617.5 fils -> 618 (half up)
+        ("KWD", 12340, 1, "5", 620),  # 3 decimals: 617 fils -> 620 (tax in steps of 10 fils)
+        ("KWD", 12300, 1, "5", 620),  # 615 fils -> 620 (half up, to the step)
+        ("KWD", 12280, 1, "5", 610),  # 614 fils -> 610
     ],
 )
 def test_tax_in_zero_two_and_three_decimal_currencies(
