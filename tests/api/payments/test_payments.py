@@ -84,7 +84,11 @@ async def test_the_check_answers_what_a_payment_would_and_writes_nothing(
         PaymentLine(pricing_id="a", name="A", unit_amount=100, quantity=1, interval="month"),
         PaymentLine(pricing_id="b", name="B", unit_amount=100, quantity=2, interval="year"),
     ]
-    body = {"amount": 300, "currency": "EUR", "lines": [m.model_dump(mode="json") for m in mixed]}
+    body: dict[str, Any] = {
+        "amount": 300,
+        "currency": "EUR",
+        "lines": [m.model_dump(mode="json") for m in mixed],
+    }
     problem(
         await api.http.post("/payments/check", json=body, headers=headers()), 422, "mixed_intervals"
     )
