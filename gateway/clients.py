@@ -15,6 +15,7 @@ from libs.contracts.orders import OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
+    PaymentCheckIn,
     PaymentOut,
     StartPaymentIn,
     SubscriptionOut,
@@ -188,6 +189,11 @@ class PaymentsClient:
     async def set_default(self, principal: Principal, customer_id: str) -> CustomerOut:
         return await self.http.call(
             "POST", f"/customers/{_seg(customer_id)}/default", CustomerOut, principal=principal
+        )
+
+    async def check_payment(self, principal: Principal, body: PaymentCheckIn) -> None:
+        await self.http.request(
+            "POST", "/payments/check", json=body.model_dump(mode="json"), principal=principal
         )
 
     async def start_payment(self, principal: Principal, body: StartPaymentIn) -> PaymentOut:

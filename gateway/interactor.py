@@ -13,12 +13,13 @@ from gateway.clients import Clients
 from gateway.identity import AnonymousIdentityMerged, Caller
 from libs.contracts.cart import AddLineIn, CartOut, MergeOut, SetQuantityIn
 from libs.contracts.catalog import ProductOut
-from libs.contracts.common import Page
+from libs.contracts.common import Page, Principal
 from libs.contracts.orders import OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
     BillingDetails,
     CreateBillingIn,
     CustomerOut,
+    PaymentCheckIn,
     PaymentLine,
     PaymentOut,
     StartPaymentIn,
@@ -189,6 +190,9 @@ class StoreInteractor:
         """Cart → order → payment attempt. Every step is idempotent, so a retry completes it."""
         caller.require_any()
         principal = caller.principal
+        # Freezing the cart cannot be undone, and its order can only be paid: a cart the
+        # provider cannot charge is refused while it is still the shopper's to change (ADR 016).
+        await self._check_chargeable(principal, locale=locale)
         customer = await self._customer_for_checkout(caller, body)
         frozen = await self.clients.cart.checkout(principal, order_id=str(uuid.uuid4()))
         order = await self.clients.orders.prepare_order(
@@ -236,6 +240,37 @@ class StoreInteractor:
             new_attempt=True,
         )
         return CheckoutOut(order=order, payment=payment)
+
+    async def _check_chargeable(self, principal: Principal, *, locale: Locale) -> None:
+        """Raise the payment's 422 (too many lines, an amount too large...) for the open cart.
+
+        It is checked on the cart's prices before tax; the order re-prices and taxes them, and
+        `start_payment` checks that exact total again. An empty cart passes: the freeze then
+        answers for it (nothing to buy, or the completion of a checkout that stopped halfway).
+        """
+        cart = (await self.clients.cart.summary(principal, locale=locale.for_services)).parse()
+        lines = [
+            PaymentLine(
+                pricing_id=line.pricing_id,
+                name=line.name,
+                unit_amount=line.unit_amount,
+                quantity=line.quantity,
+                interval=line.interval,
+                interval_count=line.interval_count,
+            )
+            for line in cart.lines
+            if line.available
+        ]
+        if not lines or cart.currency is None:
+            return
+        await self.clients.payments.check_payment(
+            principal,
+            PaymentCheckIn(
+                amount=sum(line.unit_amount * line.quantity for line in lines),
+                currency=cart.currency,
+                lines=lines,
+            ),
+        )
 
     async def _customer_for_checkout(self, caller: Caller, body: CheckoutIn) -> CustomerOut:
         payments = self.clients.payments

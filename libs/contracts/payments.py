@@ -159,6 +159,37 @@ class PaymentLine(Contract):
     }
 
 
+class PaymentCheckIn(Contract):
+    """Internal: `POST /payments/check` — can the active provider charge these lines? 204, or
+    the 422 `POST /payments` would answer for them; nothing is written."""
+
+    amount: int = Field(ge=0)
+    currency: str
+    lines: list[PaymentLine] = Field(min_length=1)
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "amount": 2580,
+                    "currency": "EUR",
+                    "lines": [
+                        {
+                            "pricing_id": "price-mug-eur",
+                            "name": "Mug",
+                            "unit_amount": 1290,
+                            "quantity": 2,
+                            "interval": None,
+                            "interval_count": 1,
+                            "total": None,
+                        }
+                    ],
+                }
+            ]
+        }
+    }
+
+
 class StartPaymentIn(Contract):
     """Internal: `POST /payments` — a new attempt, or the order's open one when retried."""
 

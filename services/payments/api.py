@@ -17,6 +17,7 @@ from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
     PaymentAttemptOut,
+    PaymentCheckIn,
     PaymentOut,
     ReconcileOut,
     RefundOut,
@@ -125,6 +126,13 @@ async def start_payment(body: StartPaymentIn, response: Response, service: Payme
     if not created:
         response.status_code = status.HTTP_200_OK
     return payment
+
+
+@payments_router.post("/payments/check", status_code=status.HTTP_204_NO_CONTENT)
+async def check_payment(body: PaymentCheckIn, service: Payments) -> Response:
+    """Whether the provider can charge these lines: 204, or the 422 a payment would get."""
+    await service.check_payment(data=body)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @payments_router.get("/payments/{attempt_id}")

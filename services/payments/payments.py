@@ -6,7 +6,7 @@ through `PaymentService.handle_provider_event`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.contracts.money import normalize_currency
 from libs.contracts.payments import (
     PaymentAttemptOut,
+    PaymentCheckIn,
+    PaymentLine,
     PaymentOut,
     RefundOut,
     StartPaymentIn,
@@ -30,6 +32,7 @@ from services.payments import dev_provider
 from services.payments import publishes as facts
 from services.payments.domain import (
     CheckoutClosed,
+    CheckoutMode,
     CustomerNotFound,
     DevCheckoutUnavailable,
     OrderAlreadyPaid,
@@ -107,17 +110,28 @@ class PaymentService:
 
     # -- starting a payment -----------------------------------------------------------------
 
-    async def start_payment(self, *, data: StartPaymentIn) -> tuple[PaymentOut, bool]:
-        """A new attempt with a provider checkout, or the order's open one; True if created."""
+    async def check_payment(self, *, data: PaymentCheckIn) -> None:
+        """Raise the 422 `start_payment` would raise for these lines; write nothing."""
+        self._chargeable(data.currency, data.lines, data.amount)
+
+    def _chargeable(
+        self, currency: str, lines: Sequence[PaymentLine], amount: int
+    ) -> tuple[str, CheckoutMode, tuple[PaymentLine, ...]]:
+        """The currency, mode and lines the active provider charges; a 422 when it cannot."""
         try:
-            currency = normalize_currency(data.currency)
+            currency = normalize_currency(currency)
         except ValueError as exc:
             raise InvalidInput.for_field("currency", str(exc), code="unknown_currency") from None
-        mode = checkout_mode(data.lines)
-        billing_cycle(data.lines)  # one interval for all recurring lines
-        lines = charge_lines(data.lines, data.amount, mode)
+        mode = checkout_mode(lines)
+        billing_cycle(lines)  # one interval for all recurring lines
+        charged = charge_lines(lines, amount, mode)
+        self.provider.check_limits(currency, charged)
+        return currency, mode, charged
+
+    async def start_payment(self, *, data: StartPaymentIn) -> tuple[PaymentOut, bool]:
+        """A new attempt with a provider checkout, or the order's open one; True if created."""
+        currency, mode, lines = self._chargeable(data.currency, data.lines, data.amount)
         provider = self.provider
-        provider.check_limits(currency, lines)
         now = self.clock()
         ttl = provider.checkout_ttl
         async with self.runtime.transaction() as session:

@@ -77,6 +77,34 @@ async def test_the_amount_must_be_the_lines(api: PaymentsApi) -> None:
     problem(await api.http.post("/payments", json=body, headers=headers()), 422, "mixed_intervals")
 
 
+async def test_the_check_answers_what_a_payment_would_and_writes_nothing(
+    api: PaymentsApi,
+) -> None:
+    mixed = [
+        PaymentLine(pricing_id="a", name="A", unit_amount=100, quantity=1, interval="month"),
+        PaymentLine(pricing_id="b", name="B", unit_amount=100, quantity=2, interval="year"),
+    ]
+    body: dict[str, Any] = {
+        "amount": 300,
+        "currency": "EUR",
+        "lines": [m.model_dump(mode="json") for m in mixed],
+    }
+    problem(
+        await api.http.post("/payments/check", json=body, headers=headers()), 422, "mixed_intervals"
+    )
+    problem(
+        await api.http.post("/payments/check", json={**body, "currency": "XYZ"}, headers=headers()),
+        422,
+        "unknown_currency",
+    )
+    one = {**body, "amount": 100, "lines": body["lines"][:1]}
+    ok = await api.http.post("/payments/check", json=one, headers=headers())
+    assert ok.status_code == 204, ok.text
+    missing = await send_without_credential(api.http, "POST", "/payments/check", json=one)
+    problem(missing, 401, "invalid_service_token")
+    assert await published(api.deps) == []
+
+
 async def test_the_dev_page_shows_the_order_and_its_buttons(api: PaymentsApi) -> None:
     lines = [
         PaymentLine(pricing_id="p1", name="Mug <blue>", unit_amount=1250, quantity=2),

@@ -17,12 +17,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from libs.contracts.common import Principal
 from libs.contracts.payments import PaymentLine
 from services.payments.app import create_app
 from services.payments.bootstrap import PaymentsDeps, build_deps
 from services.payments.stripe_provider import HANDLED
+from services.payments.tables import order_payments, payment_attempts
 from tests.api.payments.test_customers import problem
 from tests.fakes.stripe_fixtures import (
     RunningFakeStripe,
@@ -613,3 +615,50 @@ async def test_any_order_of_what_stripe_sends_activates_once(tmp_path: Path) -> 
             assert len(await published(world.deps, SUCCEEDED)) == 1
             assert len(await published(world.deps, ACTIVATED)) == 1
     assert len(orders) > 1  # the seeds really gave different orders
+
+
+def check_body(lines: list[PaymentLine], currency: str = "EUR") -> dict[str, Any]:
+    amount = sum(line.unit_amount * line.quantity for line in lines)
+    return {
+        "amount": amount,
+        "currency": currency,
+        "lines": [line.model_dump(mode="json") for line in lines],
+    }
+
+
+async def test_the_check_answers_stripes_limits_without_calling_stripe(
+    world: StripeWorld,
+) -> None:
+    """What checkout asks before it freezes a cart: the 422 a payment would get, or 204."""
+
+    def item(index: int, unit_amount: int = 1290, **extra: Any) -> PaymentLine:
+        return PaymentLine(
+            pricing_id=f"p{index}",
+            name=f"Item {index}",
+            unit_amount=unit_amount,
+            quantity=1,
+            **extra,
+        )
+
+    refused = {
+        "too_many_lines": [item(i) for i in range(101)],
+        "amount_too_large": [item(1, 60_000_000), item(2, 60_000_000)],
+        "amount_too_small": [item(1, 10)],
+        "interval_too_long": [item(1, interval="month", interval_count=37)],
+        "mixed_intervals": [item(1, interval="month"), item(2, interval="year")],
+    }
+    before = len(world.fake.requests())
+    for code, lines in refused.items():
+        response = await world.http.post(
+            "/payments/check", json=check_body(lines), headers=headers()
+        )
+        problem(response, 422, code)
+    fine = await world.http.post(
+        "/payments/check", json=check_body([item(i) for i in range(100)]), headers=headers()
+    )
+    assert fine.status_code == 204, fine.text
+    assert len(world.fake.requests()) == before  # nothing asked of Stripe
+    async with world.deps.runtime.transaction() as session:
+        for table in (order_payments, payment_attempts):
+            count = await session.scalar(select(func.count()).select_from(table))
+            assert count == 0, table.name
