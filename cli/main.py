@@ -62,12 +62,12 @@ def dev(
     runtime = RuntimeSettings()
     if not runtime.embedded:
         raise typer.BadParameter("`store dev` is the embedded mode; unset STORE_BROKER_URL")
+    # Links and redirects are built on the address the store is served on, unless told another.
+    public = os.environ.setdefault("GATEWAY_PUBLIC_URL", _served_on(host, port))
     _configure_logging()
-    console.print(f"[bold]Store[/] (embedded) on http://{host}:{port}  data: {runtime.data_dir}")
-    console.print(f"  shop: http://{host}:{port}/shop/")
-    console.print(
-        f"  products: http://{host}:{port}/api/store/products   docs: http://{host}:{port}/docs"
-    )
+    console.print(f"[bold]Store[/] (embedded) on {public}  data: {runtime.data_dir}")
+    console.print(f"  shop: {public}/shop/")
+    console.print(f"  products: {public}/api/store/products   docs: {public}/docs")
     uvicorn.run(
         "cli.embedded:create_embedded_app",
         factory=True,
@@ -75,6 +75,14 @@ def dev(
         port=port,
         **_uvicorn_options(),
     )
+
+
+def _served_on(host: str, port: int) -> str:
+    """The URL a browser on this machine uses for `--host`: a wildcard address is reached on
+    loopback (another machine needs GATEWAY_PUBLIC_URL set to the name it uses)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @app.command()

@@ -18,6 +18,7 @@ from gateway.deps import Deps, GatewayDeps
 from gateway.idempotency import install_idempotency
 from gateway.identity import AnonymousCookie, Caller, TokenVerifier
 from gateway.interactor import StoreInteractor
+from gateway.origin import PublicOriginMiddleware
 from gateway.security import BodyLimitMiddleware, RateLimits, checked_media_path, rate_limit
 from gateway.settings import GatewaySettings
 from gateway.storefront import mount_storefront
@@ -97,6 +98,11 @@ def create_app(
         BodyLimitMiddleware,
         default_bytes=settings.body_limit_bytes,
         webhook_bytes=settings.webhook_body_limit_bytes,
+    )
+    # Outside every route and the idempotency store: a request for a foreign host is refused
+    # before anything runs for it; inside observability, so the refusals are counted.
+    app.add_middleware(
+        PublicOriginMiddleware, origin=settings.public_origin, hosts=settings.accepted_hosts
     )
     app.add_middleware(ObservabilityMiddleware, service="gateway")
     shared.telemetry.instrument_app(app, "gateway")
