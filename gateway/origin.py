@@ -3,7 +3,7 @@
 Links and redirects are built on it, never on the request's `Host`, and a request for any
 other host is refused before it reaches a route. Host names are compared in one form: lower
 case, without a trailing dot, IDNA-encoded (`xn--…`) when they are not ASCII, so a homograph
-(a Cyrillic `е` for a Latin `e`) is another host, never the same one.
+(a Cyrillic letter for a Latin one) is another host, never the same one.
 """
 
 from __future__ import annotations
@@ -151,7 +151,11 @@ class PublicOriginMiddleware:
             await _send_invalid_host(send, self.origin)
             return
         rest = [(name, value) for name, value in headers if name != b"host"]
-        scope = {**scope, "scheme": self.origin.scheme, "headers": [(b"host", self.host_header), *rest]}
+        scope = {
+            **scope,
+            "scheme": self.origin.scheme,
+            "headers": [(b"host", self.host_header), *rest],
+        }
         await self.app(scope, receive, send)
 
 

@@ -160,14 +160,14 @@ class GatewaySettings(BaseSettings):
             raise ValueError("set GATEWAY_JWT_PUBLIC_KEY or GATEWAY_JWT_JWKS_URL, not both")
         if self.runtime.embedded:
             return self
+        if self.jwt_public_key is None and self.jwt_jwks_url is None:
+            require_strong_secret("GATEWAY_JWT_SECRET", self.jwt_secret, DEV_JWT_SECRET)
+        require_strong_secret("GATEWAY_COOKIE_SECRET", self.cookie_secret, DEV_COOKIE_SECRET)
         if self.public_url is None:
             raise ValueError(
                 "GATEWAY_PUBLIC_URL must be set to the address shoppers reach the gateway at "
                 "(e.g. https://shop.example): checkout links and redirects are built on it"
             )
-        if self.jwt_public_key is None and self.jwt_jwks_url is None:
-            require_strong_secret("GATEWAY_JWT_SECRET", self.jwt_secret, DEV_JWT_SECRET)
-        require_strong_secret("GATEWAY_COOKIE_SECRET", self.cookie_secret, DEV_COOKIE_SECRET)
         return self
 
     @property
