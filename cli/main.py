@@ -91,6 +91,8 @@ def dev(
             "--allow-network for a demo on a trusted network",
             param_hint="--host",
         )
+    # Links and redirects are built on the address the store is served on, unless told another.
+    public = os.environ.setdefault("GATEWAY_PUBLIC_URL", _served_on(host, port))
     _configure_logging()
     if not _is_loopback(host):
         import structlog
@@ -100,11 +102,9 @@ def dev(
             host=host,
             detail="anyone who reaches this address can sign in as any user",
         )
-    console.print(f"[bold]Store[/] (embedded) on http://{host}:{port}  data: {runtime.data_dir}")
-    console.print(f"  shop: http://{host}:{port}/shop/")
-    console.print(
-        f"  products: http://{host}:{port}/api/store/products   docs: http://{host}:{port}/docs"
-    )
+    console.print(f"[bold]Store[/] (embedded) on {public}  data: {runtime.data_dir}")
+    console.print(f"  shop: {public}/shop/")
+    console.print(f"  products: {public}/api/store/products   docs: {public}/docs")
     uvicorn.run(
         "cli.embedded:create_embedded_app",
         factory=True,
@@ -112,6 +112,14 @@ def dev(
         port=port,
         **_uvicorn_options(),
     )
+
+
+def _served_on(host: str, port: int) -> str:
+    """The URL a browser on this machine uses for `--host`: a wildcard address is reached on
+    loopback (another machine needs GATEWAY_PUBLIC_URL set to the name it uses)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @app.command()

@@ -64,7 +64,9 @@ def checks(report: Report, work: Path) -> None:
                 "STORE_IMAGE": "store-ci/store:latest",
                 "GATEWAY_PUBLISH_ADDRESS": "127.0.0.1",
                 "GATEWAY_PORT": str(port),
-                "PAYMENTS_PUBLIC_URL": public_url,
+                "GATEWAY_PUBLIC_URL": public_url,
+                # bench's return URLs (drive.py) point to the test shop front end.
+                "GATEWAY_RETURN_URL_HOSTS": "shop.example",
                 # As deploy/compose.env.example documents: the dev pay page over plain HTTP.
                 "PAYMENTS_PROVIDER": "dev",
                 "GATEWAY_COOKIE_SECURE": "false",

@@ -19,6 +19,7 @@ from gateway.forwarded import ForwardedMiddleware, TrustedProxies
 from gateway.idempotency import install_idempotency
 from gateway.identity import AnonymousCookie, Caller, MergedAnonymousIds, TokenVerifier
 from gateway.interactor import StoreInteractor
+from gateway.origin import PublicOriginMiddleware
 from gateway.rate_limits import RateLimits, rate_limit
 from gateway.security import BodyLimitMiddleware, checked_media_path
 from gateway.settings import GatewaySettings
@@ -102,6 +103,11 @@ def create_app(
         BodyLimitMiddleware,
         default_bytes=settings.body_limit_bytes,
         webhook_bytes=settings.webhook_body_limit_bytes,
+    )
+    # Outside every route and the idempotency store: a request for a foreign host is refused
+    # before anything runs for it; inside observability, so the refusals are counted.
+    app.add_middleware(
+        PublicOriginMiddleware, origin=settings.public_origin, hosts=settings.accepted_hosts
     )
     app.add_middleware(ObservabilityMiddleware, service="gateway")
     # Outermost: everything inside sees the client's address and scheme as trusted proxies and

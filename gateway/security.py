@@ -7,13 +7,14 @@ docs/security.md says what each one guards against and which setting tunes it.
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 import structlog
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.origin import normalized_host, valid_port
 from gateway.settings import GatewaySettings
 from libs.contracts.store import CheckoutOut
 from libs.runtime.problems import (
@@ -61,42 +62,46 @@ def checked_media_path(request: Request, path: str) -> str:
 
 
 def check_return_urls(settings: GatewaySettings, *urls: str) -> None:
-    """A payment may send the shopper back only to absolute http(s) URLs, and only to the
-    allowed hosts when `GATEWAY_RETURN_URL_HOSTS` lists any; else 422 `invalid_return_url`."""
-    allowed = {host.lower() for host in settings.return_url_hosts}
+    """A payment may send the shopper back only to absolute http(s) URLs on the public URL's
+    host or a host of `GATEWAY_RETURN_URL_HOSTS`, with no user info and a valid port; a
+    non-ASCII host is compared IDNA-encoded, so a homograph is another host. Else 422
+    `invalid_return_url`."""
+    allowed = settings.return_hosts
     for url in urls:
         try:
             parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
+            host = normalized_host(parts.hostname or "")
         except ValueError:
-            parts, host = None, ""
+            parts, host = None, None
         if (
             parts is None
             or parts.scheme not in ("http", "https")
-            or not host
+            or not parts.hostname
             or parts.username is not None
             or parts.password is not None
+            or "@" in parts.netloc
+            or not valid_port(parts)
             or any(ch.isspace() or ord(ch) < 32 for ch in url)
             or "\\" in url
         ):
             raise InvalidInput(
-                "success_url and cancel_url must be absolute http(s) URLs.",
+                "success_url and cancel_url must be absolute http(s) URLs with a valid port.",
                 code="invalid_return_url",
             )
-        if allowed and host not in allowed:
+        if host is None or host not in allowed:
             raise InvalidInput(
                 f"Return URLs may only point to: {', '.join(sorted(allowed))}.",
                 code="invalid_return_url",
             )
 
 
-def public_links(out: CheckoutOut, request: Request) -> CheckoutOut:
-    """Make a checkout page link absolute on the address this request reached the store on
-    (uvicorn applies `X-Forwarded-*` from trusted proxies only)."""
+def public_links(out: CheckoutOut, settings: GatewaySettings) -> CheckoutOut:
+    """Make a checkout page link absolute on the public URL (`GATEWAY_PUBLIC_URL`), whatever
+    address or `Host` the request came with."""
     url = out.payment.checkout_url
-    if url is None or not url.startswith("/"):
+    if url is None or not url.startswith("/") or url.startswith("//"):
         return out
-    payment = out.payment.model_copy(update={"checkout_url": urljoin(str(request.base_url), url)})
+    payment = out.payment.model_copy(update={"checkout_url": settings.public_origin.url + url})
     return out.model_copy(update={"payment": payment})
 
 

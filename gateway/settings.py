@@ -10,8 +10,11 @@ from typing import Annotated, Any, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.origin import LOOPBACK_NAMES, PublicOrigin, normalized_host
 from libs.runtime.settings import RuntimeSettings, require_strong_secret, split_list
 
+# Where `store dev` serves by default; its `--host`/`--port` set GATEWAY_PUBLIC_URL to match.
+EMBEDDED_PUBLIC_URL = "http://127.0.0.1:8000"
 DEV_JWT_SECRET = "dev-jwt-secret-not-for-production"
 DEV_COOKIE_SECRET = "dev-cookie-secret-not-for-production"
 KIB = 1024
@@ -74,10 +77,23 @@ class GatewaySettings(BaseSettings):
         ge=60,
         description="Lifetime of the anonymous cookie; it slides: each cart change renews it.",
     )
+    public_url: str | None = Field(
+        None,
+        description="The address shoppers reach the gateway at, `http(s)://host[:port]` (e.g. "
+        "`https://shop.example`): checkout links and redirects are built on it, and a request "
+        "for another host is refused 400. Required in the distributed mode; default in the "
+        "embedded mode: the address `store dev` serves on.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More hosts the gateway answers besides the public URL's (comma-separated), "
+        "e.g. the internal name a server-side front end calls it by; links still use the "
+        "public URL. `/healthz`, `/readyz` and `/metrics` answer any host.",
+    )
     return_url_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Hosts a payment's success_url/cancel_url may point to (comma-separated); "
-        "empty: any host, absolute http(s) URLs only.",
+        description="More hosts a payment's success_url/cancel_url may point to besides the "
+        "public URL's (comma-separated); non-ASCII names are compared IDNA-encoded.",
     )
     body_limit_bytes: int = Field(
         1024 * KIB, ge=1024, description="Largest accepted request body (JSON APIs)."
@@ -148,11 +164,30 @@ class GatewaySettings(BaseSettings):
     _split_lists = field_validator(
         "jwt_secret_previous",
         "cookie_secret_previous",
+        "allowed_hosts",
         "return_url_hosts",
         "forwarded_allow_ips",
         "frontend_tokens",
         mode="before",
     )(split_list)
+
+    @field_validator("allowed_hosts", "return_url_hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        normalized = []
+        for host in hosts:
+            name = normalized_host(host)
+            if name is None:
+                raise ValueError(f"{host!r} is not a host name")
+            normalized.append(name)
+        return normalized
+
+    @field_validator("public_url")
+    @classmethod
+    def _an_origin(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return PublicOrigin.parse(value).url  # ValueError says what it must be
 
     @field_validator(
         "rate_limit_sessions_per_address",
@@ -201,7 +236,33 @@ class GatewaySettings(BaseSettings):
         if self.jwt_public_key is None and self.jwt_jwks_url is None:
             require_strong_secret("GATEWAY_JWT_SECRET", self.jwt_secret, DEV_JWT_SECRET)
         require_strong_secret("GATEWAY_COOKIE_SECRET", self.cookie_secret, DEV_COOKIE_SECRET)
+        if self.public_url is None:
+            raise ValueError(
+                "GATEWAY_PUBLIC_URL must be set to the address shoppers reach the gateway at "
+                "(e.g. https://shop.example): checkout links and redirects are built on it"
+            )
         return self
+
+    @property
+    def public_origin(self) -> PublicOrigin:
+        """The configured public origin; in the embedded mode `store dev`'s default address."""
+        return PublicOrigin.parse(self.public_url or EMBEDDED_PUBLIC_URL)
+
+    def _with_origin(self, hosts: list[str]) -> frozenset[str]:
+        origin = self.public_origin
+        # A local run answers to every loopback name: a browser may say localhost or [::1].
+        local = LOOPBACK_NAMES if self.runtime.embedded and origin.is_loopback else ()
+        return frozenset({origin.host, *local, *hosts})
+
+    @property
+    def accepted_hosts(self) -> frozenset[str]:
+        """Hosts a request may be addressed to (normalized)."""
+        return self._with_origin(self.allowed_hosts)
+
+    @property
+    def return_hosts(self) -> frozenset[str]:
+        """Hosts a payment may send the shopper back to (normalized)."""
+        return self._with_origin(self.return_url_hosts)
 
     @property
     def effective_cookie_secure(self) -> bool:

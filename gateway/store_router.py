@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from gateway.deps import CurrentCaller, CurrentLocale, Deps
 from gateway.idempotency import Idempotent
@@ -55,12 +55,12 @@ async def get_product(
     "/checkout", tags=["checkout"], summary="Check out the cart", dependencies=[Idempotent]
 )
 async def checkout(
-    body: CheckoutIn, request: Request, deps: Deps, caller: CurrentCaller, locale: CurrentLocale
+    body: CheckoutIn, deps: Deps, caller: CurrentCaller, locale: CurrentLocale
 ) -> CheckoutOut:
     """Validate billing, prepare the order from the cart and start a payment. Retrying with
     the same cart returns the same order."""
     check_return_urls(deps.settings, body.success_url, body.cancel_url)
-    return public_links(await deps.interactor.checkout(caller, body, locale=locale), request)
+    return public_links(await deps.interactor.checkout(caller, body, locale=locale), deps.settings)
 
 
 @router.get("/orders", tags=["orders"], summary="The caller's orders")
@@ -88,11 +88,11 @@ async def get_order(order_id: Id, deps: Deps, caller: CurrentCaller) -> OrderOut
     "/orders/{order_id}/pay", tags=["orders"], summary="Pay for an order", dependencies=[Idempotent]
 )
 async def pay_for_order(
-    order_id: Id, body: PayIn, request: Request, deps: Deps, caller: CurrentCaller
+    order_id: Id, body: PayIn, deps: Deps, caller: CurrentCaller
 ) -> CheckoutOut:
     """A new payment attempt for an unpaid order; 409 when it is already paid."""
     check_return_urls(deps.settings, body.success_url, body.cancel_url)
-    return public_links(await deps.interactor.pay_for_order(caller, order_id, body), request)
+    return public_links(await deps.interactor.pay_for_order(caller, order_id, body), deps.settings)
 
 
 @router.get("/subscriptions", tags=["subscriptions"], summary="The caller's subscriptions")

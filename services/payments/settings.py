@@ -38,7 +38,7 @@ class PaymentsSettings(BaseSettings):
     public_url: str | None = Field(
         None,
         description="Public base URL of the gateway for the dev checkout page's links; default: "
-        "the address each request reached the store on.",
+        "the gateway's `GATEWAY_PUBLIC_URL`, which every relative link is made absolute on.",
     )
     stripe_secret_key: SecretStr | None = Field(
         None, description="Stripe secret API key; required when the provider is `stripe`."
@@ -126,6 +126,6 @@ class PaymentsSettings(BaseSettings):
 
     def dev_checkout_url(self, attempt_id: str) -> str:
         """Where the dev provider's hosted page of an attempt is, through the gateway: under
-        `public_url` when set, else a path the gateway resolves against its request's address."""
+        `public_url` when set, else a path the gateway makes absolute on its public URL."""
         path = f"/api/payments/dev-checkout/{attempt_id}"
         return f"{self.public_url.rstrip('/')}{path}" if self.public_url else path

@@ -467,20 +467,22 @@ def test_the_published_port_and_the_public_url_change_together(
     raw_compose: dict[str, Any], operator_env: dict[str, str]
 ) -> None:
     moved = {**operator_env, "GATEWAY_PORT": "18080", "GATEWAY_PUBLISH_ADDRESS": "0.0.0.0"}
-    moved["PAYMENTS_PUBLIC_URL"] = "http://localhost:18080"
+    moved["GATEWAY_PUBLIC_URL"] = "http://localhost:18080"
     services = resolve_tree(raw_compose, moved)["services"]
     assert services["gateway"]["ports"] == ["0.0.0.0:18080:8000"]
-    assert services["payments"]["environment"]["PAYMENTS_PUBLIC_URL"] == "http://localhost:18080"
+    assert services["gateway"]["environment"]["GATEWAY_PUBLIC_URL"] == "http://localhost:18080"
     # The defaults agree with each other, in the compose file and in the example.
     defaults = resolve_tree(
-        raw_compose, {**operator_env, "GATEWAY_PORT": "", "PAYMENTS_PUBLIC_URL": ""}
+        raw_compose, {**operator_env, "GATEWAY_PORT": "", "GATEWAY_PUBLIC_URL": ""}
     )
     port = defaults["services"]["gateway"]["ports"][0].split(":")[1]
     assert urlsplit(
-        defaults["services"]["payments"]["environment"]["PAYMENTS_PUBLIC_URL"]
+        defaults["services"]["gateway"]["environment"]["GATEWAY_PUBLIC_URL"]
     ).port == int(port)
     example = read_env_file(ENV_EXAMPLE)
-    assert urlsplit(example["PAYMENTS_PUBLIC_URL"]).port == int(example["GATEWAY_PORT"])
+    assert urlsplit(example["GATEWAY_PUBLIC_URL"]).port == int(example["GATEWAY_PORT"])
+    # One address: the payments service leaves its links to the gateway's public URL.
+    assert "PAYMENTS_PUBLIC_URL" not in services["payments"]["environment"]
 
 
 def test_every_image_is_overridable_and_defaults_to_the_official_one(

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gateway.settings import EMBEDDED_PUBLIC_URL
 from libs.runtime.telemetry import Telemetry, trace_context
 from tests.e2e.helpers import billing, one_off_price
 from tests.support.cluster import distributed
@@ -94,10 +95,13 @@ def assert_one_connected_trace(spans: list[SpanRecord]) -> None:
         assert process.links == (create.span_id,), "the consumer's span links the producer's"
 
 
-async def test_embedded_checkout_and_payment_is_one_trace(tmp_path: Path) -> None:
+async def test_embedded_checkout_and_payment_is_one_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cli.embedded import create_embedded_app
     from libs.runtime.settings import RuntimeSettings
 
+    monkeypatch.setenv("GATEWAY_RETURN_URL_HOSTS", "shop.example")
     exporter = InMemorySpanExporter()
     app = create_embedded_app(
         RuntimeSettings(data_dir=tmp_path), Telemetry([exporter], batch=False)
@@ -106,7 +110,7 @@ async def test_embedded_checkout_and_payment_is_one_trace(tmp_path: Path) -> Non
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://store.test", timeout=15
+            transport=httpx.ASGITransport(app=app), base_url=EMBEDDED_PUBLIC_URL, timeout=15
         ) as http,
     ):
         trace_id = await checkout_and_pay(http, provider)

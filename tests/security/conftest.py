@@ -35,6 +35,10 @@ LIMITS = {
     "GATEWAY_RATE_LIMIT_CART_WRITES_PER_IDENTITY": f"{CART_WRITES_PER_IDENTITY}/minute",
     "FORWARDED_ALLOW_IPS": "127.0.0.1",
 }
+# A second name the gateway answers to (as a server-side front end might call it): links must
+# still be on the public origin.
+ALIAS_HOST = "gateway.internal"
+HOSTS = {"GATEWAY_ALLOWED_HOSTS": ALIAS_HOST}
 URLS = {"success_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
 
 
@@ -43,7 +47,9 @@ def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningStore]:
     if request.param == "embedded":
-        with embedded(tmp_path_factory.mktemp("sec-embedded"), extra_env=LIMITS) as running:
+        with embedded(
+            tmp_path_factory.mktemp("sec-embedded"), extra_env={**LIMITS, **HOSTS}
+        ) as running:
             yield running
         return
     with distributed(
@@ -51,7 +57,7 @@ def store(
         redis_url=request.getfixturevalue("redis_url"),
         amqp_url=request.getfixturevalue("amqp_url"),
         log_dir=tmp_path_factory.mktemp("sec-distributed"),
-        extra_env=LIMITS,
+        extra_env={**LIMITS, **HOSTS},
     ) as running:
         yield running
 

@@ -18,6 +18,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     calls: list[dict[str, Any]] = []
     monkeypatch.delenv("STORE_BROKER_URL", raising=False)
+    monkeypatch.delenv("GATEWAY_PUBLIC_URL", raising=False)  # `store dev` sets it for its app
     # The process's logging stays as it is: the command's own setup would bind it to the
     # runner's captured output, which is closed after the call.
     monkeypatch.setattr("cli.main._configure_logging", lambda: None)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.settings import EMBEDDED_PUBLIC_URL
 from libs.contracts.common import PRINCIPAL_HEADER, Principal
 from libs.runtime.auth import PRINCIPAL_TTL_S, SERVICE_TOKEN_HEADER
 from libs.runtime.settings import DEV_SERVICE_TOKEN
@@ -63,7 +64,9 @@ async def reach(store: RunningStore, tmp_path: Path) -> AsyncIterator[Reach]:
             }
             yield Reach(
                 gateway=lambda **h: client(
-                    transport=httpx.ASGITransport(app=app), base_url="http://store", headers=h
+                    transport=httpx.ASGITransport(app=app),
+                    base_url=EMBEDDED_PUBLIC_URL,
+                    headers=h,
                 ),
                 services=services,
                 token=DEV_SERVICE_TOKEN,

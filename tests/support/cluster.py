@@ -117,6 +117,10 @@ RAISED_RATE_LIMITS = {
 }
 
 
+# Where the tests' shop front end lives: every test's success_url and cancel_url point there.
+TEST_SHOP = {"GATEWAY_RETURN_URL_HOSTS": "shop.example"}
+
+
 def distributed_secrets() -> dict[str, str]:
     """Fresh random secrets of the length the distributed mode requires, for one run."""
     return {
@@ -143,8 +147,10 @@ def _base_env(**extra: str) -> dict[str, str]:
 def embedded(data_dir: Path, *, extra_env: dict[str, str] | None = None) -> Iterator[RunningStore]:
     """`store dev` in a subprocess with its own data folder."""
     port = free_port()
-    # No PAYMENTS_PUBLIC_URL: the dev checkout links follow the address the store is served on.
-    env = _base_env(STORE_DATA_DIR=str(data_dir), **{**RAISED_RATE_LIMITS, **(extra_env or {})})
+    # No GATEWAY_PUBLIC_URL: `store dev` builds links on the address it is served on.
+    env = _base_env(
+        STORE_DATA_DIR=str(data_dir), **{**RAISED_RATE_LIMITS, **TEST_SHOP, **(extra_env or {})}
+    )
     store = RunningStore(
         "embedded", f"http://127.0.0.1:{port}", env, data_dir, ports={"store": port}
     )
@@ -239,9 +245,11 @@ def distributed(
         STORE_LOG_LEVEL="WARNING",
         **distributed_secrets(),
         # Plain HTTP on loopback: the cookie may not be Secure, and the dev provider is chosen.
+        GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{ports['gateway']}",
         GATEWAY_COOKIE_SECURE="false",
         PAYMENTS_PROVIDER="dev",
         **RAISED_RATE_LIMITS,
+        **TEST_SHOP,
         ONE_OFF_PRODUCTS_AVAILABLE=str(EXAMPLE_PRODUCTS),
         **{f"STORE_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in SERVICES},
         **{

@@ -77,6 +77,7 @@ async def test_the_gateway_rate_limits_count_again_once_redis_is_back(
             ),
             jwt_secret=strong,
             cookie_secret=strong + "c",
+            public_url="https://shop.example",
         )
         limits = RateLimits.from_settings(
             settings, verifier=TokenVerifier(settings), cookie=AnonymousCookie(settings)

@@ -34,6 +34,7 @@ def settings(**overrides: object) -> GatewaySettings:
 
 
 STRONG = "a-strong-secret-of-at-least-32-bytes-for-tests"
+SHOP = "https://shop.example"
 
 
 def rsa_key() -> tuple[rsa.RSAPrivateKey, str]:
@@ -194,7 +195,9 @@ def test_an_expired_anonymous_cookie_reads_as_no_cookie(monkeypatch: pytest.Monk
 
 def test_the_cookie_is_secure_by_default_only_in_the_distributed_mode() -> None:
     assert AnonymousCookie(settings()).secure is False
-    distributed = GatewaySettings(runtime=DISTRIBUTED, jwt_secret=STRONG, cookie_secret=STRONG)
+    distributed = GatewaySettings(
+        runtime=DISTRIBUTED, jwt_secret=STRONG, cookie_secret=STRONG, public_url=SHOP
+    )
     assert AnonymousCookie(distributed).secure is True
     opted_out = distributed.model_copy(update={"cookie_secure": False})
     assert AnonymousCookie(opted_out).secure is False
@@ -236,4 +239,4 @@ def test_distributed_mode_refuses_the_dev_or_a_short_service_token() -> None:
     for token in (DEV_SERVICE_TOKEN, "s" * 31):
         with pytest.raises(ValueError, match="STORE_SERVICE_TOKEN"):
             RuntimeSettings(broker_url=amqp, service_token=token)
-    GatewaySettings(runtime=DISTRIBUTED, jwt_secret=STRONG, cookie_secret=STRONG)
+    GatewaySettings(runtime=DISTRIBUTED, jwt_secret=STRONG, cookie_secret=STRONG, public_url=SHOP)

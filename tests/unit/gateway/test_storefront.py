@@ -15,6 +15,7 @@ from gateway.settings import GatewaySettings
 from libs.runtime.settings import RuntimeSettings
 
 STRONG = "s" * 48
+SHOP = "http://shop.test"
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +26,7 @@ def no_storefront_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.Monkey
 
 
 def embedded(tmp_path: Path) -> GatewaySettings:
-    return GatewaySettings(runtime=RuntimeSettings(data_dir=tmp_path))
+    return GatewaySettings(runtime=RuntimeSettings(data_dir=tmp_path), public_url=SHOP)
 
 
 def distributed(tmp_path: Path, **gateway: str) -> GatewaySettings:
@@ -35,12 +36,12 @@ def distributed(tmp_path: Path, **gateway: str) -> GatewaySettings:
         redis_url="redis://127.0.0.1:6379/0",
         service_token=STRONG,
     )
-    fields = {"jwt_secret": STRONG, "cookie_secret": STRONG + "c", **gateway}
+    fields = {"jwt_secret": STRONG, "cookie_secret": STRONG + "c", "public_url": SHOP, **gateway}
     return GatewaySettings(runtime=runtime, **fields)
 
 
 def client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop.test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SHOP)
 
 
 def paths(app: FastAPI) -> set[str]:
