@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -185,7 +186,32 @@ def statement_descriptor_suffix(text: str | None) -> str | None:
 def _timestamp(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
-    return datetime.fromtimestamp(int(value), UTC)
+    return datetime.fromtimestamp(_whole(value, "timestamp"), UTC)
+
+
+def _whole(value: Any, field: str) -> int:
+    """An integer field of a Stripe object: an int, never a string, float or bool."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidWebhookPayload(f"`{field}` is not an integer: {value!r:.40}")
+    return value
+
+
+def _amount(value: Any, currency: str | None, field: str) -> int | None:
+    """A Stripe amount in ISO minor units (None when absent)."""
+    if value is None:
+        return None
+    amount = _whole(value, field)
+    if amount < 0 or currency is None:
+        raise InvalidWebhookPayload(f"`{field}` {amount} has no currency or is negative")
+    return from_stripe_amount(amount, currency)
+
+
+def _currency(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
+        raise InvalidWebhookPayload(f"`currency` is not a currency code: {value!r:.40}")
+    return value.upper()
 
 
 def _id(value: Any) -> str | None:
@@ -200,7 +226,11 @@ def _id(value: Any) -> str | None:
 
 
 def _metadata(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidWebhookPayload(f"`metadata` is not an object: {value!r:.40}")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def subscription_from_stripe(obj: Mapping[str, Any]) -> ProviderSubscription:
@@ -223,14 +253,26 @@ def subscription_from_stripe(obj: Mapping[str, Any]) -> ProviderSubscription:
 
 
 def normalize_stripe_event(event: Mapping[str, Any]) -> ProviderEvent:
-    """A verified Stripe event as a provider-neutral `ProviderEvent`."""
+    """A verified Stripe event as a provider-neutral `ProviderEvent`; 400 `invalid_payload`
+    for one Store cannot read (a signed event is still only data: wrong types are refused
+    here, never a 500 that the provider retries for days)."""
     try:
-        event_id = str(event["id"])
-        event_type = str(event["type"])
-        created = _timestamp(event.get("created")) or datetime.now(UTC)
-        obj = event["data"]["object"]
-    except (KeyError, TypeError) as exc:
-        raise InvalidWebhookPayload("not a Stripe event") from exc
+        return _normalized(event)
+    except InvalidWebhookPayload:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise InvalidWebhookPayload(f"not a readable Stripe event: {exc!r:.120}") from None
+
+
+def _normalized(event: Mapping[str, Any]) -> ProviderEvent:
+    event_id = event["id"]
+    event_type = event["type"]
+    obj = event["data"]["object"]
+    if not isinstance(event_id, str) or not isinstance(event_type, str):
+        raise InvalidWebhookPayload("an event's `id` and `type` are strings")
+    if not isinstance(obj, Mapping):
+        raise InvalidWebhookPayload("`data.object` is not an object")
+    created = _timestamp(event.get("created")) or datetime.now(UTC)
     kind = HANDLED.get(event_type, "ignored")
     base: dict[str, Any] = {
         "provider": "stripe",
@@ -256,14 +298,18 @@ def normalize_stripe_event(event: Mapping[str, Any]) -> ProviderEvent:
 
 def _session_event(base: dict[str, Any], session: Mapping[str, Any]) -> ProviderEvent:
     metadata = _metadata(session.get("metadata"))
-    currency = str(session.get("currency") or "").upper() or None
-    amount = session.get("amount_total")
+    currency = _currency(session.get("currency"))
+    amount = _amount(session.get("amount_total"), currency, "amount_total")
     payment_status = session.get("payment_status")
     subscription_id = _id(session.get("subscription"))
     kind = base["kind"]
     paid = (kind == "checkout_completed" and payment_status in ("paid", "no_payment_required")) or (
         kind == "payment_succeeded"
     )
+    if paid and (amount is None or currency is None):
+        # Fail closed: money whose amount or currency is not said pays nothing. Stripe always
+        # sends both; reconciliation reads the session itself if this was a real payment.
+        raise InvalidWebhookPayload("a paid session without `amount_total` and `currency`")
     return ProviderEvent(
         **base,
         attempt_id=metadata.get("attempt_id"),
@@ -271,9 +317,7 @@ def _session_event(base: dict[str, Any], session: Mapping[str, Any]) -> Provider
         session_id=str(session.get("id")),
         paid=paid,
         payment_status=payment_status,
-        amount=from_stripe_amount(int(amount), currency)
-        if amount is not None and currency
-        else None,
+        amount=amount,
         currency=currency,
         provider_reference=_id(session.get("payment_intent"))
         or _id(session.get("invoice"))
@@ -288,12 +332,13 @@ def _invoice_event(base: dict[str, Any], invoice: Mapping[str, Any]) -> Provider
     parent = (invoice.get("parent") or {}).get("subscription_details") or {}
     metadata = _metadata(parent.get("metadata"))
     subscription_id = _id(parent.get("subscription"))
-    currency = str(invoice.get("currency") or "").upper() or None
-    amount = invoice.get("amount_paid") if base["kind"] == "invoice_paid" else None
-    if amount is None:
-        amount = invoice.get("amount_due")
+    currency = _currency(invoice.get("currency"))
+    field = "amount_paid" if base["kind"] == "invoice_paid" else "amount_due"
+    amount = _amount(invoice.get(field), currency, field)
+    if base["kind"] == "invoice_paid" and (amount is None or currency is None):
+        raise InvalidWebhookPayload("a paid invoice without `amount_paid` and `currency`")
     ends: list[int] = [
-        int(line["period"]["end"])
+        _whole(line["period"]["end"], "period.end")
         for line in ((invoice.get("lines") or {}).get("data") or [])
         if (line.get("period") or {}).get("end")
     ]
@@ -302,9 +347,7 @@ def _invoice_event(base: dict[str, Any], invoice: Mapping[str, Any]) -> Provider
         attempt_id=metadata.get("attempt_id"),
         order_id=metadata.get("order_id"),
         paid=base["kind"] == "invoice_paid",
-        amount=from_stripe_amount(int(amount), currency)
-        if amount is not None and currency
-        else None,
+        amount=amount,
         currency=currency,
         provider_reference=str(invoice.get("id")),
         invoice_id=str(invoice.get("id")),
@@ -555,18 +598,30 @@ class StripeProvider:
     async def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ProviderEvent:
         signature = headers.get(SIGNATURE_HEADER)
         try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidWebhookPayload("the body is not UTF-8") from None
+        try:
             stripe.WebhookSignature.verify_header(
-                payload, signature, self._webhook_secret, self._tolerance_s
+                text, signature, self._webhook_secret, self._tolerance_s
             )
         except stripe.SignatureVerificationError as exc:
             raise InvalidSignature(f"Stripe-Signature refused: {exc.user_message or exc}") from None
+        _not_from_the_future(str(signature), self._tolerance_s)
         try:
             event = json.loads(payload)
         except ValueError:
             raise InvalidWebhookPayload("the body is not JSON") from None
         if not isinstance(event, dict):
             raise InvalidWebhookPayload("not a Stripe event")
-        normalized = normalize_stripe_event(event)
+        try:
+            normalized = normalize_stripe_event(event)
+        except InvalidWebhookPayload as exc:
+            # Signed, so it came from Stripe (or a leaked secret): worth an operator's look.
+            log.warning(
+                "stripe.webhook_unreadable", event_id=str(event.get("id")), reason=exc.detail
+            )
+            raise
         if normalized.subscription is not None and (
             normalized.kind == "subscription_updated"
             or (
@@ -601,6 +656,18 @@ class StripeProvider:
         except stripe.StripeError as exc:  # network, rate limit, Stripe outage
             log.warning("stripe.unavailable", error=str(exc))
             raise ProviderUnavailable("The payment provider is unavailable; retry.") from exc
+
+
+def _not_from_the_future(signature: str, tolerance_s: int) -> None:
+    """The SDK refuses a signature older than the tolerance; one dated further ahead than the
+    tolerance is refused too (a clock that far off, or a signature made for later)."""
+    stamps = [
+        part.partition("=")[2] for part in signature.split(",") if part.strip().startswith("t=")
+    ]
+    if not stamps or not stamps[0].strip().isdigit():
+        raise InvalidSignature("Stripe-Signature has no timestamp")
+    if int(stamps[0]) > time.time() + tolerance_s:
+        raise InvalidSignature("Stripe-Signature is dated in the future")
 
 
 def _with_subscription(event: ProviderEvent, subscription: ProviderSubscription) -> ProviderEvent:
