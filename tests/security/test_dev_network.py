@@ -18,7 +18,8 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     calls: list[dict[str, Any]] = []
     monkeypatch.delenv("STORE_BROKER_URL", raising=False)
-    monkeypatch.delenv("GATEWAY_PUBLIC_URL", raising=False)  # `store dev` sets it for its app
+    # `store dev` sets the origin for its app when none is set: set one, so it is put back.
+    monkeypatch.setenv("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000")
     # The process's logging stays as it is: the command's own setup would bind it to the
     # runner's captured output, which is closed after the call.
     monkeypatch.setattr("cli.main._configure_logging", lambda: None)

@@ -12,27 +12,30 @@ import pytest
 
 from gateway.identity import Caller
 from gateway.interactor import Locale, StoreInteractor
-from libs.contracts.cart import FrozenCart
+from libs.contracts.cart import CartLineOut, CartOut, FrozenCart
 from libs.contracts.common import Owner
 from libs.contracts.events import CartLineSnapshot
 from libs.contracts.orders import OrderOut
 from libs.contracts.payments import Address, CustomerOut, PaymentOut
 from libs.contracts.store import CheckoutIn
+from libs.runtime.http import Passthrough
 from libs.runtime.problems import Unauthorized
 
 URLS = {"success_url": "https://shop.example/ok", "cancel_url": "https://shop.example/no"}
 
 
 class Services:
-    """The four calls of a checkout; orders re-owns the order to `order_owner`."""
+    """The calls of a checkout; orders re-owns the order to `order_owner`."""
 
     def __init__(self, order_owner: Owner) -> None:
         self.order_owner = order_owner
         self.payments_started = 0
         self.payments = SimpleNamespace(
-            default_customer=self.default_customer, start_payment=self.start_payment
+            default_customer=self.default_customer,
+            start_payment=self.start_payment,
+            check_payment=self.check_payment,
         )
-        self.cart = SimpleNamespace(checkout=self.checkout)
+        self.cart = SimpleNamespace(checkout=self.checkout, summary=self.summary)
         self.orders = SimpleNamespace(prepare_order=self.prepare_order)
 
     async def default_customer(self, principal: Any) -> CustomerOut:
@@ -45,6 +48,16 @@ class Services:
             address=address,
             owner=principal.owner,
         )
+
+    async def summary(self, principal: Any, *, locale: str | None) -> Passthrough[CartOut]:
+        line = CartLineOut(
+            line_id="l1", pricing_id="p", product_key="mug", name="Mug", quantity=1,
+            unit_amount=1000, subtotal=1000,
+        )  # fmt: skip
+        return Passthrough.of(CartOut(lines=[line], currency="EUR", subtotal=1000, total=1000))
+
+    async def check_payment(self, principal: Any, body: Any) -> None:
+        return None
 
     async def checkout(self, principal: Any, *, order_id: str) -> FrozenCart:
         line = CartLineSnapshot(pricing_id="p", quantity=1)

@@ -204,7 +204,9 @@ def test_the_cookie_is_secure_by_default_only_in_the_distributed_mode() -> None:
 
 
 def test_a_secure_cookie_is_host_only_and_set_and_cleared_under_one_name() -> None:
-    distributed = GatewaySettings(runtime=DISTRIBUTED, jwt_secret=STRONG, cookie_secret=STRONG)
+    distributed = GatewaySettings(
+        runtime=DISTRIBUTED, jwt_secret=STRONG, cookie_secret=STRONG, public_url=SHOP
+    )
     for configured in ("store_anon", "__Host-store_anon"):
         cookie = AnonymousCookie(distributed.model_copy(update={"cookie_name": configured}))
         assert cookie.name == "__Host-store_anon"
