@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 import idna
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from libs.runtime.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from libs.runtime.problems import ProblemError, send_problem
 
 # What probes and scrapers ask for by the pod's or container's own address: answered for any
 # host (they serve no link and carry no shopper).
@@ -148,7 +147,8 @@ class PublicOriginMiddleware:
         values = [value for name, value in headers if name == b"host"]
         host = host_of_header(values[0].decode("latin-1")) if len(values) == 1 else None
         if host is None or host not in self.hosts:
-            await _send_invalid_host(send, self.origin)
+            detail = f"This store answers at {self.origin.url}."
+            await send_problem(scope, send, InvalidHost(detail))
             return
         rest = [(name, value) for name, value in headers if name != b"host"]
         scope = {
@@ -159,24 +159,5 @@ class PublicOriginMiddleware:
         await self.app(scope, receive, send)
 
 
-async def _send_invalid_host(send: Send, origin: PublicOrigin) -> None:
-    body = orjson.dumps(
-        {
-            "type": PROBLEM_TYPE_BASE + "invalid_host",
-            "title": "Invalid host",
-            "status": 400,
-            "detail": f"This store answers at {origin.url}.",
-            "code": "invalid_host",
-        }
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 400,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+class InvalidHost(ProblemError):
+    code, title = "invalid_host", "Invalid host"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-import orjson
 import structlog
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,12 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.origin import normalized_host, valid_port
 from gateway.settings import GatewaySettings
 from libs.contracts.store import CheckoutOut
-from libs.runtime.problems import (
-    PROBLEM_MEDIA_TYPE,
-    PROBLEM_TYPE_BASE,
-    InvalidInput,
-    NotFound,
-)
+from libs.runtime.problems import InvalidInput, NotFound, ProblemError, send_problem
 
 log = structlog.get_logger(__name__)
 
@@ -131,7 +125,7 @@ class BodyLimitMiddleware:
         limit = self.limit_for(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _send_too_large(send, limit)
+            await _send_too_large(scope, send, limit)
             return
         received = 0
         exceeded = False
@@ -154,7 +148,7 @@ class BodyLimitMiddleware:
             if exceeded:
                 if not started:
                     started = True
-                    await _send_too_large(send, limit)
+                    await _send_too_large(scope, send, limit)
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -165,7 +159,7 @@ class BodyLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await _send_too_large(send, limit)
+            await _send_too_large(scope, send, limit)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -178,24 +172,10 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_too_large(send: Send, limit: int) -> None:
-    body = orjson.dumps(
-        {
-            "type": PROBLEM_TYPE_BASE + "payload_too_large",
-            "title": "Payload too large",
-            "status": 413,
-            "detail": f"The request body is larger than {limit} bytes.",
-            "code": "payload_too_large",
-        }
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+class PayloadTooLarge(ProblemError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+async def _send_too_large(scope: Scope, send: Send, limit: int) -> None:
+    detail = f"The request body is larger than {limit} bytes."
+    await send_problem(scope, send, PayloadTooLarge(detail))

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httptools
-import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from libs.runtime.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from libs.runtime.problems import PROBLEM_MEDIA_TYPE, ProblemError
 from libs.runtime.settings import RuntimeSettings
 
 # After a 431, how long and how much of what the client still sends is read and dropped.
@@ -47,19 +46,16 @@ class _HeadTooLarge(Exception):
     """Raised from a parser callback to stop parsing a head past its limit."""
 
 
+class RequestHeadTooLarge(ProblemError):
+    status, code, title = 431, "request_head_too_large", "Request header fields too large"
+
+
 def _too_large_response(limits: HeadLimits) -> bytes:
-    body = orjson.dumps(
-        {
-            "type": PROBLEM_TYPE_BASE + "request_head_too_large",
-            "title": "Request header fields too large",
-            "status": 431,
-            "detail": (
-                f"The request line and headers may take {limits.bytes} bytes"
-                f" and {limits.headers} headers."
-            ),
-            "code": "request_head_too_large",
-        }
+    """The whole 431 answer, written straight to the socket (no app has seen the request)."""
+    detail = (
+        f"The request line and headers may take {limits.bytes} bytes and {limits.headers} headers."
     )
+    body = RequestHeadTooLarge(detail).to_problem().model_dump_json(exclude_none=True).encode()
     head = (
         f"content-type: {PROBLEM_MEDIA_TYPE}\r\n"
         f"content-length: {len(body)}\r\n"

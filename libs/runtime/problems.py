@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Scope, Send
 
 from libs.contracts.common import FieldError, Problem
 
@@ -101,6 +102,16 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,
     )
+
+
+async def send_problem(scope: Scope, send: Send, error: ProblemError) -> None:
+    """Answer with `error` from ASGI middleware, before or outside any route: the same
+    document the app's handlers write."""
+
+    async def nothing_to_receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    await problem_response(error.to_problem(), error.headers)(scope, nothing_to_receive, send)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
