@@ -28,10 +28,13 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
 }
 
 # Events of types no consumer above takes wait here, so that publishing them (which is
-# `mandatory`) succeeds; a team that subscribes later can replay them from it. When it is
-# full, publishes of those types fail and stay in the producers' outboxes (ADR 010).
+# `mandatory`) succeeds; a team that subscribes later can replay them from it. It is an
+# archive of the newest 100,000: when it is full, the oldest message is dropped to make room
+# (`drop-head`), so a steady stream of unclaimed events never fills it and never blocks a
+# producer's outbox (ADR 010).
 UNCLAIMED = "unclaimed"
 UNCLAIMED_MAX_LENGTH = 100_000
+UNCLAIMED_OVERFLOW = "drop-head"
 
 # The fixed ladder of retry delays: one queue per rung, every message in a rung waits the same
 # time, so a long wait never holds back a short one (no head-of-line blocking). The top rung
@@ -135,7 +138,7 @@ def unclaimed_queue(prefix: str, published: Iterable[str]) -> QueueSpec:
         {
             "x-queue-type": QUORUM,
             "x-max-length": UNCLAIMED_MAX_LENGTH,
-            "x-overflow": "reject-publish",
+            "x-overflow": UNCLAIMED_OVERFLOW,
         },
         tuple(sorted(set(published) - claimed)),
     )

@@ -4,6 +4,7 @@ blocking, and nothing is dropped without a log line and a metric."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import ClassVar
@@ -19,6 +20,7 @@ from libs.contracts.topology import (
     DELIVERY_LIMIT,
     dead_letter_queue_name,
     definitions,
+    unclaimed_queue,
 )
 from libs.runtime.delivery import RetryPolicy, UnroutableEvent, delivery_metrics
 from libs.runtime.observability import metrics
@@ -409,3 +411,31 @@ async def test_a_message_redelivered_past_the_delivery_limit_is_dead_lettered(
 
     await eventually(dead_lettered)
     assert [Envelope.from_bytes(m.body).event_id for m in found] == [envelope.event_id]
+
+
+async def test_a_full_unclaimed_archive_drops_its_oldest_and_never_refuses_a_publish(
+    bus_names: BusNames,
+) -> None:
+    # The archive's own arguments, with room for 3 instead of 100,000: a refused publish would
+    # leave the producer's outbox stuck on an event no store service needs (ADR 010).
+    spec = unclaimed_queue(bus_names.queue_prefix, ["probe.archive.kept.v1"])
+    small = dataclasses.replace(spec, arguments={**spec.arguments, "x-max-length": 3})
+    connection = await aio_pika.connect(bus_names.url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            bus_names.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(small.name, durable=True, arguments=small.arguments)
+        await queue.bind(exchange, routing_key="probe.archive.kept.v1")
+        for n in range(1, 6):
+            # Raises on a negative confirm, as `reject-publish` answers a full queue.
+            await exchange.publish(
+                aio_pika.Message(str(n).encode()), routing_key="probe.archive.kept.v1", mandatory=True
+            )
+        kept = []
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            kept.append(message.body.decode())
+        assert kept == ["3", "4", "5"]
+    finally:
+        await connection.close()
