@@ -47,9 +47,7 @@ async def test_order_paid_reaches_an_external_consumer_exactly_once(
     try:
         # Queues exist (and are bound) before anything is published, as in a deployment.
         await payments.declare_consumer_queues("orders", [PaymentSucceeded.event_type])
-        external = await payments.declare_consumer_queues(
-            "external", [OrderPaid.event_type]
-        )
+        external = await payments.declare_consumer_queues("external", [OrderPaid.event_type])
         async with running_orders(
             tmp_path,
             database_url=pg_database_url,

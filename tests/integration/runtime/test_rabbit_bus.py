@@ -431,7 +431,9 @@ async def test_a_full_unclaimed_archive_drops_its_oldest_and_never_refuses_a_pub
         for n in range(1, 6):
             # Raises on a negative confirm, as `reject-publish` answers a full queue.
             await exchange.publish(
-                aio_pika.Message(str(n).encode()), routing_key="probe.archive.kept.v1", mandatory=True
+                aio_pika.Message(str(n).encode()),
+                routing_key="probe.archive.kept.v1",
+                mandatory=True,
             )
         kept = []
         while (message := await queue.get(no_ack=True, fail=False)) is not None:
