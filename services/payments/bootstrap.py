@@ -52,7 +52,7 @@ def build_providers(settings: PaymentsSettings) -> dict[str, PaymentProvider]:
 
         providers["stripe"] = StripeProvider(
             secret_key=settings.stripe_secret_key.get_secret_value(),
-            webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
+            webhook_secrets=settings.stripe_webhook_secrets,
             api_base=settings.stripe_api_base,
             timeout_s=settings.stripe_timeout_s,
             max_network_retries=settings.stripe_max_network_retries,

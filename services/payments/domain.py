@@ -73,6 +73,13 @@ class InvalidWebhookPayload(ProblemError):
     status, code, title = 400, "invalid_payload", "The webhook payload is not valid"
 
 
+class UnsupportedApiVersion(ProblemError):
+    """A signed event rendered at another API version than the pinned one: refused (not 2xx),
+    so Stripe keeps it and retries it once the endpoint's version is fixed."""
+
+    status, code, title = 400, "unsupported_api_version", "The event's API version is not ours"
+
+
 class PaymentRejected(InvalidInput):
     code, title = "payment_rejected", "The payment provider refused the payment"
 

@@ -13,6 +13,7 @@ class PaymentsMetrics:
     refunds: Counter
     flagged: Counter
     reconciled: Counter
+    versions_refused: Counter
 
 
 @cache
@@ -33,5 +34,10 @@ def payments_metrics() -> PaymentsMetrics:
             "store_payments_reconciled_total",
             "Attempts settled by reconciliation (a webhook that never arrived).",
             ["outcome"],
+        ),
+        versions_refused=Counter(
+            "store_payments_webhook_versions_refused_total",
+            "Signed Stripe events refused because their API version is not the pinned one.",
+            ["api_version"],
         ),
     )

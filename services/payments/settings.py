@@ -46,7 +46,8 @@ class PaymentsSettings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = Field(
         None,
         description="Signing secret of the Stripe webhook endpoint (`whsec_...`); required "
-        "with a Stripe key.",
+        "with a Stripe key. Several, comma-separated, are accepted side by side: a rolled "
+        "secret and its successor, or a second endpoint during an API version upgrade.",
     )
     stripe_api_base: str | None = Field(
         None, description="Stripe API base URL override (a local fake in tests); default Stripe's."
@@ -82,7 +83,7 @@ class PaymentsSettings(BaseSettings):
         if self.stripe_secret_key is not None and not self.stripe_secret_key.get_secret_value():
             self.stripe_secret_key = None
         if self.stripe_secret_key is not None and not (
-            self.stripe_webhook_secret and self.stripe_webhook_secret.get_secret_value()
+            self.stripe_webhook_secret and all(self.stripe_webhook_secrets)
         ):
             raise ValueError(
                 "PAYMENTS_STRIPE_WEBHOOK_SECRET is required when PAYMENTS_STRIPE_SECRET_KEY is "
@@ -103,6 +104,13 @@ class PaymentsSettings(BaseSettings):
                 "PAYMENTS_STRIPE_WEBHOOK_SECRET, or choose the development provider explicitly "
                 "with PAYMENTS_PROVIDER=dev (no money moves; anyone can mark orders paid)."
             )
+
+    @property
+    def stripe_webhook_secrets(self) -> list[str]:
+        """The endpoint secrets, in the order given."""
+        if self.stripe_webhook_secret is None:
+            return []
+        return [part.strip() for part in self.stripe_webhook_secret.get_secret_value().split(",")]
 
     @property
     def effective_provider(self) -> str:

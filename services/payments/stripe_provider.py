@@ -26,7 +26,9 @@ from services.payments.domain import (
     InvalidWebhookPayload,
     PaymentRejected,
     ProviderUnavailable,
+    UnsupportedApiVersion,
 )
+from services.payments.metrics import payments_metrics
 from services.payments.provider import (
     CheckoutRequest,
     CheckoutSession,
@@ -368,7 +370,7 @@ class StripeProvider:
         self,
         *,
         secret_key: str,
-        webhook_secret: str,
+        webhook_secrets: Sequence[str],
         api_base: str | None = None,
         timeout_s: float = 20.0,
         max_network_retries: int = 2,
@@ -382,8 +384,11 @@ class StripeProvider:
             http_client=self._http,
             max_network_retries=max_network_retries,
         )
-        self._webhook_secret = webhook_secret
+        if not webhook_secrets:
+            raise ValueError("at least one webhook signing secret is needed")
+        self._webhook_secrets = tuple(webhook_secrets)
         self._tolerance_s = webhook_tolerance_s
+        self._versions_reported: set[str] = set()
 
     # -- checkout ---------------------------------------------------------------------------
 
@@ -601,12 +606,7 @@ class StripeProvider:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidWebhookPayload("the body is not UTF-8") from None
-        try:
-            stripe.WebhookSignature.verify_header(
-                text, signature, self._webhook_secret, self._tolerance_s
-            )
-        except stripe.SignatureVerificationError as exc:
-            raise InvalidSignature(f"Stripe-Signature refused: {exc.user_message or exc}") from None
+        self._verify_signature(text, signature)
         _not_from_the_future(str(signature), self._tolerance_s)
         try:
             event = json.loads(payload)
@@ -614,6 +614,7 @@ class StripeProvider:
             raise InvalidWebhookPayload("the body is not JSON") from None
         if not isinstance(event, dict):
             raise InvalidWebhookPayload("not a Stripe event")
+        self._at_the_pinned_version(event)
         try:
             normalized = normalize_stripe_event(event)
         except InvalidWebhookPayload as exc:
@@ -638,6 +639,45 @@ class StripeProvider:
             if fetched is not None:
                 normalized = _with_subscription(normalized, fetched)
         return normalized
+
+    def _verify_signature(self, text: str, signature: str | None) -> None:
+        """Signed with any of the endpoint secrets: a rolled secret and its successor, or a
+        second endpoint during an API version upgrade, are accepted side by side."""
+        refusal: stripe.SignatureVerificationError | None = None
+        for secret in self._webhook_secrets:
+            try:
+                stripe.WebhookSignature.verify_header(text, signature, secret, self._tolerance_s)
+                return
+            except stripe.SignatureVerificationError as exc:
+                refusal = refusal or exc
+        assert refusal is not None
+        raise InvalidSignature(f"Stripe-Signature refused: {refusal.user_message or refusal}")
+
+    def _at_the_pinned_version(self, event: dict[str, Any]) -> None:
+        """An event rendered at another API version has other shapes (an older `invoice.paid`
+        names its subscription elsewhere): read as ours, it would be answered 200 and record
+        nothing, and Stripe never retries a 200. Refused instead, so Stripe keeps retrying it
+        for days while an operator sets the endpoint's version (docs/operations.md)."""
+        version = event.get("api_version")
+        if version == STRIPE_API_VERSION:
+            return
+        label = str(version)[:40]
+        payments_metrics().versions_refused.labels(api_version=label).inc()
+        if label not in self._versions_reported:
+            self._versions_reported.add(label)
+            log.error(
+                "stripe.webhook_version_refused",
+                api_version=label,
+                pinned=STRIPE_API_VERSION,
+                event_id=str(event.get("id")),
+                fix=f"set the webhook endpoint's API version to {STRIPE_API_VERSION} in the "
+                "Stripe Dashboard (or add an endpoint at that version and its secret to "
+                "PAYMENTS_STRIPE_WEBHOOK_SECRET); Stripe retries the refused events",
+            )
+        raise UnsupportedApiVersion(
+            f"This endpoint reads events at Stripe API version {STRIPE_API_VERSION}; "
+            f"this one is rendered at {label}."
+        )
 
     async def aclose(self) -> None:
         await self._http.close_async()

@@ -8,7 +8,7 @@ import contextlib
 import copy
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -91,7 +91,8 @@ class StripeWorld:
     async def post_event(
         self, event: dict[str, Any], *, timestamp: int | None = None
     ) -> httpx.Response:
-        payload = json.dumps(event).encode()
+        # Stripe renders every event at the endpoint's API version and says which.
+        payload = json.dumps({"api_version": self.fake.state.api_version, **event}).encode()
         signature = sign_webhook(payload, self.fake.webhook_secret, timestamp)
         return await self.http.post(
             "/webhooks/stripe",
@@ -102,14 +103,19 @@ class StripeWorld:
 
 @contextlib.asynccontextmanager
 async def stripe_world(
-    tmp_path: Path, *, shuffle_seed: int = 0, **values: Any
+    tmp_path: Path,
+    *,
+    shuffle_seed: int = 0,
+    other_webhook_secrets: Sequence[str] = (),
+    **values: Any,
 ) -> AsyncIterator[StripeWorld]:
-    """The payments app on the fake Stripe; `values` are more payments settings."""
+    """The payments app on the fake Stripe; `values` are more payments settings, and
+    `other_webhook_secrets` are configured before the fake's own."""
     async with running_fake_stripe(shuffle_seed=shuffle_seed) as fake:
         settings = settings_for(
             tmp_path,
             stripe_secret_key=fake.api_key,
-            stripe_webhook_secret=fake.webhook_secret,
+            stripe_webhook_secret=",".join([*other_webhook_secrets, fake.webhook_secret]),
             stripe_api_base=fake.base_url,
             stripe_max_network_retries=0,
             **{"reconcile_interval_s": 0, **values},

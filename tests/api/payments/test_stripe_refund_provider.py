@@ -29,7 +29,7 @@ async def fake() -> AsyncIterator[RunningFakeStripe]:
 async def provider(fake: RunningFakeStripe) -> AsyncIterator[StripeProvider]:
     stripe_provider = StripeProvider(
         secret_key=fake.api_key,
-        webhook_secret=fake.webhook_secret,
+        webhook_secrets=[fake.webhook_secret],
         api_base=fake.base_url,
         max_network_retries=0,
     )

@@ -43,7 +43,7 @@ def test_amounts_convert_to_stripe_units_and_back(
 def test_amounts_stripe_cannot_express_are_refused(amount: int, currency: str) -> None:
     with pytest.raises(ValueError):
         to_stripe_amount(amount, currency)
-    provider = StripeProvider(secret_key="sk_test_x", webhook_secret="whsec_x")
+    provider = StripeProvider(secret_key="sk_test_x", webhook_secrets=["whsec_x"])
     line = PaymentLine(pricing_id="p", name="x", unit_amount=amount, quantity=1)
     with pytest.raises(InvalidInput) as caught:
         provider.check_limits(currency, [line])
@@ -161,7 +161,7 @@ def request(mode: str = "payment", **overrides: Any) -> CheckoutRequest:
 
 
 def test_checkout_params_in_payment_mode() -> None:
-    provider = StripeProvider(secret_key="sk_test_x", webhook_secret="whsec_x")
+    provider = StripeProvider(secret_key="sk_test_x", webhook_secrets=["whsec_x"])
     params = provider.checkout_params(request())
     assert params["mode"] == "payment" and params["customer"] == "cus_1"
     assert params["line_items"] == [
@@ -185,7 +185,7 @@ def test_checkout_params_in_payment_mode() -> None:
 
 
 def test_checkout_params_in_subscription_mode() -> None:
-    provider = StripeProvider(secret_key="sk_test_x", webhook_secret="whsec_x")
+    provider = StripeProvider(secret_key="sk_test_x", webhook_secrets=["whsec_x"])
     lines = [
         PaymentLine(pricing_id="p2", name="Coffee", unit_amount=900, quantity=1, interval="month"),
         PaymentLine(pricing_id="p1", name="Mug", unit_amount=1200, quantity=1),
