@@ -295,6 +295,86 @@ class PaymentRefunded(Event):
     refunded_at: datetime
 
 
+RefundReason = Field(
+    description="Why the money goes back: `order_already_paid` (a second payment of a paid "
+    "order), `paid_after_expired` / `paid_after_failed` / `paid_after_canceled` (money after "
+    "its checkout closed), `amount_mismatch` / `currency_mismatch`, or `operator`."
+)
+
+
+@event("payments.refund.succeeded.v1")
+class RefundSucceeded(Event):
+    """A refund reached the shopper: the provider reports it `succeeded` (at once, or after it
+    was pending). Published once per refund."""
+
+    model_config = _example(
+        {
+            "refund_id": "5f0c7a7e-3f57-4a43-9d56-3c1f6a1f5d10",
+            "attempt_id": "8d2c1a30-9e4b-4f1e-a0b2-2b7f7c1e9a11",
+            "order_id": "0b9e3c55-7a51-4c8e-8f3e-6c2d9b1e4a22",
+            "amount": 2500,
+            "currency": "EUR",
+            "provider": "stripe",
+            "provider_refund_id": "re_3QxYz",
+            "reason": "order_already_paid",
+            "created_at": "2027-03-01T12:00:00Z",
+            "succeeded_at": "2027-03-01T12:00:02Z",
+        }
+    )
+
+    refund_id: str
+    attempt_id: str
+    order_id: str
+    amount: int = Field(ge=0, description="ISO 4217 minor units.")
+    currency: str
+    provider: str
+    provider_refund_id: str | None = None
+    reason: str = RefundReason
+    created_at: datetime = Field(description="When Store decided the money goes back.")
+    succeeded_at: datetime
+
+
+@event("payments.refund.failed.v1")
+class RefundFailed(Event):
+    """A refund will not happen by itself: the provider reports it `failed` or `canceled`, or it
+    refused it, or every bounded retry failed. The money is still with the shop; an operator
+    acts (docs/operations.md, "Failed refunds"). Published once per refund."""
+
+    model_config = _example(
+        {
+            "refund_id": "5f0c7a7e-3f57-4a43-9d56-3c1f6a1f5d10",
+            "attempt_id": "8d2c1a30-9e4b-4f1e-a0b2-2b7f7c1e9a11",
+            "order_id": "0b9e3c55-7a51-4c8e-8f3e-6c2d9b1e4a22",
+            "amount": 2500,
+            "currency": "EUR",
+            "provider": "stripe",
+            "provider_refund_id": "re_3QxYz",
+            "reason": "order_already_paid",
+            "status": "failed",
+            "failure_reason": "expired_or_canceled_card",
+            "created_at": "2027-03-01T12:00:00Z",
+            "failed_at": "2027-03-04T09:30:00Z",
+        }
+    )
+
+    refund_id: str
+    attempt_id: str
+    order_id: str
+    amount: int = Field(ge=0, description="ISO 4217 minor units.")
+    currency: str
+    provider: str
+    provider_refund_id: str | None = None
+    reason: str = RefundReason
+    status: Literal["failed", "canceled"]
+    failure_reason: str | None = Field(
+        None,
+        description="The provider's reason (e.g. `expired_or_canceled_card`), "
+        "`refused: …` when it refused the request, or `retries_exhausted: …`.",
+    )
+    created_at: datetime = Field(description="When Store decided the money goes back.")
+    failed_at: datetime
+
+
 @event("payments.payment.flagged.v1")
 class PaymentFlagged(Event):
     """A provider reported money that does not match its attempt (amount or currency): it did

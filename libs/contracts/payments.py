@@ -11,6 +11,7 @@ from libs.contracts.common import Owner
 from libs.contracts.envelope import Contract, Input
 from libs.contracts.events import Interval
 
+RefundStatus = Literal["pending", "succeeded", "failed", "canceled"]
 AttemptStatus = Literal["unpaid", "paid", "failed", "expired", "canceled"]
 
 
@@ -305,9 +306,20 @@ class RefundOut(Contract):
     amount: int
     currency: str
     reason: str
-    status: Literal["pending", "refunded"]
+    status: RefundStatus = Field(
+        description="`pending` until the provider settles it (not yet accepted while "
+        "`provider_refund_id` is null), then `succeeded`, `failed` or `canceled` for good."
+    )
     provider_refund_id: str | None = None
     last_error: str | None = None
+    failure_reason: str | None = Field(
+        None,
+        description="Why it failed: the provider's reason, `refused: …` or `retries_exhausted: …`.",
+    )
+    tries: int = Field(0, description="Calls to the provider that did not settle it.")
+    next_try_at: datetime | None = Field(
+        None, description="When reconciliation next sends it, or asks how it went."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -322,9 +334,12 @@ class RefundOut(Contract):
                     "amount": 2500,
                     "currency": "EUR",
                     "reason": "order_already_paid",
-                    "status": "refunded",
+                    "status": "succeeded",
                     "provider_refund_id": "re_3QxYz",
                     "last_error": None,
+                    "failure_reason": None,
+                    "tries": 0,
+                    "next_try_at": None,
                     "created_at": "2027-03-01T12:00:00Z",
                     "updated_at": "2027-03-01T12:00:01Z",
                 }
