@@ -7,7 +7,7 @@ import importlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.console import Console
@@ -262,15 +262,18 @@ def payments_reconcile() -> None:
 @payments_app.command("refunds")
 def payments_refunds(
     status: Annotated[
-        str | None, typer.Option(help="Only `pending` or only `refunded` refunds.")
+        str | None,
+        typer.Option(help="Only `pending`, `succeeded`, `failed` or `canceled` refunds."),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
 ) -> None:
-    """List refunds of money that must not stay (double payments, late or mismatched money)."""
+    """List refunds of money that must not stay (double payments, late or mismatched money);
+    `--status failed` shows those an operator must send back by hand."""
+    from libs.contracts.payments import RefundStatus
     from services.payments.operations import list_refunds
 
-    if status not in (None, "pending", "refunded"):
-        raise typer.BadParameter("--status is `pending` or `refunded`")
+    if status not in (None, *get_args(RefundStatus)):
+        raise typer.BadParameter("--status is `pending`, `succeeded`, `failed` or `canceled`")
     for refund in asyncio.run(list_refunds(status=status, limit=limit)):
         typer.echo(refund.model_dump_json())
 

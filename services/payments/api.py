@@ -21,6 +21,7 @@ from libs.contracts.payments import (
     PaymentOut,
     ReconcileOut,
     RefundOut,
+    RefundStatus,
     StartPaymentIn,
     SubscriptionOut,
     WebhookAck,
@@ -151,7 +152,7 @@ async def get_order_payments(order_id: Id, service: Payments) -> list[PaymentAtt
 async def list_refunds(
     service: Payments,
     status_: Annotated[
-        Literal["pending", "refunded"] | None, Query(alias="status", description="Only these.")
+        RefundStatus | None, Query(alias="status", description="Only these.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[RefundOut]:

@@ -88,7 +88,13 @@ def build_deps(
             "checkout page can mark orders paid, and no money moves. Never in production.",
         )
     customers = CustomerService(runtime=runtime, clock=clock)
-    payments = PaymentService(runtime=runtime, providers=providers, active=active, clock=clock)
+    payments = PaymentService(
+        runtime=runtime,
+        providers=providers,
+        active=active,
+        clock=clock,
+        refund_max_tries=settings.refund_max_tries,
+    )
     deps = PaymentsDeps(
         settings=settings,
         runtime=runtime,

@@ -22,6 +22,7 @@ from services.payments.provider import (
     CheckoutSession,
     ProviderCustomer,
     ProviderEvent,
+    ProviderRefund,
     ProviderSubscription,
     RefundRequest,
 )
@@ -64,9 +65,12 @@ class DevProvider:
         # The page accepts only unpaid attempts: closing the attempt closes the page.
         return None
 
-    async def refund(self, request: RefundRequest) -> str:
+    async def refund(self, request: RefundRequest) -> ProviderRefund:
         # No money moved, so none goes back; the refund is recorded all the same.
-        return f"dev_re_{request.refund_id}"
+        return ProviderRefund(id=f"dev_re_{request.refund_id}", status="succeeded")
+
+    async def refund_status(self, provider_refund_id: str) -> ProviderRefund:
+        return ProviderRefund(id=provider_refund_id, status="succeeded")
 
     async def checkout_status(self, session_id: str) -> ProviderEvent | None:
         # The dev page reports through Store itself: no webhook can be lost.

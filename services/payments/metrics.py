@@ -11,6 +11,7 @@ from prometheus_client import Counter
 @dataclass(frozen=True)
 class PaymentsMetrics:
     refunds: Counter
+    refunds_failed: Counter
     flagged: Counter
     reconciled: Counter
     versions_refused: Counter
@@ -22,8 +23,14 @@ def payments_metrics() -> PaymentsMetrics:
     return PaymentsMetrics(
         refunds=Counter(
             "store_payments_refunds_total",
-            "Payments refunded because they must not stay (double payment, late, mismatch).",
+            "Refunds that succeeded at the provider, by why the money went back.",
             ["reason"],
+        ),
+        refunds_failed=Counter(
+            "store_payments_refunds_failed_total",
+            "Refunds that will not happen by themselves (the provider failed, canceled or "
+            "refused them, or every retry failed): money an operator must send back.",
+            ["reason", "status"],
         ),
         flagged=Counter(
             "store_payments_flagged_total",

@@ -38,7 +38,6 @@ from services.payments.domain import (
     OrderAlreadyPaid,
     PaymentNotFound,
     PaymentRejected,
-    ProviderUnavailable,
     SubscriptionNotFound,
     WebhooksNotConfigured,
     billing_cycle,
@@ -52,15 +51,14 @@ from services.payments.provider import (
     PaymentProvider,
     ProviderCustomer,
     ProviderEvent,
-    RefundRequest,
 )
+from services.payments.refunds import RefundService
 from services.payments.service import (
     Clock,
     RepositoryFactory,
     attempt_out,
     new_id,
     payment_out,
-    refund_out,
     subscription_out,
     utcnow,
 )
@@ -97,12 +95,20 @@ class PaymentService:
         active: str,
         clock: Clock = utcnow,
         repository: RepositoryFactory = SqlPaymentsRepository,
+        refund_max_tries: int = 8,
     ) -> None:
         self.runtime = runtime
         self.providers = providers
         self.active = active
         self.clock = clock
         self.repository = repository
+        self.refunds = RefundService(
+            runtime=runtime,
+            providers=providers,
+            max_tries=refund_max_tries,
+            clock=clock,
+            repository=repository,
+        )
 
     @property
     def provider(self) -> PaymentProvider:
@@ -329,6 +335,9 @@ class PaymentService:
         if event.kind in ("subscription_updated", "subscription_deleted"):
             await self._subscription_changed(repo, session, event, now)
             return
+        if event.kind == "refund_updated":
+            await self.refunds.apply_event(repo, session, event)
+            return
         if event.kind == "invoice_paid" and event.billing_reason == "subscription_cycle":
             await self._renewal(repo, session, event, now)
             return
@@ -541,50 +550,12 @@ class PaymentService:
         await self.runtime.record(session, facts.payment_flagged(attempt, event, reason=reason))
 
     async def send_refund(self, *, refund_id: str) -> RefundRecord | None:
-        """Ask the provider to refund a pending refund (idempotent per refund); a failure stays
-        pending for the next reconciliation."""
-        async with self.runtime.transaction() as session:
-            repo = self.repository(session)
-            refund = await repo.get_refund(refund_id)
-            attempt = await repo.get_attempt(refund.attempt_id) if refund else None
-        if refund is None or attempt is None or refund.status != "pending":
-            return refund
-        provider = self.providers.get(refund.provider)
-        try:
-            if provider is None:
-                raise ProviderUnavailable(f"The {refund.provider} provider is not configured.")
-            provider_refund_id = await provider.refund(
-                RefundRequest(
-                    refund_id=refund.id,
-                    attempt_id=refund.attempt_id,
-                    provider_reference=refund.provider_reference,
-                    amount=refund.amount,
-                    currency=refund.currency,
-                    reason=refund.reason,
-                    provider_subscription_id=attempt.provider_subscription_id,
-                )
-            )
-        except Exception as exc:  # kept pending: reconciliation retries it
-            log.error("payments.refund_failed", refund_id=refund.id, error=repr(exc))
-            async with self.runtime.transaction() as session:
-                await self.repository(session).note_refund_error(refund.id, repr(exc), self.clock())
-            return refund
-        now = self.clock()
-        async with self.runtime.transaction() as session:
-            repo = self.repository(session)
-            if await repo.mark_refunded(refund.id, provider_refund_id, now):
-                done = await repo.get_refund(refund.id)
-                assert done is not None
-                await self.runtime.record(session, facts.payment_refunded(done, at=now))
-                payments_metrics().refunds.labels(reason=refund.reason).inc()
-            refund = await repo.get_refund(refund.id)
-        return refund
+        """Ask the provider for a pending refund (see `refunds.RefundService.send`)."""
+        return await self.refunds.send(refund_id=refund_id)
 
     async def list_refunds(self, *, status: str | None = None, limit: int = 100) -> list[RefundOut]:
-        """Refunds, newest first (optionally only `pending` or `refunded` ones)."""
-        async with self.runtime.transaction() as session:
-            found = await self.repository(session).list_refunds(status=status, limit=limit)
-        return [refund_out(refund) for refund in found]
+        """Refunds, newest first (optionally of one status)."""
+        return await self.refunds.list(status=status, limit=limit)
 
     async def _close(
         self,

@@ -25,6 +25,7 @@ EventKind = Literal[
     "invoice_payment_failed",
     "subscription_updated",
     "subscription_deleted",
+    "refund_updated",  # a refund's status changed at the provider (pending, succeeded, failed)
     "ignored",  # a verified event Store does not act on
 ]
 
@@ -83,6 +84,22 @@ class ProviderSubscription:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
+RefundStatus = Literal["pending", "succeeded", "failed", "canceled"]
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    """A refund as the provider sees it; `id` is None when the provider only said that the
+    money had been refunded already."""
+
+    id: str | None
+    status: RefundStatus
+    failure_reason: str | None = None
+    store_refund_id: str | None = None  # Store's refund id, from the provider's metadata
+    amount: int | None = None  # ISO 4217 minor units
+    currency: str | None = None
+
+
 @dataclass(frozen=True)
 class ProviderEvent:
     """A verified, normalized provider event; `id` makes its handling idempotent."""
@@ -105,6 +122,7 @@ class ProviderEvent:
     billing_reason: str | None = None
     period_end: datetime | None = None
     reason: str | None = None
+    refund: ProviderRefund | None = None
 
 
 @dataclass(frozen=True)
@@ -155,8 +173,13 @@ class PaymentProvider(Protocol):
     async def expire_checkout(self, session_id: str) -> None:
         """Close an open checkout session so that it cannot be paid any more (best effort)."""
 
-    async def refund(self, request: RefundRequest) -> str:
-        """Refund a payment in full (cancelling its subscription, if any); the refund's id."""
+    async def refund(self, request: RefundRequest) -> ProviderRefund:
+        """Refund a payment in full (cancelling its subscription, if any): the refund as the
+        provider took it (`succeeded`, or `pending` until it settles). Raises PaymentRejected
+        when the provider refuses it for good, ProviderUnavailable when it may work later."""
+
+    async def refund_status(self, provider_refund_id: str) -> ProviderRefund:
+        """How a refund the provider accepted stands now (a lost webhook, or one to wait for)."""
 
     async def checkout_status(self, session_id: str) -> ProviderEvent | None:
         """What the provider says about a session now, as an event to settle it by (None:

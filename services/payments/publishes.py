@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from libs.contracts.events import (
     CustomerChanged,
@@ -12,6 +13,8 @@ from libs.contracts.events import (
     PaymentFlagged,
     PaymentRefunded,
     PaymentSucceeded,
+    RefundFailed,
+    RefundSucceeded,
     SubscriptionActivated,
     SubscriptionCanceled,
     SubscriptionRenewed,
@@ -78,6 +81,33 @@ def payment_refunded(refund: RefundRecord, *, at: datetime) -> PaymentRefunded:
         reason=refund.reason,
         refunded_at=at,
     )
+
+
+def refund_succeeded(refund: RefundRecord, *, at: datetime) -> RefundSucceeded:
+    return RefundSucceeded(**_refund_facts(refund), succeeded_at=at)
+
+
+def refund_failed(refund: RefundRecord, *, at: datetime) -> RefundFailed:
+    return RefundFailed(
+        **_refund_facts(refund),
+        status="canceled" if refund.status == "canceled" else "failed",
+        failure_reason=refund.failure_reason,
+        failed_at=at,
+    )
+
+
+def _refund_facts(refund: RefundRecord) -> dict[str, Any]:
+    return {
+        "refund_id": refund.id,
+        "attempt_id": refund.attempt_id,
+        "order_id": refund.order_id,
+        "amount": refund.amount,
+        "currency": refund.currency,
+        "provider": refund.provider,
+        "provider_refund_id": refund.provider_refund_id,
+        "reason": refund.reason,
+        "created_at": refund.created_at,
+    }
 
 
 def payment_flagged(attempt: AttemptRecord, event: ProviderEvent, *, reason: str) -> PaymentFlagged:

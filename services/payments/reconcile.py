@@ -1,4 +1,5 @@
-"""Reconciliation: settle what a lost webhook left behind, and retry refunds that failed.
+"""Reconciliation: settle what a lost webhook left behind, retry refunds the provider has not
+taken yet, and ask about those it has not settled.
 
 A periodic run (every `PAYMENTS_RECONCILE_INTERVAL_S`, and `store payments reconcile` by hand)
 asks the provider about attempts still unpaid past `PAYMENTS_RECONCILE_AFTER_S` or past their
@@ -83,7 +84,13 @@ class Reconciler:
                 log.warning("payments.reconcile_failed", attempt_id=attempt.id, error=repr(exc))
         for refund in refunds:
             done = await self.payments.send_refund(refund_id=refund.id)
-            if done is None or done.status != "refunded":
+            # An error: a try that failed again, or a refund that failed for good in this run
+            # (then an operator acts; it is not tried again, so the next run is clean).
+            if (
+                done is None
+                or done.status in ("failed", "canceled")
+                or (done.status == "pending" and done.last_error)
+            ):
                 errors += 1
         result = ReconcileOut(
             checked=len(attempts), settled=settled, refunds_retried=len(refunds), errors=errors

@@ -1,7 +1,7 @@
 """What the payments services share: the clock, ids, records -> DTOs, ownership checks.
 
 The verbs live by role: `customers.CustomerService`, `payments.PaymentService`,
-`subscriptions.SubscriptionService`.
+`subscriptions.SubscriptionService`, `refunds.RefundService`.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ def refund_out(refund: RefundRecord) -> RefundOut:
         status=refund.status,
         provider_refund_id=refund.provider_refund_id,
         last_error=refund.last_error,
+        failure_reason=refund.failure_reason,
+        tries=refund.tries,
+        next_try_at=refund.next_try_at,
         created_at=refund.created_at,
         updated_at=refund.updated_at,
     )

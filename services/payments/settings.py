@@ -74,6 +74,13 @@ class PaymentsSettings(BaseSettings):
     reconcile_batch: int = Field(
         100, ge=1, description="Most attempts and refunds one reconciliation run handles."
     )
+    refund_max_tries: int = Field(
+        8,
+        ge=1,
+        description="Calls to the provider a refund gets before it is `failed` for good (an "
+        "operator sends the money back); the waits between them double from one minute to at "
+        "most an hour.",
+    )
     dev_checkout_ttl_s: int = Field(
         24 * 3600, ge=60, description="How long a dev-provider checkout stays open, in seconds."
     )

@@ -123,9 +123,12 @@ class RefundRecord:
     amount: int
     currency: str
     reason: str
-    status: str  # pending | refunded
+    status: str  # pending | succeeded | failed | canceled
     provider_refund_id: str | None
     last_error: str | None
+    failure_reason: str | None
+    tries: int
+    next_try_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -274,10 +277,24 @@ class PaymentsRepository(Protocol):
     ) -> None: ...
     async def add_refund(self, **values: Any) -> RefundRecord: ...
     async def get_refund(self, refund_id: str) -> RefundRecord | None: ...
-    async def mark_refunded(
-        self, refund_id: str, provider_refund_id: str, now: datetime
+    async def find_refund(
+        self, *, refund_id: str | None, provider_refund_id: str | None
+    ) -> RefundRecord | None: ...
+    async def settle_refund(
+        self,
+        refund_id: str,
+        status: str,
+        now: datetime,
+        *,
+        provider_refund_id: str | None,
+        failure_reason: str | None = None,
     ) -> bool: ...
-    async def note_refund_error(self, refund_id: str, error: str, now: datetime) -> None: ...
+    async def note_refund_accepted(
+        self, refund_id: str, provider_refund_id: str | None, now: datetime, next_try_at: datetime
+    ) -> None: ...
+    async def note_refund_error(
+        self, refund_id: str, error: str, now: datetime, next_try_at: datetime
+    ) -> int | None: ...
     async def list_refunds(
         self, *, status: str | None = None, limit: int = 100
     ) -> list[RefundRecord]: ...
@@ -809,26 +826,81 @@ class SqlPaymentsRepository:
         row = await self._one(select(refunds).where(refunds.c.id == refund_id))
         return RefundRecord(**row) if row else None
 
-    async def mark_refunded(self, refund_id: str, provider_refund_id: str, now: datetime) -> bool:
-        """pending -> refunded, once; True if this call moved it."""
+    async def find_refund(
+        self, *, refund_id: str | None, provider_refund_id: str | None
+    ) -> RefundRecord | None:
+        """Store's refund named by its own id, or else by the provider's."""
+        if refund_id:
+            found = await self.get_refund(refund_id)
+            if found is not None:
+                return found
+        if not provider_refund_id:
+            return None
+        row = await self._one(
+            select(refunds).where(refunds.c.provider_refund_id == provider_refund_id)
+        )
+        return RefundRecord(**row) if row else None
+
+    async def settle_refund(
+        self,
+        refund_id: str,
+        status: str,
+        now: datetime,
+        *,
+        provider_refund_id: str | None,
+        failure_reason: str | None = None,
+    ) -> bool:
+        """pending -> `status` (succeeded, failed or canceled), once: the first end is final;
+        True if this call moved it."""
+        values: dict[str, Any] = {
+            "status": status,
+            "failure_reason": failure_reason,
+            "next_try_at": None,
+            "updated_at": now,
+        }
+        if provider_refund_id:
+            values["provider_refund_id"] = provider_refund_id
+        if status == "succeeded":
+            values["last_error"] = None
         result = await self.session.execute(
             update(refunds)
             .where(refunds.c.id == refund_id, refunds.c.status == "pending")
-            .values(
-                status="refunded",
-                provider_refund_id=provider_refund_id,
-                last_error=None,
-                updated_at=now,
-            )
+            .values(**values)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def note_refund_error(self, refund_id: str, error: str, now: datetime) -> None:
+    async def note_refund_accepted(
+        self, refund_id: str, provider_refund_id: str | None, now: datetime, next_try_at: datetime
+    ) -> None:
+        """The provider took the refund and has not settled it: ask again at `next_try_at`."""
         await self.session.execute(
             update(refunds)
-            .where(refunds.c.id == refund_id)
-            .values(last_error=error[:500], updated_at=now)
+            .where(refunds.c.id == refund_id, refunds.c.status == "pending")
+            .values(
+                provider_refund_id=provider_refund_id,
+                last_error=None,
+                next_try_at=next_try_at,
+                updated_at=now,
+            )
         )
+
+    async def note_refund_error(
+        self, refund_id: str, error: str, now: datetime, next_try_at: datetime
+    ) -> int | None:
+        """One more try that did not settle a pending refund; how many there have been (None:
+        it was settled meanwhile, by its webhook)."""
+        tries = await self.session.scalar(
+            update(refunds)
+            .where(refunds.c.id == refund_id, refunds.c.status == "pending")
+            .values(
+                last_error=error[:500],
+                tries=refunds.c.tries + 1,
+                next_try_at=next_try_at,
+                updated_at=now,
+            )
+            .returning(refunds.c.tries)
+        )
+        return None if tries is None else int(tries)
 
     async def list_refunds(
         self, *, status: str | None = None, limit: int = 100
@@ -841,11 +913,16 @@ class SqlPaymentsRepository:
     async def claim_pending_refunds(
         self, *, before: datetime, now: datetime, limit: int
     ) -> list[RefundRecord]:
-        """Pending refunds untouched since `before`, leased to this caller until it is done
-        (their `updated_at` moves to now), skipping rows another replica holds."""
+        """Pending refunds untouched since `before` and due (`next_try_at`), leased to this
+        caller until it is done (their `updated_at` moves to now), skipping rows another replica
+        holds."""
         rows = await self._all(
             select(refunds)
-            .where(refunds.c.status == "pending", refunds.c.updated_at <= before)
+            .where(
+                refunds.c.status == "pending",
+                refunds.c.updated_at <= before,
+                or_(refunds.c.next_try_at.is_(None), refunds.c.next_try_at <= now),
+            )
             .order_by(refunds.c.updated_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

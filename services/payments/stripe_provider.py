@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import stripe
 import structlog
+from stripe.params import RefundCreateParams
 
 from libs.contracts.money import currency_exponent
 from libs.contracts.payments import PaymentLine
@@ -35,8 +36,10 @@ from services.payments.provider import (
     EventKind,
     ProviderCustomer,
     ProviderEvent,
+    ProviderRefund,
     ProviderSubscription,
     RefundRequest,
+    RefundStatus,
 )
 
 log = structlog.get_logger(__name__)
@@ -88,7 +91,24 @@ HANDLED: Final[dict[str, EventKind]] = {
     "invoice.payment_failed": "invoice_payment_failed",
     "customer.subscription.updated": "subscription_updated",
     "customer.subscription.deleted": "subscription_deleted",
+    "refund.created": "refund_updated",
+    "refund.updated": "refund_updated",
+    "refund.failed": "refund_updated",
+    "charge.refund.updated": "refund_updated",
 }
+
+# A Stripe refund's status as Store's: `requires_action` waits on the shop (Stripe e-mails
+# it), so the refund is still pending.
+REFUND_STATUS: Final[dict[str, RefundStatus]] = {
+    "pending": "pending",
+    "requires_action": "pending",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "canceled": "canceled",
+}
+
+# Store's refund reasons Stripe has a name for; the others go without one (the metadata says).
+STRIPE_REFUND_REASON: Final[dict[str, str]] = {"order_already_paid": "duplicate"}
 
 
 def stripe_exponent(currency: str) -> int:
@@ -235,6 +255,22 @@ def _metadata(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def refund_from_stripe(obj: Mapping[str, Any]) -> ProviderRefund:
+    """A Stripe Refund (an event's JSON or an SDK object) as Store sees it."""
+    status = REFUND_STATUS.get(str(obj.get("status")))
+    if status is None:
+        raise InvalidWebhookPayload(f"a refund of unknown status {obj.get('status')!r:.40}")
+    currency = _currency(obj.get("currency"))
+    return ProviderRefund(
+        id=_id(obj.get("id")),
+        status=status,
+        failure_reason=str(obj["failure_reason"]) if obj.get("failure_reason") else None,
+        store_refund_id=_metadata(obj.get("metadata")).get("refund_id"),
+        amount=_amount(obj.get("amount"), currency, "amount"),
+        currency=currency,
+    )
+
+
 def subscription_from_stripe(obj: Mapping[str, Any]) -> ProviderSubscription:
     """Normalize a Stripe subscription (its period ends live on its items)."""
     ends: list[int] = [
@@ -289,6 +325,9 @@ def _normalized(event: Mapping[str, Any]) -> ProviderEvent:
         return _session_event(base, obj)
     if event_type.startswith("invoice."):
         return _invoice_event(base, obj)
+    if kind == "refund_updated":
+        refund = refund_from_stripe(obj)
+        return ProviderEvent(**base, refund=refund, amount=refund.amount, currency=refund.currency)
     subscription = subscription_from_stripe(obj)
     return ProviderEvent(
         **base,
@@ -483,27 +522,46 @@ class StripeProvider:
             expires_at=_timestamp(getattr(session, "expires_at", None)),
         )
 
-    async def refund(self, request: RefundRequest) -> str:
+    async def refund(self, request: RefundRequest) -> ProviderRefund:
         if request.provider_subscription_id:
             # The extra checkout started a subscription: end it now, or it bills again.
             await self._end_subscription(request.provider_subscription_id)
         intent = await self._payment_intent_of(request.provider_reference)
-        refund = await self._call(
-            self._client.v1.refunds.create_async(
-                {
-                    "payment_intent": intent,
-                    "reason": "duplicate",
-                    "metadata": {
-                        "refund_id": request.refund_id,
-                        "attempt_id": request.attempt_id,
-                        "reason": request.reason,
-                    },
-                },
-                # One key per Store refund: a retry after a lost answer gets the same refund.
-                options={"idempotency_key": request.idempotency_key},
+        params: RefundCreateParams = {
+            "payment_intent": intent,
+            "metadata": {
+                "refund_id": request.refund_id,
+                "attempt_id": request.attempt_id,
+                "reason": request.reason,
+            },
+        }
+        if request.reason in STRIPE_REFUND_REASON:
+            params["reason"] = STRIPE_REFUND_REASON[request.reason]
+        try:
+            refund = await self._call(
+                self._client.v1.refunds.create_async(
+                    params,
+                    # One key per Store refund: a retry after a lost answer gets the same refund.
+                    options={"idempotency_key": request.idempotency_key},
+                )
             )
-        )
-        return str(refund.id)
+        except PaymentRejected as exc:
+            cause = exc.__cause__
+            if getattr(cause, "code", None) == "charge_already_refunded":
+                # Refunded already (an earlier try whose answer was lost after the key expired,
+                # or the Dashboard): the money is back, which is all this refund wanted.
+                log.info("stripe.charge_already_refunded", refund_id=request.refund_id)
+                return ProviderRefund(id=None, status="succeeded")
+            if getattr(cause, "http_status", None) == 409:
+                # The same key in flight elsewhere (a webhook and reconciliation at once): the
+                # other call makes the refund; this one asks again later.
+                raise ProviderUnavailable("Stripe is busy with this refund; retry.") from exc
+            raise
+        return refund_from_stripe(refund.to_dict())
+
+    async def refund_status(self, provider_refund_id: str) -> ProviderRefund:
+        refund = await self._call(self._client.v1.refunds.retrieve_async(provider_refund_id))
+        return refund_from_stripe(refund.to_dict())
 
     async def _end_subscription(self, subscription_id: str) -> None:
         """Cancel a subscription now; one that has already ended counts as done, so that a

@@ -174,7 +174,8 @@ subscription_renewals = Table(
 
 # Money sent back through the provider: one row per attempt whose payment must not stay (a
 # second payment of a paid order, a payment after its checkout closed, a mismatch). `pending`
-# until the provider accepted the refund; reconciliation retries what stays pending.
+# until the provider settles it (`succeeded`, `failed`, `canceled`); reconciliation sends what
+# the provider has not accepted yet and asks about what it has (ADR 007, "Refunds").
 refunds = Table(
     "refunds",
     metadata,
@@ -189,9 +190,15 @@ refunds = Table(
     Column("status", String(20), nullable=False),
     Column("provider_refund_id", String(255), nullable=True),
     Column("last_error", String(500), nullable=True),
+    Column("failure_reason", String(500), nullable=True),
+    # Calls to the provider that did not settle it, and when reconciliation next sends it or
+    # asks how it went (a backoff: bounded retries, then `failed`).
+    Column("tries", Integer, nullable=False, server_default="0"),
+    Column("next_try_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_refunds_status", "status", "created_at"),
+    Index("ix_refunds_provider_refund_id", "provider_refund_id"),
 )
 
 # Provider events already applied; inserted in the same transaction as their effects.

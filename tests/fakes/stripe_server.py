@@ -695,6 +695,12 @@ class FakeStripe:
         self._invoice_number = 0
         self._shuffle = random.Random(shuffle_seed) if shuffle_seed is not None else None
         self._failures: list[InjectedFailure] = []
+        # How a new refund starts: Stripe settles most card refunds at once, but a refund may
+        # stay `pending` (or `requires_action`) for days and then succeed or fail.
+        self.refund_status = "succeeded"
+        # The event types the webhook endpoint is subscribed to (None: all), as configured in
+        # the Dashboard; the others are recorded and never delivered.
+        self.enabled_events: set[str] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -858,6 +864,8 @@ class FakeStripe:
         """The events to deliver, in the order Stripe might send them: it promises none, so
         they are shuffled (deterministically per fake, by its seed)."""
         events, self._outbox = self._outbox, []
+        if self.enabled_events is not None:
+            events = [e for e in events if e["type"] in self.enabled_events]
         if self._shuffle is not None:
             self._shuffle.shuffle(events)
         return events
@@ -1593,13 +1601,13 @@ class FakeStripe:
                 f"This PaymentIntent ({intent_id}) does not have a successful charge to refund.",
             )
         refundable = intent["amount_received"] - intent.setdefault("amount_refunded", 0)
-        amount = _int(params.get("amount", refundable), "amount", minimum=1)
         if refundable <= 0:
             raise StripeApiError(
                 400,
                 f"Charge for PaymentIntent {intent_id} has already been refunded.",
                 code="charge_already_refunded",
             )
+        amount = _int(params.get("amount", refundable), "amount", minimum=1)
         if amount > refundable:
             raise invalid_param(
                 "amount",
@@ -1617,7 +1625,8 @@ class FakeStripe:
             metadata=_merge_metadata({}, params.get("metadata")),
             payment_intent=intent_id,
             reason=reason,
-            status="succeeded",
+            status=self.refund_status,
+            failure_reason=None,
         )
         self.emit("refund.created", refund, call=call)
         if intent.get("latest_charge"):
@@ -1625,6 +1634,25 @@ class FakeStripe:
             charge["amount_refunded"] = intent["amount_refunded"]
             self.emit("charge.refunded", charge, call=call)
         return self._store(refund)
+
+    async def settle_refund(
+        self, refund_id: str, status: str, *, failure_reason: str | None = None
+    ) -> ActionReport:
+        """A pending refund ends: `succeeded`, or `failed` / `canceled` (the money stays with the
+        shop, and Stripe says so with `refund.updated` and, when it failed, `refund.failed`)."""
+        refund = self.get("refund", refund_id)
+        if refund["status"] not in ("pending", "requires_action"):
+            raise wrong_state(f"Refund {refund_id} is {refund['status']}, not pending.")
+        previous = {"status": refund["status"]}
+        refund["status"] = status
+        if status != "succeeded":
+            refund["failure_reason"] = failure_reason or "unknown"
+            intent = self.objects[refund["payment_intent"]]
+            intent["amount_refunded"] -= refund["amount"]
+        self.emit("refund.updated", refund, previous=previous)
+        if status == "failed":
+            self.emit("refund.failed", refund)
+        return await self._report(refund)
 
     def list_invoice_payments(self, params: JSON) -> JSON:
         invoice_id = _require(params, "invoice")
@@ -1897,6 +1925,12 @@ def _api_routes() -> list[Route]:
         ),
         _api_route(
             "/v1/refunds", "POST", lambda f, p, c: f.create_refund(p, c), sp.RefundCreateParams
+        ),
+        _api_route(
+            "/v1/refunds/{id}",
+            "GET",
+            lambda f, p, c: f.get("refund", _path_id(c)),
+            sp.RefundRetrieveParams,
         ),
         _api_route(
             "/v1/invoice_payments",

@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from tests.unit.payments.builders import (
     CANCELED,
     EXPIRED,
     FAILED,
+    REFUND_SUCCEEDED,
     REFUNDED,
     RENEWED,
     SUCCEEDED,
@@ -602,12 +603,18 @@ async def test_a_refund_that_failed_is_retried_by_reconciliation(tmp_path: Path)
         await world.fake.state.resend_event(one.event_id("checkout.session.completed"))
         [pending] = (await world.http.get("/refunds", headers=headers())).json()
         assert pending["status"] == "pending" and pending["last_error"]
+        assert pending["tries"] == 1 and pending["next_try_at"]
         world.fake.state.api_key_prefix = "sk_test_"
-        world.deps.reconciler.interval = timedelta(0)  # due at once
+        world.deps.reconciler.interval = timedelta(0)
+        # The next try waits a minute after the first failure...
+        assert (await reconcile(world))["refunds_retried"] == 0
+        # ...and then goes through.
+        world.deps.reconciler.clock = lambda: datetime.now(UTC) + timedelta(minutes=1, seconds=1)
         assert (await reconcile(world))["refunds_retried"] == 1
-        [done] = (await world.http.get("/refunds?status=refunded", headers=headers())).json()
+        [done] = (await world.http.get("/refunds?status=succeeded", headers=headers())).json()
         assert done["id"] == pending["id"] and done["provider_refund_id"].startswith("re_")
         assert len(await published(world.deps, REFUNDED)) == 1
+        assert len(await published(world.deps, REFUND_SUCCEEDED)) == 1
 
 
 async def test_any_order_of_what_stripe_sends_activates_once(tmp_path: Path) -> None:

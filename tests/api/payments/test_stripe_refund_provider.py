@@ -82,10 +82,10 @@ async def test_a_subscription_that_already_ended_still_gets_its_invoice_refunded
     refuse_cancel(fake, monkeypatch)
     request = refund_of(session)
 
-    refund_id = await provider.refund(request)
+    answer = await provider.refund(request)
 
     [refund] = refunds(fake)
-    assert refund["id"] == refund_id and refund["amount"] == 1500
+    assert (refund["id"], answer.status, refund["amount"]) == (answer.id, "succeeded", 1500)
     [create] = fake.requests(method="POST", path="/v1/refunds")
     assert create.idempotency_key == f"store-refund-{request.refund_id}"
     # Stripe was asked what the subscription is now, and nothing was refused for it.

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.payments.stripe_provider import HANDLED
 from tests.api.payments.test_stripe import StripeWorld, reconcile, stripe_world
 from tests.fakes.stripe_server import JSON
 from tests.unit.payments.builders import ACTIVATED, REFUNDED, headers, published
@@ -98,7 +99,7 @@ async def test_the_extra_subscription_is_canceled_and_its_first_invoice_refunded
         assert refund["amount"] == extra_intent["amount_refunded"] == extra_intent["amount"]
         assert first_invoice_intent(world, bought["kept"]).get("amount_refunded", 0) == 0
         [done] = await store_refunds(world)
-        assert done["status"] == "refunded" and done["provider_refund_id"] == refund["id"]
+        assert done["status"] == "succeeded" and done["provider_refund_id"] == refund["id"]
         assert done["attempt_id"] == bought["extra_attempt"]
         [announced] = await published(world.deps, REFUNDED)
         assert announced["provider_refund_id"] == refund["id"]
@@ -108,13 +109,16 @@ async def test_the_extra_subscription_is_canceled_and_its_first_invoice_refunded
         assert len(await published(world.deps, ACTIVATED)) == 1
 
 
-@pytest.mark.parametrize("lost", ["rate_limited", "answer_lost"])
+@pytest.mark.parametrize("lost", ["rate_limited", "answer_lost", "answer_and_webhook_lost"])
 async def test_a_retry_after_the_cancel_refunds_exactly_once(
     tmp_path: Path, pg_database_url: str, lost: str
 ) -> None:
     """The cancel went through, the refund call failed once (rate limited before Stripe did
-    anything, or done at Stripe with its answer lost): the next run refunds, once."""
+    anything, or done at Stripe with its answer lost, and maybe its webhook too): the refund
+    happens once, settled by its webhook or by the next run."""
     async with world_on_postgres(tmp_path, pg_database_url) as world:
+        if lost == "answer_and_webhook_lost":
+            world.fake.state.enabled_events = set(HANDLED) - {"refund.created"}
         if lost == "rate_limited":
             world.fake.state.fail_next("POST", "/v1/refunds", status=429)
         else:
@@ -124,26 +128,38 @@ async def test_a_retry_after_the_cancel_refunds_exactly_once(
 
         assert world.fake.object(bought["extra"]["id"])["status"] == "canceled"
         [pending] = await store_refunds(world)
-        assert pending["status"] == "pending" and pending["last_error"]
-        assert len(refunds_at_stripe(world)) == (1 if lost == "answer_lost" else 0)
-
-        world.deps.reconciler.interval = timedelta(0)  # due at once
-        assert (await reconcile(world))["refunds_retried"] == 1
+        world.deps.reconciler.interval = timedelta(0)
+        # Due a minute after the failed try.
+        world.deps.reconciler.clock = lambda: datetime.now(UTC) + timedelta(minutes=1, seconds=1)
+        if lost != "answer_lost":
+            assert pending["status"] == "pending" and pending["last_error"]
+            assert len(refunds_at_stripe(world)) == (0 if lost == "rate_limited" else 1)
+            assert (await reconcile(world))["refunds_retried"] == 1
+        else:
+            # Done at Stripe: its `refund.created` webhook names Store's refund and settles it,
+            # so reconciliation has nothing left to send (whether the webhook came before or
+            # after the lost answer was noted as a try).
+            assert pending["status"] == "succeeded" and pending["next_try_at"] is None
+            assert (await reconcile(world))["refunds_retried"] == 0
         [refund] = refunds_at_stripe(world)
-        [done] = await store_refunds(world, "refunded")
+        [done] = await store_refunds(world, "succeeded")
         assert done["id"] == pending["id"] and done["provider_refund_id"] == refund["id"]
         extra_intent = first_invoice_intent(world, bought["extra"])
         assert extra_intent["amount_refunded"] == extra_intent["amount"] == refund["amount"]
         assert world.fake.object(bought["kept"]["id"])["status"] == "active"
-        # The subscription was canceled once; the retry's DELETE was answered 404 and went on.
         deletes = world.fake.requests(
             method="DELETE", path=f"/v1/subscriptions/{bought['extra']['id']}"
         )
-        assert [r.status for r in deletes] == [200, 404]
-        # Both creates carried the Store refund's own key: a lost answer is replayed.
         creates = world.fake.requests(method="POST", path="/v1/refunds")
-        assert [r.idempotency_key for r in creates] == [f"store-refund-{pending['id']}"] * 2
-        assert [r.replayed for r in creates] == [False, lost == "answer_lost"]
+        if lost == "answer_lost":
+            assert [r.status for r in deletes] == [200]
+            assert len(creates) == 1
+        else:
+            # The subscription was canceled once; the retry's DELETE was answered 404.
+            assert [r.status for r in deletes] == [200, 404]
+            # Both creates carried the Store refund's own key: a lost answer is replayed.
+            assert [r.idempotency_key for r in creates] == [f"store-refund-{pending['id']}"] * 2
+            assert [r.replayed for r in creates] == [False, lost == "answer_and_webhook_lost"]
         assert len(await published(world.deps, REFUNDED)) == 1
         # Another run finds nothing left to do.
         assert (await reconcile(world))["refunds_retried"] == 0

@@ -46,7 +46,7 @@ def test_refunds_are_listed_and_reconcile_reports_its_run(
     # The command reads the same settings as the service: the environment.
     monkeypatch.setenv("STORE_DATA_DIR", str(tmp_path))
     runner = CliRunner()
-    listed = runner.invoke(store_cli, ["payments", "refunds", "--status", "refunded"])
+    listed = runner.invoke(store_cli, ["payments", "refunds", "--status", "succeeded"])
     assert listed.exit_code == 0, listed.output
     [refund] = [json.loads(line) for line in listed.output.splitlines()]
     assert (refund["attempt_id"], refund["reason"]) == (attempt_id, "paid_after_failed")

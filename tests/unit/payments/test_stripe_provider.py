@@ -8,6 +8,7 @@ import pytest
 
 from libs.contracts.payments import PaymentLine
 from libs.runtime.problems import InvalidInput
+from services.payments.domain import InvalidWebhookPayload
 from services.payments.provider import CheckoutRequest
 from services.payments.stripe_provider import (
     STRIPE_API_VERSION,
@@ -310,3 +311,37 @@ def test_subscription_periods_come_from_the_items() -> None:
 
 def test_other_events_are_ignored() -> None:
     assert normalize_stripe_event(event("charge.refunded", {"id": "ch_1"})).kind == "ignored"
+
+
+@pytest.mark.parametrize(
+    ("stripe_status", "status"),
+    [
+        ("pending", "pending"),
+        ("requires_action", "pending"),
+        ("succeeded", "succeeded"),
+        ("failed", "failed"),
+        ("canceled", "canceled"),
+    ],
+)
+def test_a_refund_event_names_stores_refund_and_its_status(stripe_status: str, status: str) -> None:
+    refund = {
+        "id": "re_1",
+        "object": "refund",
+        "amount": 2500,
+        "currency": "eur",
+        "status": stripe_status,
+        "failure_reason": "lost_or_stolen_card" if stripe_status == "failed" else None,
+        "metadata": {"refund_id": "r-1", "attempt_id": "a-1"},
+    }
+    normalized = normalize_stripe_event(event("refund.updated", refund))
+    assert normalized.kind == "refund_updated" and normalized.refund is not None
+    assert (normalized.refund.id, normalized.refund.status) == ("re_1", status)
+    assert normalized.refund.store_refund_id == "r-1"
+    assert (normalized.refund.amount, normalized.refund.currency) == (2500, "EUR")
+    if stripe_status == "failed":
+        assert normalized.refund.failure_reason == "lost_or_stolen_card"
+
+
+def test_a_refund_of_a_status_store_does_not_know_is_refused() -> None:
+    with pytest.raises(InvalidWebhookPayload):
+        normalize_stripe_event(event("refund.failed", {"id": "re_1", "status": "lost"}))
