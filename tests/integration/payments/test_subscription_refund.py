@@ -15,7 +15,14 @@ import pytest
 from services.payments.stripe_provider import HANDLED
 from tests.api.payments.test_stripe import StripeWorld, reconcile, stripe_world
 from tests.fakes.stripe_server import JSON
-from tests.unit.payments.builders import ACTIVATED, REFUNDED, headers, published
+from tests.unit.payments.builders import (
+    ACTIVATED,
+    REFUND_FAILED,
+    REFUND_SUCCEEDED,
+    REFUNDED,
+    headers,
+    published,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -103,6 +110,12 @@ async def test_the_extra_subscription_is_canceled_and_its_first_invoice_refunded
         assert done["attempt_id"] == bought["extra_attempt"]
         [announced] = await published(world.deps, REFUNDED)
         assert announced["provider_refund_id"] == refund["id"]
+        [succeeded] = await published(world.deps, REFUND_SUCCEEDED)
+        assert (succeeded["refund_id"], succeeded["provider_refund_id"]) == (
+            done["id"],
+            refund["id"],
+        )
+        assert await published(world.deps, REFUND_FAILED) == []
         # The shopper has one subscription in Store, the one Stripe keeps billing.
         mine = (await world.http.get("/subscriptions", headers=headers(bought["shopper"]))).json()
         assert [s["status"] for s in mine] == ["active"]
