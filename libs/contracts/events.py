@@ -375,6 +375,73 @@ class RefundFailed(Event):
     failed_at: datetime
 
 
+DisputeStatus = Literal[
+    "warning_needs_response",
+    "warning_under_review",
+    "warning_closed",
+    "needs_response",
+    "under_review",
+    "won",
+    "lost",
+    "prevented",
+]
+
+_DISPUTE_EXAMPLE: dict[str, Any] = {
+    "dispute_id": "3a1f9c2e-7b4d-4e8a-9c1f-2e7b4d8a9c1f",
+    "provider": "stripe",
+    "provider_dispute_id": "du_3QxYz",
+    "attempt_id": "8d2c1a30-9e4b-4f1e-a0b2-2b7f7c1e9a11",
+    "order_id": "0b9e3c55-7a51-4c8e-8f3e-6c2d9b1e4a22",
+    "amount": 2500,
+    "currency": "EUR",
+    "reason": "product_not_received",
+    "status": "needs_response",
+    "evidence_due_by": "2027-03-15T23:59:59Z",
+    "opened_at": "2027-03-01T12:00:00Z",
+}
+
+
+class DisputeFacts(Event):
+    """What every dispute event says about the dispute."""
+
+    dispute_id: str
+    provider: str
+    provider_dispute_id: str
+    attempt_id: str | None = Field(
+        None, description="The attempt whose payment is disputed; None when Store cannot tell."
+    )
+    order_id: str | None = Field(None, description="Its order; None when Store cannot tell.")
+    amount: int = Field(ge=0, description="Disputed amount, ISO 4217 minor units.")
+    currency: str
+    reason: str = Field(description="The card network's reason, e.g. `fraudulent`.")
+    status: DisputeStatus
+    evidence_due_by: datetime | None = Field(
+        None, description="Evidence must reach the provider before this, or the dispute is lost."
+    )
+    opened_at: datetime
+
+
+@event("payments.dispute.opened.v1")
+class DisputeOpened(DisputeFacts):
+    """A shopper's bank disputes a payment (a chargeback or an inquiry): the amount is held,
+    and an operator answers with evidence before `evidence_due_by`. Published once."""
+
+    model_config = _example(_DISPUTE_EXAMPLE)
+
+
+@event("payments.dispute.closed.v1")
+class DisputeClosed(DisputeFacts):
+    """A dispute ended: `won` (the money stays), `lost` (it went back to the shopper, with the
+    dispute fee), `warning_closed` (an inquiry that never became a chargeback) or `prevented`.
+    Published once, after its `opened`."""
+
+    model_config = _example(
+        _DISPUTE_EXAMPLE | {"status": "lost", "closed_at": "2027-04-02T08:00:00Z"}
+    )
+
+    closed_at: datetime
+
+
 @event("payments.payment.flagged.v1")
 class PaymentFlagged(Event):
     """A provider reported money that does not match its attempt (amount or currency): it did

@@ -296,6 +296,44 @@ class PaymentAttemptOut(PaymentOut):
     }
 
 
+class DisputeOut(Contract):
+    """Internal: a disputed payment (`GET /disputes`), newest first."""
+
+    id: str
+    provider: str
+    provider_dispute_id: str
+    attempt_id: str | None = None
+    order_id: str | None = None
+    amount: int
+    currency: str
+    reason: str
+    status: str = Field(description="The provider's status, e.g. `needs_response` or `lost`.")
+    evidence_due_by: datetime | None = None
+    opened_at: datetime
+    closed_at: datetime | None = None
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "3a1f9c2e-7b4d-4e8a-9c1f-2e7b4d8a9c1f",
+                    "provider": "stripe",
+                    "provider_dispute_id": "du_3QxYz",
+                    "attempt_id": "8d2c1a30-9e4b-4f1e-a0b2-2b7f7c1e9a11",
+                    "order_id": "0b9e3c55-7a51-4c8e-8f3e-6c2d9b1e4a22",
+                    "amount": 2500,
+                    "currency": "EUR",
+                    "reason": "fraudulent",
+                    "status": "needs_response",
+                    "evidence_due_by": "2027-03-22T12:00:00Z",
+                    "opened_at": "2027-03-01T12:00:00Z",
+                    "closed_at": None,
+                }
+            ]
+        }
+    }
+
+
 class RefundOut(Contract):
     """Internal: a refund of money that must not stay (`GET /refunds`, `store payments refunds`)."""
 

@@ -16,6 +16,7 @@ from libs.contracts.common import Principal
 from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
+    DisputeOut,
     PaymentAttemptOut,
     PaymentCheckIn,
     PaymentOut,
@@ -158,6 +159,16 @@ async def list_refunds(
 ) -> list[RefundOut]:
     """Refunds of money that must not stay, newest first."""
     return await service.list_refunds(status=status_, limit=limit)
+
+
+@payments_router.get("/disputes")
+async def list_disputes(
+    service: Payments,
+    open_only: Annotated[bool, Query(alias="open", description="Only those still open.")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[DisputeOut]:
+    """Disputed payments, newest first."""
+    return await service.disputes.list(open_only=open_only, limit=limit)
 
 
 @payments_router.post("/reconcile")

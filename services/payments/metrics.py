@@ -13,6 +13,8 @@ class PaymentsMetrics:
     refunds: Counter
     refunds_failed: Counter
     flagged: Counter
+    disputes_opened: Counter
+    disputes_closed: Counter
     reconciled: Counter
     versions_refused: Counter
 
@@ -36,6 +38,16 @@ def payments_metrics() -> PaymentsMetrics:
             "store_payments_flagged_total",
             "Reported payments whose amount or currency did not match their attempt.",
             ["reason"],
+        ),
+        disputes_opened=Counter(
+            "store_payments_disputes_opened_total",
+            "Payments disputed by the shopper's bank: each needs evidence before its deadline.",
+            ["reason"],
+        ),
+        disputes_closed=Counter(
+            "store_payments_disputes_closed_total",
+            "Disputes that ended, by how (won, lost, warning_closed, prevented).",
+            ["status"],
         ),
         reconciled=Counter(
             "store_payments_reconciled_total",

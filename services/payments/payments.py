@@ -30,6 +30,7 @@ from libs.runtime.problems import Conflict, InvalidInput
 from libs.runtime.runtime import Runtime
 from services.payments import dev_provider
 from services.payments import publishes as facts
+from services.payments.disputes import DisputeService
 from services.payments.domain import (
     CheckoutClosed,
     CheckoutMode,
@@ -102,6 +103,7 @@ class PaymentService:
         self.active = active
         self.clock = clock
         self.repository = repository
+        self.disputes = DisputeService(runtime=runtime, clock=clock, repository=repository)
         self.refunds = RefundService(
             runtime=runtime,
             providers=providers,
@@ -337,6 +339,9 @@ class PaymentService:
             return
         if event.kind == "refund_updated":
             await self.refunds.apply_event(repo, session, event)
+            return
+        if event.kind == "dispute_updated":
+            await self.disputes.apply_event(repo, session, event)
             return
         if event.kind == "invoice_paid" and event.billing_reason == "subscription_cycle":
             await self._renewal(repo, session, event, now)

@@ -26,6 +26,7 @@ EventKind = Literal[
     "subscription_updated",
     "subscription_deleted",
     "refund_updated",  # a refund's status changed at the provider (pending, succeeded, failed)
+    "dispute_updated",  # a payment is disputed, or its dispute moved on or closed
     "ignored",  # a verified event Store does not act on
 ]
 
@@ -101,6 +102,21 @@ class ProviderRefund:
 
 
 @dataclass(frozen=True)
+class ProviderDispute:
+    """A dispute as the provider sees it; `payment_reference` names the disputed payment the
+    way attempts record it (Stripe: its PaymentIntent)."""
+
+    id: str
+    status: str
+    reason: str
+    amount: int  # ISO 4217 minor units
+    currency: str
+    payment_reference: str | None
+    evidence_due_by: datetime | None = None
+    closed: bool = False
+
+
+@dataclass(frozen=True)
 class ProviderEvent:
     """A verified, normalized provider event; `id` makes its handling idempotent."""
 
@@ -123,6 +139,7 @@ class ProviderEvent:
     period_end: datetime | None = None
     reason: str | None = None
     refund: ProviderRefund | None = None
+    dispute: ProviderDispute | None = None
 
 
 @dataclass(frozen=True)

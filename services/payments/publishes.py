@@ -8,6 +8,8 @@ from typing import Any
 from libs.contracts.events import (
     CustomerChanged,
     CustomerCreated,
+    DisputeClosed,
+    DisputeOpened,
     PaymentExpired,
     PaymentFailed,
     PaymentFlagged,
@@ -23,6 +25,7 @@ from services.payments.provider import ProviderEvent
 from services.payments.store import (
     AttemptRecord,
     CustomerRecord,
+    DisputeRecord,
     RefundRecord,
     SubscriptionRecord,
 )
@@ -107,6 +110,30 @@ def _refund_facts(refund: RefundRecord) -> dict[str, Any]:
         "provider_refund_id": refund.provider_refund_id,
         "reason": refund.reason,
         "created_at": refund.created_at,
+    }
+
+
+def dispute_opened(dispute: DisputeRecord) -> DisputeOpened:
+    return DisputeOpened(**_dispute_facts(dispute))
+
+
+def dispute_closed(dispute: DisputeRecord, *, status: str, closed_at: datetime) -> DisputeClosed:
+    return DisputeClosed(**{**_dispute_facts(dispute), "status": status}, closed_at=closed_at)
+
+
+def _dispute_facts(dispute: DisputeRecord) -> dict[str, Any]:
+    return {
+        "dispute_id": dispute.id,
+        "provider": dispute.provider,
+        "provider_dispute_id": dispute.provider_dispute_id,
+        "attempt_id": dispute.attempt_id,
+        "order_id": dispute.order_id,
+        "amount": dispute.amount,
+        "currency": dispute.currency,
+        "reason": dispute.reason,
+        "status": dispute.status,
+        "evidence_due_by": dispute.evidence_due_by,
+        "opened_at": dispute.opened_at,
     }
 
 

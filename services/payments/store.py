@@ -22,6 +22,7 @@ from libs.contracts.common import Owner
 from libs.contracts.payments import Address, BillingDetails, PaymentLine
 from services.payments.tables import (
     customers,
+    disputes,
     order_payments,
     payment_attempts,
     provider_customers,
@@ -130,6 +131,23 @@ class RefundRecord:
     tries: int
     next_try_at: datetime | None
     created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DisputeRecord:
+    id: str
+    provider: str
+    provider_dispute_id: str
+    attempt_id: str | None
+    order_id: str | None
+    amount: int
+    currency: str
+    reason: str
+    status: str
+    evidence_due_by: datetime | None
+    opened_at: datetime
+    closed_at: datetime | None
     updated_at: datetime
 
 
@@ -309,6 +327,18 @@ class PaymentsRepository(Protocol):
         backoff: Callable[[int], timedelta],
         limit: int,
     ) -> list[AttemptRecord]: ...
+    async def attempt_by_reference(self, provider_reference: str) -> AttemptRecord | None: ...
+    async def add_dispute(self, **values: Any) -> tuple[DisputeRecord, bool]: ...
+    async def update_dispute(
+        self,
+        dispute_id: str,
+        now: datetime,
+        *,
+        status: str,
+        evidence_due_by: datetime | None,
+        closed_at: datetime | None,
+    ) -> bool: ...
+    async def list_disputes(self, *, open_only: bool, limit: int) -> list[DisputeRecord]: ...
 
 
 # --- the SQL adapter -------------------------------------------------------------------------
@@ -935,6 +965,63 @@ class SqlPaymentsRepository:
                 .values(updated_at=now)
             )
         return found
+
+    # -- disputes ---------------------------------------------------------------------------
+
+    async def attempt_by_reference(self, provider_reference: str) -> AttemptRecord | None:
+        """The attempt a payment paid (a paid attempt first, if the reference named several)."""
+        row = await self._one(
+            select(payment_attempts)
+            .where(payment_attempts.c.provider_reference == provider_reference)
+            .order_by((payment_attempts.c.status == "paid").desc(), payment_attempts.c.created_at)
+        )
+        return _attempt(row) if row else None
+
+    async def add_dispute(self, **values: Any) -> tuple[DisputeRecord, bool]:
+        """The dispute, recorded now unless it was before; True when this call recorded it."""
+        created = True
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(insert(disputes).values(**values))
+        except IntegrityError:
+            created = False  # reported before: one row per provider dispute
+        row = await self._one(
+            select(disputes).where(
+                disputes.c.provider == values["provider"],
+                disputes.c.provider_dispute_id == values["provider_dispute_id"],
+            )
+        )
+        assert row is not None
+        return DisputeRecord(**row), created
+
+    async def update_dispute(
+        self,
+        dispute_id: str,
+        now: datetime,
+        *,
+        status: str,
+        evidence_due_by: datetime | None,
+        closed_at: datetime | None,
+    ) -> bool:
+        """An open dispute's news (closed when `closed_at` is given); a closed one never
+        changes again. True if this call changed it."""
+        result = await self.session.execute(
+            update(disputes)
+            .where(disputes.c.id == dispute_id, disputes.c.closed_at.is_(None))
+            .values(
+                status=status,
+                evidence_due_by=evidence_due_by,
+                closed_at=closed_at,
+                updated_at=now,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def list_disputes(self, *, open_only: bool, limit: int) -> list[DisputeRecord]:
+        query = select(disputes).order_by(disputes.c.opened_at.desc(), disputes.c.id).limit(limit)
+        if open_only:
+            query = query.where(disputes.c.closed_at.is_(None))
+        return [DisputeRecord(**row) for row in await self._all(query)]
 
     # -- reconciliation ---------------------------------------------------------------------
 

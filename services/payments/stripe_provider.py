@@ -35,6 +35,7 @@ from services.payments.provider import (
     CheckoutSession,
     EventKind,
     ProviderCustomer,
+    ProviderDispute,
     ProviderEvent,
     ProviderRefund,
     ProviderSubscription,
@@ -95,6 +96,19 @@ HANDLED: Final[dict[str, EventKind]] = {
     "refund.updated": "refund_updated",
     "refund.failed": "refund_updated",
     "charge.refund.updated": "refund_updated",
+    "charge.dispute.created": "dispute_updated",
+    "charge.dispute.updated": "dispute_updated",
+    "charge.dispute.closed": "dispute_updated",
+}
+
+# A dispute in one of these states is over (an inquiry closed without a chargeback, won, lost,
+# or prevented before it became one).
+DISPUTE_CLOSED: Final = frozenset({"warning_closed", "won", "lost", "prevented"})
+DISPUTE_STATUSES: Final = DISPUTE_CLOSED | {
+    "warning_needs_response",
+    "warning_under_review",
+    "needs_response",
+    "under_review",
 }
 
 # A Stripe refund's status as Store's: `requires_action` waits on the shop (Stripe e-mails
@@ -271,6 +285,31 @@ def refund_from_stripe(obj: Mapping[str, Any]) -> ProviderRefund:
     )
 
 
+def dispute_from_stripe(obj: Mapping[str, Any]) -> ProviderDispute:
+    """A Stripe Dispute (an event's JSON) as Store sees it."""
+    status = str(obj.get("status"))
+    if status not in DISPUTE_STATUSES:
+        raise InvalidWebhookPayload(f"a dispute of unknown status {status!r:.40}")
+    currency = _currency(obj.get("currency"))
+    amount = _amount(obj.get("amount"), currency, "amount")
+    dispute_id = _id(obj.get("id"))
+    if dispute_id is None or amount is None or currency is None:
+        raise InvalidWebhookPayload("a dispute without `id`, `amount` and `currency`")
+    evidence = obj.get("evidence_details") or {}
+    if not isinstance(evidence, Mapping):
+        raise InvalidWebhookPayload("`evidence_details` is not an object")
+    return ProviderDispute(
+        id=dispute_id,
+        status=status,
+        reason=str(obj.get("reason") or "general"),
+        amount=amount,
+        currency=currency,
+        payment_reference=_id(obj.get("payment_intent")) or _id(obj.get("charge")),
+        evidence_due_by=_timestamp(evidence.get("due_by")),
+        closed=status in DISPUTE_CLOSED,
+    )
+
+
 def subscription_from_stripe(obj: Mapping[str, Any]) -> ProviderSubscription:
     """Normalize a Stripe subscription (its period ends live on its items)."""
     ends: list[int] = [
@@ -325,6 +364,11 @@ def _normalized(event: Mapping[str, Any]) -> ProviderEvent:
         return _session_event(base, obj)
     if event_type.startswith("invoice."):
         return _invoice_event(base, obj)
+    if kind == "dispute_updated":
+        dispute = dispute_from_stripe(obj)
+        return ProviderEvent(
+            **base, dispute=dispute, amount=dispute.amount, currency=dispute.currency
+        )
     if kind == "refund_updated":
         refund = refund_from_stripe(obj)
         return ProviderEvent(**base, refund=refund, amount=refund.amount, currency=refund.currency)

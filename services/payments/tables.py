@@ -112,6 +112,8 @@ payment_attempts = Table(
     Column("reconcile_after", UTCDateTime, nullable=True),
     Column("reconcile_checks", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_payment_attempts_order", "order_id", "created_at"),
+    # A dispute names the payment (Stripe's PaymentIntent), not the attempt.
+    Index("ix_payment_attempts_provider_reference", "provider_reference"),
     Index(
         "ix_payment_attempts_to_reconcile",
         "reconcile_after",
@@ -199,6 +201,28 @@ refunds = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_refunds_status", "status", "created_at"),
     Index("ix_refunds_provider_refund_id", "provider_refund_id"),
+)
+
+# A shopper's bank disputing a payment, as the provider reports it: one row per provider
+# dispute, `closed_at` set once it is won, lost or closed (ADR 007, "Disputes").
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("provider", String(20), nullable=False),
+    Column("provider_dispute_id", String(255), nullable=False),
+    Column("attempt_id", String(36), nullable=True),
+    Column("order_id", String(36), nullable=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(100), nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("evidence_due_by", UTCDateTime, nullable=True),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("provider", "provider_dispute_id"),
+    Index("ix_disputes_order_id", "order_id"),
 )
 
 # Provider events already applied; inserted in the same transaction as their effects.

@@ -1654,6 +1654,49 @@ class FakeStripe:
             self.emit("refund.failed", refund)
         return await self._report(refund)
 
+    # -- disputes ---------------------------------------------------------------------------
+
+    async def open_dispute(
+        self, payment_intent_id: str, *, reason: str = "fraudulent", inquiry: bool = False
+    ) -> ActionReport:
+        """The shopper's bank disputes a payment: a chargeback (`needs_response`, the amount
+        withdrawn) or an inquiry (`warning_needs_response`), evidence due in 21 days."""
+        intent = self.get("payment_intent", payment_intent_id)
+        dispute = self._store(
+            self._base(
+                "du",
+                "dispute",
+                amount=intent["amount_received"],
+                currency=intent["currency"],
+                charge=intent.get("latest_charge"),
+                payment_intent=payment_intent_id,
+                reason=reason,
+                status="warning_needs_response" if inquiry else "needs_response",
+                evidence_details={"due_by": self.now() + 21 * 86_400, "has_evidence": False},
+                is_charge_refundable=False,
+            )
+        )
+        self.emit("charge.dispute.created", dispute)
+        if not inquiry:
+            self.emit("charge.dispute.funds_withdrawn", dispute)
+        return await self._report(dispute)
+
+    async def move_dispute(self, dispute_id: str, status: str) -> ActionReport:
+        """A dispute moves on (`under_review` once evidence is in) or ends (`won`, `lost`,
+        `warning_closed`): `charge.dispute.updated`, or `charge.dispute.closed`."""
+        dispute = self.get("dispute", dispute_id)
+        previous = {"status": dispute["status"]}
+        dispute["status"] = status
+        closed = status in ("won", "lost", "warning_closed", "prevented")
+        self.emit(
+            "charge.dispute.closed" if closed else "charge.dispute.updated",
+            dispute,
+            previous=previous,
+        )
+        if status == "won":
+            self.emit("charge.dispute.funds_reinstated", dispute)
+        return await self._report(dispute)
+
     def list_invoice_payments(self, params: JSON) -> JSON:
         invoice_id = _require(params, "invoice")
         invoice = self.get("invoice", invoice_id, param="invoice")
