@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from libs.contracts.envelope import Envelope, Event
-from services.orders.domain import Order
+from services.orders.domain import Order, refunded_amount, reported_refund
 from services.orders.tables import RefundRow
 from tests.unit.orders.support import (
     REFUND_DECIDED,
@@ -51,6 +51,20 @@ async def shown(orders: OrdersHarness, order: Order) -> Order:
 async def refund_rows(orders: OrdersHarness) -> int:
     async with orders.runtime.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(RefundRow)) or 0)
+
+
+def test_canceled_reads_as_failed_and_only_succeeded_refunds_in_the_currency_count() -> None:
+    order_id = "order-1"
+    refunds = [
+        reported_refund(refund_succeeded(order_id, 1000)),
+        reported_refund(refund_succeeded(order_id, 1, currency="usd")),
+        reported_refund(refund_failed(order_id, 500, status="canceled")),
+        reported_refund(refund_succeeded(order_id, 2**53 + 1)),  # exact past a float's reach
+    ]
+    assert [r.status for r in refunds] == ["succeeded", "succeeded", "failed", "succeeded"]
+    assert refunds[1].currency == "USD"
+    assert refunded_amount("EUR", refunds) == 1000 + 2**53 + 1
+    assert refunded_amount("EUR", []) == 0
 
 
 async def test_a_succeeded_refund_shows_on_the_order(orders: OrdersHarness) -> None:
