@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from libs.contracts.envelope import Envelope, Event
+from libs.contracts.events import RefundFailed, RefundSucceeded
 from services.orders.domain import Order, refunded_amount, reported_refund
 from services.orders.tables import RefundRow
 from tests.unit.orders.support import (
@@ -200,3 +201,16 @@ async def test_a_page_of_orders_loads_its_refunds_in_one_query(orders: OrdersHar
     assert counts[0] == counts[1], "the number of queries does not grow with the page"
     page, _ = await orders.service.get_user_orders(principal=principal_of(owner))
     assert [o.refunded_amount for o in page] == [100 + n for n in reversed(range(6))]
+
+
+async def test_the_contract_examples_are_consumed(orders: OrdersHarness) -> None:
+    for model in (RefundSucceeded, RefundFailed):
+        example = model.model_json_schema()["examples"][0]
+        await publish(orders, Envelope(type=model.event_type, producer="payments", payload=example))
+    async with orders.runtime.sessions() as session:
+        rows = (await session.scalars(select(RefundRow))).all()
+    # Both examples name one refund: the first report (succeeded) is the one kept.
+    assert [(row.id, row.status, row.amount) for row in rows] == [
+        ("5f0c7a7e-3f57-4a43-9d56-3c1f6a1f5d10", "succeeded", 2500)
+    ]
+    assert orders.shared.bus.dead_letters == []
