@@ -9,9 +9,32 @@ from typing import Any, Literal
 from pydantic import Field
 
 from libs.contracts.common import Owner
-from libs.contracts.envelope import Contract
+from libs.contracts.envelope import Contract, example
 from libs.contracts.events import CartLineSnapshot, Interval
 from libs.contracts.payments import BillingDetails
+
+OrderRefundStatus = Literal["pending", "succeeded", "failed"]
+
+
+class OrderRefundOut(Contract):
+    """One refund of an order as payments reported it; `failed` once it will not happen
+    (the provider's `failed` or `canceled`). A failed refund's money stays with the shop."""
+
+    model_config = example(
+        {
+            "id": "5f0c7a7e-3f57-4a43-9d56-3c1f6a1f5d10",
+            "amount": 2500,
+            "status": "succeeded",
+            "reason": "operator",
+            "created_at": "2027-03-01T12:00:00Z",
+        }
+    )
+
+    id: str = Field(description="The payments refund id.")
+    amount: int = Field(ge=0, description="Minor units of the order's currency.")
+    status: OrderRefundStatus
+    reason: str
+    created_at: datetime = Field(description="When Store decided the money goes back.")
 
 
 class OrderOut(Contract):
@@ -24,6 +47,8 @@ class OrderOut(Contract):
     details: dict[str, Any] = Field(description="Immutable snapshot taken at purchase time.")
     owner: Owner
     customer_id: str | None = None
+    refunded_amount: int = Field(0, ge=0, description="Σ amounts of the succeeded refunds.")
+    refunds: list[OrderRefundOut] = Field(default_factory=list, description="Oldest first.")
 
 
 class PrepareOrderIn(Contract):

@@ -23,7 +23,12 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
         "orders.order.created.v1",
         "orders.order.paid.v1",
     ),
-    "orders": ("payments.payment.succeeded.v1", "identity.anonymous.merged.v1"),
+    "orders": (
+        "payments.payment.succeeded.v1",
+        "payments.refund.succeeded.v1",
+        "payments.refund.failed.v1",
+        "identity.anonymous.merged.v1",
+    ),
     "payments": ("identity.anonymous.merged.v1",),
 }
 

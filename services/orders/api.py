@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from libs.contracts.common import Owner, Page, Principal
-from libs.contracts.orders import OrderOut, OrderPaidFilter, PrepareOrderIn
+from libs.contracts.orders import OrderOut, OrderPaidFilter, OrderRefundOut, PrepareOrderIn
 from libs.runtime.auth import principal_or_none, require_service_token
 from services.orders.domain import Order
 from services.orders.service import OrdersService
@@ -42,6 +42,17 @@ def order_out(order: Order) -> OrderOut:
         details=dict(order.details),
         owner=Owner.model_validate(order.owner),
         customer_id=order.customer_id,
+        refunded_amount=order.refunded_amount,
+        refunds=[
+            OrderRefundOut(
+                id=refund.id,
+                amount=refund.amount,
+                status=refund.status,
+                reason=refund.reason,
+                created_at=refund.created_at,
+            )
+            for refund in order.refunds
+        ],
     )
 
 

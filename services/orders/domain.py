@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +14,14 @@ import pycountry
 
 from libs.contracts.catalog import PricingInfo, TaxRateOut
 from libs.contracts.common import Owner
-from libs.contracts.events import CartLineSnapshot, PaidLine
+from libs.contracts.events import CartLineSnapshot, PaidLine, RefundFailed, RefundSucceeded
 from libs.contracts.money import normalize_currency
-from libs.contracts.orders import OrderDetails, OrderLineDetails, OrderTaxLine
+from libs.contracts.orders import (
+    OrderDetails,
+    OrderLineDetails,
+    OrderRefundStatus,
+    OrderTaxLine,
+)
 from libs.contracts.payments import BillingDetails
 from libs.runtime.problems import Conflict, InvalidInput, NotFound
 from services.orders.tax import TaxableLine, TaxRate, compute_taxes
@@ -48,6 +53,48 @@ class OrderNotYetVisible(Exception):
 
 
 @dataclass(frozen=True)
+class Refund:
+    """A refund of an order as payments reported it (the order may not be known yet)."""
+
+    id: str
+    order_id: str
+    amount: int
+    currency: str
+    status: OrderRefundStatus
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+
+
+# Both are final: a refund in one of them never changes again (the first one reported wins).
+TERMINAL_REFUND_STATUSES: frozenset[OrderRefundStatus] = frozenset({"succeeded", "failed"})
+
+
+def reported_refund(event: RefundSucceeded | RefundFailed) -> Refund:
+    """The refund an event reports; the provider's `canceled` reads as `failed` on the order."""
+    if isinstance(event, RefundSucceeded):
+        status: OrderRefundStatus = "succeeded"
+        at = event.succeeded_at
+    else:
+        status, at = "failed", event.failed_at
+    return Refund(
+        id=event.refund_id,
+        order_id=event.order_id,
+        amount=event.amount,
+        currency=event.currency.strip().upper(),
+        status=status,
+        reason=event.reason,
+        created_at=event.created_at,
+        updated_at=at,
+    )
+
+
+def refunded_amount(currency: str, refunds: Iterable[Refund]) -> int:
+    """Σ of the succeeded refunds in the order's currency (integers: exact)."""
+    return sum(r.amount for r in refunds if r.status == "succeeded" and r.currency == currency)
+
+
+@dataclass(frozen=True)
 class Order:
     id: str
     number: str
@@ -61,6 +108,12 @@ class Order:
     created_at: datetime
     paid: datetime | None = None
     paid_attempt_id: str | None = None
+    # Read beside the order (they change; the order does not), so not part of its equality.
+    refunds: tuple[Refund, ...] = field(default=(), compare=False)
+
+    @property
+    def refunded_amount(self) -> int:
+        return refunded_amount(self.currency, self.refunds)
 
 
 def paid_lines(order: Order) -> list[PaidLine]:

@@ -2,7 +2,9 @@
 
 Published (through the outbox, in the transaction of the change): `OrderCreated` by
 `prepare_order`, `OrderPaid` by `mark_paid` — once per order.
-Consumed: `PaymentSucceeded` (set paid) and `AnonymousMerged` (re-own the shopper's orders).
+Consumed: `PaymentSucceeded` (set paid), `RefundSucceeded` and `RefundFailed` (keep the
+order's refunds; the first final status wins) and `AnonymousMerged` (re-own the shopper's
+orders).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.envelope import Event
-from libs.contracts.events import AnonymousMerged, PaymentSucceeded
+from libs.contracts.events import AnonymousMerged, PaymentSucceeded, RefundFailed, RefundSucceeded
 from libs.runtime.runtime import EventHandler
 from services.orders.service import OrdersService
 
@@ -23,6 +25,18 @@ async def on_payment_succeeded(
     await service.mark_paid(session=session, payment=payload)
 
 
+async def on_refund_succeeded(
+    service: OrdersService, session: AsyncSession, payload: RefundSucceeded
+) -> None:
+    await service.record_refund(session=session, refund=payload)
+
+
+async def on_refund_failed(
+    service: OrdersService, session: AsyncSession, payload: RefundFailed
+) -> None:
+    await service.record_refund(session=session, refund=payload)
+
+
 async def on_anonymous_merged(
     service: OrdersService, session: AsyncSession, payload: AnonymousMerged
 ) -> None:
@@ -31,5 +45,7 @@ async def on_anonymous_merged(
 
 HANDLERS: dict[type[Event], EventHandler] = {
     PaymentSucceeded: on_payment_succeeded,
+    RefundSucceeded: on_refund_succeeded,
+    RefundFailed: on_refund_failed,
     AnonymousMerged: on_anonymous_merged,
 }

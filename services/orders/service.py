@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -10,7 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.common import Owner, Principal
-from libs.contracts.events import AnonymousMerged, OrderCreated, OrderPaid, PaymentSucceeded
+from libs.contracts.events import (
+    AnonymousMerged,
+    OrderCreated,
+    OrderPaid,
+    PaymentSucceeded,
+    RefundFailed,
+    RefundSucceeded,
+)
 from libs.contracts.orders import OrderPaidFilter, PrepareOrderIn
 from libs.runtime.problems import InvalidInput, Unauthorized
 from libs.runtime.runtime import Runtime
@@ -26,7 +34,9 @@ from services.orders.domain import (
     paid_lines,
     parse_country,
     parse_currency,
+    reported_refund,
 )
+from services.orders.refunds import SqlRefundRepository
 from services.orders.settings import OrdersSettings
 from services.orders.store import SqlOrderRepository
 
@@ -149,8 +159,9 @@ class OrdersService:
         """One order, for its owner only; anyone else learns nothing (404)."""
         async with self.runtime.transaction() as session:
             order = await SqlOrderRepository(session).get(order_id)
-        if order is None or not principal.owns(order.owner):
-            raise OrderNotFound(f"No order {order_id}.")
+            if order is None or not principal.owns(order.owner):
+                raise OrderNotFound(f"No order {order_id}.")
+            (order,) = await _with_refunds(session, [order])
         return order
 
     async def get_user_orders(
@@ -178,6 +189,7 @@ class OrdersService:
                 limit=size + 1,
                 after=after,
             )
+            page = await _with_refunds(session, page)
         if len(page) <= size:
             return page, None
         last = page[size - 1]
@@ -223,6 +235,45 @@ class OrdersService:
         )
         log.info("order.paid", order_id=order.id, attempt_id=payment.attempt_id)
 
+    async def record_refund(
+        self, *, session: AsyncSession, refund: RefundSucceeded | RefundFailed
+    ) -> None:
+        """Keep a refund payments reported, once; the first terminal status reported wins."""
+        reported = reported_refund(refund)
+        refunds = SqlRefundRepository(session)
+        if not await refunds.record(reported):
+            kept = await refunds.get(reported.id)
+            if kept is not None and kept.status != reported.status:
+                # Payments reports one final status per refund: a second, different one is
+                # out of order or wrong, and an operator should look at the payment.
+                log.error(
+                    "order.refund_status_conflict",
+                    order_id=reported.order_id,
+                    refund_id=reported.id,
+                    kept=kept.status,
+                    reported=reported.status,
+                )
+            return
+        order = await SqlOrderRepository(session).get(reported.order_id)
+        if order is None:
+            # Kept anyway, keyed by the order id: it shows once the order exists.
+            log.warning("order.refund_before_order", order_id=reported.order_id)
+        elif order.currency != reported.currency:
+            log.error(
+                "order.refund_currency_differs",
+                order_id=order.id,
+                refund_id=reported.id,
+                refunded=reported.currency,
+                expected=order.currency,
+            )
+        log.info(
+            "order.refund_recorded",
+            order_id=reported.order_id,
+            refund_id=reported.id,
+            status=reported.status,
+            amount=reported.amount,
+        )
+
     async def anonymous_to_user(self, *, session: AsyncSession, merged: AnonymousMerged) -> None:
         """The anonymous shopper's orders become the user's, now and when prepared later."""
         orders = SqlOrderRepository(session)
@@ -233,6 +284,12 @@ class OrdersService:
             anonymous_id=merged.anonymous_id, user_id=merged.user_id
         )
         log.info("orders.reowned", anonymous_id=merged.anonymous_id, moved=moved)
+
+
+async def _with_refunds(session: AsyncSession, orders: list[Order]) -> list[Order]:
+    """The orders with their refunds, loaded for all of them in one query (no N+1)."""
+    by_order = await SqlRefundRepository(session).for_orders([order.id for order in orders])
+    return [replace(order, refunds=by_order.get(order.id, ())) for order in orders]
 
 
 def _check_amount(order: Order, payment: PaymentSucceeded) -> None:

@@ -85,6 +85,31 @@ class OwnerMergeRow(Base):
     merged_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class RefundRow(Base):
+    """A refund of an order, as payments reported it; keyed by the payments refund id.
+
+    No foreign key to `orders`: a refund may arrive before its order (the event overtook the
+    order's commit); it is kept and shows once the order exists. Only `status` and
+    `updated_at` change, and only from `pending` (ADR 006: the first terminal state wins).
+    """
+
+    __tablename__ = "order_refunds"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(36))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # A page of orders' refunds in one query, each order's oldest first.
+        Index("ix_order_refunds_order_created", "order_id", "created_at", "id"),
+    )
+
+
 outbox_table(metadata)
 inbox_table(metadata)
 

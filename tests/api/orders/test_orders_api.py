@@ -30,6 +30,8 @@ from tests.unit.orders.support import (
     anonymous,
     prepare_in,
     principal_of,
+    refund_failed,
+    refund_succeeded,
     user,
 )
 
@@ -221,6 +223,40 @@ async def test_archive_pages_newest_first_and_filters_paid(api: Api) -> None:
     unpaid = (await api.get("/orders", owner, paid="unpaid")).json()["items"]
     assert [o["id"] for o in unpaid] == ids[:0:-1]
     assert (await api.get(f"/orders/{ids[0]}", owner)).json()["paid"] == "2026-03-02T10:00:00Z"
+
+
+async def test_an_order_shows_its_refunds_and_the_refunded_amount(api: Api) -> None:
+    mug = api.catalog.add_price(3000)
+    owner = user()
+    order_id = (await api.prepare(prepare_in(owner, [(mug, 1)]))).json()["id"]
+    fresh = (await api.get(f"/orders/{order_id}", owner)).json()
+    assert (fresh["refunded_amount"], fresh["refunds"]) == (0, [])
+
+    done, failed = refund_succeeded(order_id, 1200), refund_failed(order_id, 500)
+    for payload in (done, failed, done):
+        await api.shared.bus.publish(Envelope.wrap(payload, producer="payments"))
+    await api.shared.bus.idle()  # type: ignore[attr-defined]
+
+    body = (await api.get(f"/orders/{order_id}", owner)).json()
+    assert body["refunded_amount"] == 1200
+    assert sorted(body["refunds"], key=lambda r: r["amount"]) == [
+        {
+            "id": failed.refund_id,
+            "amount": 500,
+            "status": "failed",
+            "reason": "operator",
+            "created_at": "2026-03-03T09:00:00Z",
+        },
+        {
+            "id": done.refund_id,
+            "amount": 1200,
+            "status": "succeeded",
+            "reason": "operator",
+            "created_at": "2026-03-03T09:00:00Z",
+        },
+    ]
+    [listed] = (await api.get("/orders", owner)).json()["items"]
+    assert (listed["refunded_amount"], listed["refunds"]) == (1200, body["refunds"])
 
 
 async def test_bad_paging_parameters_are_422(api: Api) -> None:

@@ -21,6 +21,8 @@ from tests.unit.orders.support import (
     anonymous,
     prepare_in,
     principal_of,
+    refund_failed,
+    refund_succeeded,
     running_orders,
     user,
 )
@@ -56,7 +58,7 @@ async def test_migrations_create_the_schema_and_the_trigger(orders: OrdersHarnes
                 )
             ).scalars()
         )
-    assert {"orders", "order_numbers", "owner_merges", "outbox", "inbox"} <= tables
+    assert {"orders", "order_numbers", "owner_merges", "order_refunds", "outbox", "inbox"} <= tables
     assert "orders_immutable" in triggers
 
 
@@ -256,3 +258,28 @@ async def test_a_deep_archive_page_reads_only_its_own_orders(orders: OrdersHarne
     assert scan["Index Name"] == "ix_orders_owner_created"
     # The page and the one row that tells whether another page follows; nothing filtered out.
     assert scan["Actual Rows"] <= 6 and scan.get("Rows Removed by Filter", 0) == 0, plan
+
+
+async def test_racing_reports_of_one_refund_keep_one_final_status(orders: OrdersHarness) -> None:
+    mug = orders.catalog.add_price(4000)
+    order, _ = await orders.service.prepare_order(order=prepare_in(user(), [(mug, 1)]))
+    refund_id = str(uuid.uuid4())
+    reports = [
+        refund_succeeded(order.id, 1500, refund_id=refund_id),
+        refund_failed(order.id, 1500, refund_id=refund_id),
+    ] * 4
+
+    async def deliver(report: object) -> None:
+        async with orders.runtime.transaction() as session:
+            await orders.service.record_refund(session=session, refund=report)
+
+    await asyncio.gather(*(deliver(report) for report in reports))
+
+    seen = await orders.service.get_order(principal=principal_of(order.owner), order_id=order.id)
+    [kept] = seen.refunds
+    assert kept.id == refund_id and kept.status in ("succeeded", "failed")
+    assert seen.refunded_amount == (1500 if kept.status == "succeeded" else 0)
+    for report in reports:  # later reports change nothing
+        await deliver(report)
+    again = await orders.service.get_order(principal=principal_of(order.owner), order_id=order.id)
+    assert [(r.status, r.amount) for r in again.refunds] == [(kept.status, 1500)]

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Query
 
 from libs.contracts.catalog import PricingInfo, PricingLookupIn, PricingLookupOut, TaxRateOut
 from libs.contracts.common import Owner, Principal
-from libs.contracts.events import CartLineSnapshot, Interval
+from libs.contracts.events import CartLineSnapshot, Interval, RefundFailed, RefundSucceeded
 from libs.contracts.orders import PrepareOrderIn
 from libs.contracts.payments import Address, BillingDetails
 
@@ -203,6 +203,48 @@ def principal_of(owner: Owner) -> Principal:
     if owner.kind == "anonymous":
         return Principal(anonymous_id=owner.id)
     return Principal(user_id=new_id(), orgs=[owner.id])
+
+
+REFUND_DECIDED = datetime(2026, 3, 3, 9, tzinfo=UTC)
+
+
+def refund_succeeded(
+    order_id: str, amount: int, *, refund_id: str | None = None, currency: str = "EUR"
+) -> RefundSucceeded:
+    return RefundSucceeded(
+        refund_id=refund_id or new_id(),
+        attempt_id=new_id(),
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        provider="dev",
+        reason="operator",
+        created_at=REFUND_DECIDED,
+        succeeded_at=REFUND_DECIDED + timedelta(seconds=2),
+    )
+
+
+def refund_failed(
+    order_id: str,
+    amount: int,
+    *,
+    refund_id: str | None = None,
+    status: str = "failed",
+    currency: str = "EUR",
+) -> RefundFailed:
+    return RefundFailed(
+        refund_id=refund_id or new_id(),
+        attempt_id=new_id(),
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        provider="dev",
+        reason="operator",
+        status=status,  # type: ignore[arg-type]
+        failure_reason="expired_or_canceled_card",
+        created_at=REFUND_DECIDED,
+        failed_at=REFUND_DECIDED + timedelta(days=1),
+    )
 
 
 class SteppingClock:

@@ -27,7 +27,7 @@ const WORDS = {
     merged_none: "Signed in. Nothing to move from this visit.", dropped: "{n} items could not move: {reasons}.",
     logged_out: "Logged out.", session_expired: "Your session expired; please log in again.",
     dev_hint: "Development login: any user id signs in.", token_hint: "Paste a user token (Authorization: Bearer).",
-    more: "More orders",
+    more: "More orders", refunded: "Refunded",
     main_nav: "Main", skip: "Skip to content", billed_to: "Billed to", starts_subscription: "This order starts a subscription.",
   },
   de: {
@@ -57,7 +57,7 @@ const WORDS = {
     merged_none: "Angemeldet. Aus diesem Besuch gab es nichts zu übernehmen.", dropped: "{n} Artikel konnten nicht übernommen werden: {reasons}.",
     logged_out: "Abgemeldet.", session_expired: "Ihre Sitzung ist abgelaufen; bitte erneut anmelden.",
     dev_hint: "Entwicklungs-Anmeldung: jede Benutzer-ID meldet an.", token_hint: "Ein Benutzer-Token einfügen (Authorization: Bearer).",
-    more: "Weitere Bestellungen",
+    more: "Weitere Bestellungen", refunded: "Erstattet",
     main_nav: "Hauptmenü", skip: "Zum Inhalt springen", billed_to: "Rechnung an", starts_subscription: "Mit dieser Bestellung beginnt ein Abonnement.",
   },
   fr: {
@@ -87,7 +87,7 @@ const WORDS = {
     merged_none: "Connecté. Rien à reprendre de cette visite.", dropped: "{n} articles n’ont pas pu être repris : {reasons}.",
     logged_out: "Déconnecté.", session_expired: "Votre session a expiré ; veuillez vous reconnecter.",
     dev_hint: "Connexion de développement : tout identifiant est accepté.", token_hint: "Collez un jeton utilisateur (Authorization: Bearer).",
-    more: "Plus de commandes",
+    more: "Plus de commandes", refunded: "Remboursé",
     main_nav: "Menu principal", skip: "Aller au contenu", billed_to: "Facturé à", starts_subscription: "Cette commande démarre un abonnement.",
   },
 };

@@ -75,12 +75,22 @@ export function orderSummary(order) {
       h("tfoot", {},
         taxes,
         h("tr", { class: "total" }, h("th", { scope: "row" }, t("total")), h("td", { class: "num", id: "order-total" }, formatMoney(order.total, currency))),
+        order.refunded_amount > 0
+          ? h("tr", { class: "refunded" }, h("th", { scope: "row" }, t("refunded")), h("td", { class: "num", id: "order-refunded" }, formatMoney(order.refunded_amount, currency)))
+          : null,
       ),
     ),
     billing
       ? h("p", { class: "muted small" }, `${t("billed_to")}: ${billing.name}, ${billing.address.city}, ${billing.address.country}`)
       : null,
   );
+}
+
+/** "Refunded €x.xx" where money went back to the shopper, else nothing. */
+export function refundedNote(order) {
+  return order.refunded_amount > 0
+    ? h("span", { class: "refunded small" }, `${t("refunded")} ${formatMoney(order.refunded_amount, order.currency)}`)
+    : null;
 }
 
 export function statusBadge(order) {

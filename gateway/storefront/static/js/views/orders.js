@@ -4,7 +4,7 @@ import { h, show } from "../dom.js";
 import { t } from "../i18n.js";
 import { formatDate, formatMoney } from "../money.js";
 import { clearPending, goPay, pending } from "../flow.js";
-import { errorBox, flash, orderSummary, problemText, refreshCartCount, statusBadge } from "../ui.js";
+import { errorBox, flash, orderSummary, problemText, refreshCartCount, refundedNote, statusBadge } from "../ui.js";
 
 const POLL_MS = 1000;
 const POLL_TIMES = 60;
@@ -106,7 +106,7 @@ function orderRow(order) {
   return h("li", { class: "order", "data-order": order.id },
     h("a", { href: `#/orders/${encodeURIComponent(order.id)}`, class: "number" }, t("order", { number: order.number })),
     h("span", { class: "muted small" }, formatDate(order.created_at)),
-    h("span", { class: "num" }, formatMoney(order.total, order.currency)),
+    h("span", { class: "num" }, formatMoney(order.total, order.currency), refundedNote(order)),
     statusBadge(order),
     order.paid ? h("span", {}) : payButton(order, t("pay_again")),
   );
