@@ -535,6 +535,42 @@ class SubscriptionCanceled(Event):
     )
 
 
+@event("payments.subscription.past_due.v1")
+class SubscriptionPastDue(Event):
+    """Charging a subscription's invoice for a new period failed (`payment_failed`), or the
+    bank wants the shopper to confirm it (`action_required`): the subscription is past due and
+    the provider retries. `hosted_invoice_url` is where the shopper pays it or fixes the card.
+    Published once per invoice and reason."""
+
+    subscription_id: str
+    order_id: str
+    owner: Owner
+    invoice_reference: str
+    amount_due: int = Field(ge=0, description="ISO 4217 minor units.")
+    currency: str
+    reason: Literal["payment_failed", "action_required"]
+    hosted_invoice_url: str | None = None
+    next_payment_attempt: datetime | None = Field(
+        None, description="When the provider tries again; None: it will not."
+    )
+    at: datetime
+
+    model_config = example(
+        {
+            "subscription_id": SUBSCRIPTION_ID,
+            "order_id": ORDER_ID,
+            "owner": {"kind": "user", "id": "user_42"},
+            "invoice_reference": "in_1Nv",
+            "amount_due": 900,
+            "currency": "EUR",
+            "reason": "payment_failed",
+            "hosted_invoice_url": "https://invoice.stripe.com/i/acct_1/test_YWNjdF8x",
+            "next_payment_attempt": "2026-05-04T12:00:00Z",
+            "at": "2026-05-01T12:00:00Z",
+        }
+    )
+
+
 class CustomerFacts(Event):
     customer_id: str
     owner: Owner

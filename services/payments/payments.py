@@ -346,6 +346,14 @@ class PaymentService:
         if event.kind == "invoice_paid" and event.billing_reason == "subscription_cycle":
             await self._renewal(repo, session, event, now)
             return
+        if event.kind in ("invoice_payment_failed", "invoice_action_required") and (
+            event.billing_reason not in ("subscription_create", None)
+        ):
+            await self._past_due(repo, session, event, now)
+            return
+        if event.kind == "invoice_action_required":
+            # The first invoice: the shopper confirms it on the checkout page itself.
+            return
         if event.kind == "ignored" or (
             event.kind in ("invoice_paid", "invoice_payment_failed")
             and event.billing_reason not in ("subscription_create", None)
@@ -677,6 +685,44 @@ class PaymentService:
                 period_end=values.get("current_period_end", subscription.current_period_end),  # type: ignore[arg-type]
                 invoice=invoice,
             ),
+        )
+
+    async def _past_due(
+        self,
+        repo: PaymentsRepository,
+        session: AsyncSession,
+        event: ProviderEvent,
+        now: datetime,
+    ) -> None:
+        """An invoice for a new period was not paid: the subscription is past due, announced
+        once per invoice and reason with the link where the shopper pays it."""
+        if event.subscription is None:
+            return
+        subscription = await repo.subscription_by_provider_id(event.provider, event.subscription.id)
+        if subscription is None:
+            log.warning("payments.past_due_for_unknown_subscription", event_id=event.id)
+            return
+        invoice = event.invoice_id or event.id
+        reason = "action_required" if event.kind == "invoice_action_required" else "payment_failed"
+        if not await repo.add_past_due(
+            subscription_id=subscription.id,
+            invoice_reference=invoice,
+            reason=reason,
+            created_at=now,
+        ):
+            return
+        if subscription.status not in ("canceled", "unpaid"):
+            await repo.update_subscription(subscription.id, now, status="past_due")
+        log.warning(
+            "payments.subscription_past_due",
+            subscription_id=subscription.id,
+            invoice=invoice,
+            reason=reason,
+            next_payment_attempt=event.next_payment_attempt,
+        )
+        await self.runtime.record(
+            session,
+            facts.subscription_past_due(subscription, event, invoice=invoice, reason=reason),
         )
 
     async def _subscription_changed(

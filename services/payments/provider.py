@@ -23,6 +23,7 @@ EventKind = Literal[
     "checkout_expired",  # the checkout closed without payment
     "invoice_paid",  # a subscription invoice was paid (first one or a renewal)
     "invoice_payment_failed",
+    "invoice_action_required",  # the bank wants the shopper to confirm an invoice's payment
     "subscription_updated",
     "subscription_deleted",
     "refund_updated",  # a refund's status changed at the provider (pending, succeeded, failed)
@@ -140,6 +141,8 @@ class ProviderEvent:
     reason: str | None = None
     refund: ProviderRefund | None = None
     dispute: ProviderDispute | None = None
+    hosted_invoice_url: str | None = None  # where the shopper pays an invoice or fixes the card
+    next_payment_attempt: datetime | None = None
 
 
 @dataclass(frozen=True)

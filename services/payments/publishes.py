@@ -19,6 +19,7 @@ from libs.contracts.events import (
     RefundSucceeded,
     SubscriptionActivated,
     SubscriptionCanceled,
+    SubscriptionPastDue,
     SubscriptionRenewed,
 )
 from services.payments.provider import ProviderEvent
@@ -158,6 +159,23 @@ def subscription_activated(subscription: SubscriptionRecord) -> SubscriptionActi
         owner=subscription.owner,
         status=subscription.status,
         current_period_end=subscription.current_period_end,
+    )
+
+
+def subscription_past_due(
+    subscription: SubscriptionRecord, event: ProviderEvent, *, invoice: str, reason: str
+) -> SubscriptionPastDue:
+    return SubscriptionPastDue(
+        subscription_id=subscription.id,
+        order_id=subscription.order_id,
+        owner=subscription.owner,
+        invoice_reference=invoice,
+        amount_due=event.amount if event.amount is not None else subscription.amount,
+        currency=event.currency or subscription.currency,
+        reason=reason,
+        hosted_invoice_url=event.hosted_invoice_url,
+        next_payment_attempt=event.next_payment_attempt,
+        at=event.created,
     )
 
 

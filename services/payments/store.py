@@ -28,6 +28,7 @@ from services.payments.tables import (
     provider_customers,
     provider_events,
     refunds,
+    subscription_past_dues,
     subscription_renewals,
     subscriptions,
 )
@@ -288,6 +289,7 @@ class PaymentsRepository(Protocol):
     ) -> None: ...
     async def mark_cancellation_announced(self, subscription_id: str, now: datetime) -> bool: ...
     async def add_renewal(self, **values: Any) -> bool: ...
+    async def add_past_due(self, **values: Any) -> bool: ...
     async def renewal_counts(self, subscription_ids: Sequence[str]) -> dict[str, int]: ...
     async def reassign_subscriptions(self, source: Owner, target: Owner, now: datetime) -> int: ...
     async def record_provider_event(
@@ -792,6 +794,16 @@ class SqlPaymentsRepository:
         try:
             async with self.session.begin_nested():
                 await self.session.execute(insert(subscription_renewals).values(**values))
+        except IntegrityError:
+            return False
+        return True
+
+    async def add_past_due(self, **values: Any) -> bool:
+        """Record an invoice the provider could not charge, once per invoice and reason; False
+        when it was already recorded."""
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(insert(subscription_past_dues).values(**values))
         except IntegrityError:
             return False
         return True

@@ -90,6 +90,7 @@ HANDLED: Final[dict[str, EventKind]] = {
     "checkout.session.expired": "checkout_expired",
     "invoice.paid": "invoice_paid",
     "invoice.payment_failed": "invoice_payment_failed",
+    "invoice.payment_action_required": "invoice_action_required",
     "customer.subscription.updated": "subscription_updated",
     "customer.subscription.deleted": "subscription_deleted",
     "refund.created": "refund_updated",
@@ -240,6 +241,14 @@ def _amount(value: Any, currency: str | None, field: str) -> int | None:
     if amount < 0 or currency is None:
         raise InvalidWebhookPayload(f"`{field}` {amount} has no currency or is negative")
     return from_stripe_amount(amount, currency)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidWebhookPayload(f"not a string: {value!r:.40}")
+    return value or None
 
 
 def _currency(value: Any) -> str | None:
@@ -440,6 +449,8 @@ def _invoice_event(base: dict[str, Any], invoice: Mapping[str, Any]) -> Provider
         subscription=ProviderSubscription(id=subscription_id) if subscription_id else None,
         period_end=_timestamp(max(ends) if ends else invoice.get("period_end")),
         reason="invoice_payment_failed" if base["kind"] == "invoice_payment_failed" else None,
+        hosted_invoice_url=_text(invoice.get("hosted_invoice_url")),
+        next_payment_attempt=_timestamp(invoice.get("next_payment_attempt")),
     )
 
 

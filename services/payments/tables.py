@@ -174,6 +174,19 @@ subscription_renewals = Table(
     UniqueConstraint("subscription_id", "invoice_reference"),
 )
 
+# Invoices of a new period that the provider could not charge (or that wait for the shopper's
+# bank): one row per invoice and reason, so that each is announced once however often the
+# provider retries and reports it.
+subscription_past_dues = Table(
+    "subscription_past_dues",
+    metadata,
+    Column("subscription_id", String(36), nullable=False),
+    Column("invoice_reference", String(255), nullable=False),
+    Column("reason", String(40), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("subscription_id", "invoice_reference", "reason"),
+)
+
 # Money sent back through the provider: one row per attempt whose payment must not stay (a
 # second payment of a paid order, a payment after its checkout closed, a mismatch). `pending`
 # until the provider settles it (`succeeded`, `failed`, `canceled`); reconciliation sends what

@@ -1423,9 +1423,11 @@ class FakeStripe:
         self._invoice_number += 1
         amount = sum(line.amount for line in lines)
         customer = self.objects.get(subscription["customer"] or "", {})
+        invoice_id = new_id("in")
         invoice = self._base(
             "in",
             "invoice",
+            id=invoice_id,
             amount_due=amount,
             amount_paid=0,
             amount_remaining=amount,
@@ -1436,7 +1438,8 @@ class FakeStripe:
             currency=subscription["currency"],
             customer=subscription["customer"],
             customer_email=customer.get("email"),
-            hosted_invoice_url=None,
+            # Where the customer pays a finalized invoice (or confirms it with their bank).
+            hosted_invoice_url=f"https://invoice.stripe.test/i/acct_fake/{invoice_id}",
             metadata={},
             next_payment_attempt=None,
             number=f"FAKE-{self._invoice_number:04d}",
@@ -1550,7 +1553,9 @@ class FakeStripe:
         self.emit("customer.subscription.deleted", subscription, call=call)
         return subscription
 
-    def _bill_next_period(self, subscription_id: str, *, paid: bool) -> JSON:
+    def _bill_next_period(
+        self, subscription_id: str, *, paid: bool, action_required: bool = False
+    ) -> JSON:
         subscription = self.get("subscription", subscription_id)
         if subscription["status"] not in ("active", "past_due"):
             raise wrong_state(f"Subscription {subscription_id} is {subscription['status']}.")
@@ -1571,7 +1576,10 @@ class FakeStripe:
             self._set_subscription_status(subscription, "active")
         else:
             invoice["next_payment_attempt"] = self.now() + 3 * _DAY
-            self.emit("invoice.payment_failed", invoice)
+            self.emit(
+                "invoice.payment_action_required" if action_required else "invoice.payment_failed",
+                invoice,
+            )
             self._set_subscription_status(subscription, "past_due")
         return subscription
 
@@ -1589,6 +1597,22 @@ class FakeStripe:
     async def fail_renewal(self, subscription_id: str) -> ActionReport:
         """The period ends and charging for the next one fails: the subscription is past_due."""
         return await self._report(self._bill_next_period(subscription_id, paid=False))
+
+    async def retry_failed_renewal(self, subscription_id: str) -> ActionReport:
+        """Smart Retries charge the open invoice again and fail again: another
+        `invoice.payment_failed` for the same invoice, one more attempt counted."""
+        subscription = self.get("subscription", subscription_id)
+        invoice = self.get("invoice", subscription["latest_invoice"])
+        invoice["attempt_count"] += 1
+        invoice["next_payment_attempt"] = self.now() + 5 * _DAY
+        self.emit("invoice.payment_failed", invoice)
+        return await self._report(invoice)
+
+    async def require_action_on_renewal(self, subscription_id: str) -> ActionReport:
+        """The period ends and the bank wants the customer to confirm the charge (3-D Secure):
+        `invoice.payment_action_required`; the subscription is past_due until they do."""
+        subscription = self._bill_next_period(subscription_id, paid=False, action_required=True)
+        return await self._report(subscription)
 
     # -- refunds ----------------------------------------------------------------------------
 
