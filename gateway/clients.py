@@ -17,6 +17,8 @@ from libs.contracts.payments import (
     CustomerOut,
     PaymentCheckIn,
     PaymentOut,
+    PortalIn,
+    PortalOut,
     StartPaymentIn,
     SubscriptionOut,
 )
@@ -215,6 +217,17 @@ class PaymentsClient:
             "POST",
             f"/subscriptions/{_seg(subscription_id)}/cancel",
             SubscriptionOut,
+            principal=principal,
+        )
+
+    async def subscription_portal(
+        self, principal: Principal, subscription_id: str, return_url: str
+    ) -> PortalOut:
+        return await self.http.call(
+            "POST",
+            f"/subscriptions/{_seg(subscription_id)}/portal",
+            PortalOut,
+            json=PortalIn(return_url=return_url).model_dump(mode="json"),
             principal=principal,
         )
 

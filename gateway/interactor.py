@@ -22,6 +22,7 @@ from libs.contracts.payments import (
     PaymentCheckIn,
     PaymentLine,
     PaymentOut,
+    PortalOut,
     StartPaymentIn,
     SubscriptionOut,
 )
@@ -357,3 +358,12 @@ class StoreInteractor:
         """Cancel a subscription at the end of its current period."""
         caller.require_any()
         return await self.clients.payments.cancel_subscription(caller.principal, subscription_id)
+
+    async def subscription_portal(
+        self, caller: Caller, subscription_id: str, return_url: str
+    ) -> PortalOut:
+        """A link to the billing portal for one of the caller's subscriptions."""
+        caller.require_any()
+        return await self.clients.payments.subscription_portal(
+            caller.principal, subscription_id, return_url
+        )

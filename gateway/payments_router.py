@@ -61,6 +61,30 @@ async def dev_renew_subscription(subscription_id: str, request: Request, deps: D
     return await _forward(request, deps, path)
 
 
+@router.get("/dev-checkout/subscriptions/{subscription_id}/portal", include_in_schema=False)
+async def dev_portal_page(subscription_id: str, request: Request, deps: Deps) -> Response:
+    """The dev provider's billing portal page."""
+    path = f"/dev-checkout/subscriptions/{checked_id(subscription_id)}/portal"
+    done = request.query_params.get("done")
+    if done in ("card", "cancel"):
+        path += f"?done={done}"
+    return await _forward(request, deps, path)
+
+
+@router.post("/dev-checkout/subscriptions/{subscription_id}/portal/card", include_in_schema=False)
+async def dev_portal_card(subscription_id: str, request: Request, deps: Deps) -> Response:
+    """The dev billing portal's Update card button."""
+    path = f"/dev-checkout/subscriptions/{checked_id(subscription_id)}/portal/card"
+    return await _forward(request, deps, path)
+
+
+@router.post("/dev-checkout/subscriptions/{subscription_id}/portal/cancel", include_in_schema=False)
+async def dev_portal_cancel(subscription_id: str, request: Request, deps: Deps) -> Response:
+    """The dev billing portal's Cancel button."""
+    path = f"/dev-checkout/subscriptions/{checked_id(subscription_id)}/portal/cancel"
+    return await _forward(request, deps, path)
+
+
 async def _forward(request: Request, deps: Deps, path: str) -> Response:
     """Pass a public request on to a fixed payments path; only a few headers go along."""
     body = await request.body()

@@ -79,7 +79,8 @@ def check_return_urls(settings: GatewaySettings, *urls: str) -> None:
             or "\\" in url
         ):
             raise InvalidInput(
-                "success_url and cancel_url must be absolute http(s) URLs with a valid port.",
+                "Return URLs (success_url, cancel_url, return_url) must be absolute http(s) URLs "
+                "with a valid port.",
                 code="invalid_return_url",
             )
         if host is None or host not in allowed:

@@ -13,7 +13,7 @@ from libs.contracts.cart import MergeOut
 from libs.contracts.catalog import ProductOut
 from libs.contracts.common import ID_PATTERN, KEY_PATTERN, Page
 from libs.contracts.orders import OrderOut
-from libs.contracts.payments import CustomerOut, SubscriptionOut
+from libs.contracts.payments import CustomerOut, PortalIn, PortalOut, SubscriptionOut
 from libs.contracts.store import CheckoutIn, CheckoutOut, PayIn
 
 router = APIRouter(prefix="/api/store")
@@ -107,6 +107,22 @@ async def cancel_subscription(
 ) -> SubscriptionOut:
     """Cancel at the end of the current period."""
     return await deps.interactor.cancel_subscription(caller, subscription_id)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/portal", tags=["subscriptions"], summary="Manage billing"
+)
+async def subscription_portal(
+    subscription_id: Id, deps: Deps, caller: CurrentCaller, body: PortalIn | None = None
+) -> PortalOut:
+    """A link to the billing portal for one of the caller's subscriptions: change the card,
+    pay a past-due invoice, cancel. `return_url` defaults to the shop."""
+    return_url = (body.return_url if body else None) or f"{deps.settings.public_origin.url}/shop/"
+    check_return_urls(deps.settings, return_url)
+    out = await deps.interactor.subscription_portal(caller, subscription_id, return_url)
+    if out.url.startswith("/") and not out.url.startswith("//"):
+        out = PortalOut(url=deps.settings.public_origin.url + out.url)
+    return out
 
 
 @router.get("/customers", tags=["customers"], summary="The caller's customers")

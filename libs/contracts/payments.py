@@ -296,6 +296,33 @@ class PaymentAttemptOut(PaymentOut):
     }
 
 
+class PortalIn(Input):
+    """`POST /api/store/subscriptions/{id}/portal` (and payments' own route)."""
+
+    return_url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="Where the billing portal sends the shopper back; the shop when left out "
+        "(an absolute http(s) URL on an allowed host, like a checkout's return URLs).",
+    )
+
+    model_config = Input.model_config | {
+        "json_schema_extra": {"examples": [{"return_url": "https://shop.example/account"}]}
+    }
+
+
+class PortalOut(Contract):
+    """A link to the provider's billing portal for one subscription: change the card, pay a
+    past-due invoice, cancel. Short-lived: ask for a new one each time."""
+
+    url: str
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {"examples": [{"url": "https://billing.stripe.com/p/session/test_1"}]}
+    }
+
+
 class DisputeOut(Contract):
     """Internal: a disputed payment (`GET /disputes`), newest first."""
 

@@ -20,6 +20,8 @@ from libs.contracts.payments import (
     PaymentAttemptOut,
     PaymentCheckIn,
     PaymentOut,
+    PortalIn,
+    PortalOut,
     ReconcileOut,
     RefundOut,
     RefundStatus,
@@ -29,8 +31,10 @@ from libs.contracts.payments import (
 )
 from libs.runtime.auth import principal_or_none as get_principal
 from libs.runtime.auth import require_service_token
+from libs.runtime.problems import InvalidInput
 from services.payments.bootstrap import PaymentsDeps
 from services.payments.customers import CustomerService
+from services.payments.dev_provider import DEV_PORTAL
 from services.payments.payments import PaymentService
 from services.payments.subscriptions import SubscriptionService
 
@@ -228,6 +232,36 @@ async def dev_renew_subscription(subscription_id: Id, service: Payments) -> Subs
     return await service.dev_renew(subscription_id=subscription_id)
 
 
+@dev_router.get("/dev-checkout/subscriptions/{subscription_id}/portal", response_class=HTMLResponse)
+async def dev_portal_page(
+    subscription_id: Id,
+    service: Subscriptions,
+    done: Annotated[Literal["card", "cancel"] | None, Query()] = None,
+) -> HTMLResponse:
+    """The dev provider's billing portal: the subscription, Update card and Cancel."""
+    page = await service.dev_portal_page(subscription_id=subscription_id, done=done)
+    return HTMLResponse(page, headers={"cache-control": "no-store"})
+
+
+@dev_router.post("/dev-checkout/subscriptions/{subscription_id}/portal/card")
+async def dev_portal_card(subscription_id: Id, service: Subscriptions) -> RedirectResponse:
+    """Update card: 303 back to the portal page."""
+    await service.dev_portal_card(subscription_id=subscription_id)
+    return _back_to_portal(subscription_id, "card")
+
+
+@dev_router.post("/dev-checkout/subscriptions/{subscription_id}/portal/cancel")
+async def dev_portal_cancel(subscription_id: Id, service: Subscriptions) -> RedirectResponse:
+    """Cancel at the end of the period: 303 back to the portal page."""
+    await service.dev_portal_cancel(subscription_id=subscription_id)
+    return _back_to_portal(subscription_id, "cancel")
+
+
+def _back_to_portal(subscription_id: str, done: str) -> RedirectResponse:
+    location = f"{DEV_PORTAL.format(id=subscription_id)}?done={done}"
+    return RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER)
+
+
 # --- subscriptions ---------------------------------------------------------------------------
 
 subscriptions_router = APIRouter(tags=["subscriptions"])
@@ -253,6 +287,18 @@ async def cancel_subscription(
 ) -> SubscriptionOut:
     """Cancel at the end of the current period."""
     return await service.cancel_subscription(principal=caller, subscription_id=subscription_id)
+
+
+@subscriptions_router.post("/subscriptions/{subscription_id}/portal")
+async def subscription_portal(
+    subscription_id: Id, body: PortalIn, caller: Caller, service: Subscriptions
+) -> PortalOut:
+    """A link to the provider's billing portal for one of the caller's subscriptions."""
+    if body.return_url is None:  # the gateway always says where to come back to
+        raise InvalidInput("return_url is required here.", code="invalid_return_url")
+    return await service.subscription_portal(
+        principal=caller, subscription_id=subscription_id, return_url=body.return_url
+    )
 
 
 routers = [

@@ -72,6 +72,12 @@ class DevProvider:
     async def refund_status(self, provider_refund_id: str) -> ProviderRefund:
         return ProviderRefund(id=provider_refund_id, status="succeeded")
 
+    async def billing_portal(
+        self, *, provider_customer_id: str | None, subscription_id: str, return_url: str
+    ) -> str:
+        # The dev portal page: relative, made absolute on the public URL by the gateway.
+        return DEV_PORTAL.format(id=subscription_id)
+
     async def checkout_status(self, session_id: str) -> ProviderEvent | None:
         # The dev page reports through Store itself: no webhook can be lost.
         return None
@@ -270,5 +276,55 @@ def render_checkout_page(page: CheckoutPage) -> str:
         "</th></tr></tfoot></table>"
         f"{actions}"
         '<p class="note">Development payment provider: no money moves.</p>'
+        "</body></html>"
+    )
+
+
+DEV_PORTAL = "/api/payments/dev-checkout/subscriptions/{id}/portal"
+
+
+def render_portal_page(
+    *,
+    subscription_id: str,
+    status: str,
+    amount: int,
+    currency: str,
+    interval: str,
+    cancel_at_period_end: bool,
+    current_period_end: datetime | None,
+    done: str | None,
+) -> str:
+    """The dev provider's billing portal: the subscription, Update card and Cancel."""
+    base = escape(DEV_PORTAL.format(id=subscription_id), quote=True)
+    until = current_period_end.date().isoformat() if current_period_end else "—"
+    notes = {
+        "card": "Your card was updated (no card is charged here).",
+        "cancel": "Your subscription ends with the current period.",
+    }
+    note = f'<p class="note" id="done">{escape(notes[done])}</p>' if done in notes else ""
+    actions = ""
+    if status != "canceled":
+        actions = (
+            f'<form method="post" action="{base}/card">'
+            '<button type="submit">Update card</button></form>'
+        )
+        if not cancel_at_period_end:
+            actions += (
+                f'<form method="post" action="{base}/cancel">'
+                '<button type="submit">Cancel subscription</button></form>'
+            )
+    ends = " (ends then)" if cancel_at_period_end else ""
+    return (
+        "<!doctype html>"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Manage your subscription</title><style>{_STYLE}</style></head>"
+        "<body><h1>Manage your subscription</h1>"
+        f'<p>Status: <strong id="status">{escape(status)}</strong></p>'
+        f"<p>{escape(format_money(amount, currency))} every {escape(interval)}; "
+        f"current period until {escape(until)}{ends}.</p>"
+        f"{note}{actions}"
+        '<p><a href="/shop/">Back to the shop</a></p>'
+        '<p class="note">Development billing portal: nothing is charged.</p>'
         "</body></html>"
     )

@@ -201,6 +201,11 @@ class PaymentProvider(Protocol):
     async def refund_status(self, provider_refund_id: str) -> ProviderRefund:
         """How a refund the provider accepted stands now (a lost webhook, or one to wait for)."""
 
+    async def billing_portal(
+        self, *, provider_customer_id: str | None, subscription_id: str, return_url: str
+    ) -> str:
+        """A link where the customer changes the card, pays what is due or cancels."""
+
     async def checkout_status(self, session_id: str) -> ProviderEvent | None:
         """What the provider says about a session now, as an event to settle it by (None:
         still open, or nothing to learn); used when a webhook may have been lost."""

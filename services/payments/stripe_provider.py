@@ -614,6 +614,18 @@ class StripeProvider:
             raise
         return refund_from_stripe(refund.to_dict())
 
+    async def billing_portal(
+        self, *, provider_customer_id: str | None, subscription_id: str, return_url: str
+    ) -> str:
+        if provider_customer_id is None:
+            raise PaymentRejected("This subscription has no Stripe customer to manage.")
+        session = await self._call(
+            self._client.v1.billing_portal.sessions.create_async(
+                {"customer": provider_customer_id, "return_url": return_url}
+            )
+        )
+        return str(session.url)
+
     async def refund_status(self, provider_refund_id: str) -> ProviderRefund:
         refund = await self._call(self._client.v1.refunds.retrieve_async(provider_refund_id))
         return refund_from_stripe(refund.to_dict())

@@ -45,6 +45,7 @@ import httpx
 import pycountry
 import stripe
 import stripe.params as sp
+import stripe.params.billing_portal as spb
 import stripe.params.checkout as spc
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -1678,6 +1679,20 @@ class FakeStripe:
             self.emit("refund.failed", refund)
         return await self._report(refund)
 
+    # -- the customer portal ----------------------------------------------------------------
+
+    def create_portal_session(self, params: JSON) -> JSON:
+        """A short-lived link to the customer portal of one customer."""
+        customer = self.get("customer", _require(params, "customer"), param="customer")
+        session = self._base(
+            "bps",
+            "billing_portal.session",
+            customer=customer["id"],
+            return_url=_url(params.get("return_url"), "return_url"),
+            url=f"https://billing.stripe.test/p/session/{new_id('test', 32)}",
+        )
+        return self._store(session)
+
     # -- disputes ---------------------------------------------------------------------------
 
     async def open_dispute(
@@ -1992,6 +2007,12 @@ def _api_routes() -> list[Route]:
         ),
         _api_route(
             "/v1/refunds", "POST", lambda f, p, c: f.create_refund(p, c), sp.RefundCreateParams
+        ),
+        _api_route(
+            "/v1/billing_portal/sessions",
+            "POST",
+            lambda f, p, c: f.create_portal_session(p),
+            spb.SessionCreateParams,
         ),
         _api_route(
             "/v1/refunds/{id}",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.api.payments.test_stripe import StripeWorld, delivered, stripe_world
-from tests.unit.payments.builders import RENEWED, headers, published
+from tests.unit.payments.builders import RENEWED, headers, published, user
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -92,3 +92,25 @@ async def test_paying_the_past_due_invoice_makes_it_active_again(world: StripeWo
     assert await status_of(world, bought) == "active"
     assert len(await published(world.deps, PAST_DUE)) == 1
     assert len(await published(world.deps, RENEWED)) == 1
+
+
+async def test_the_portal_is_stripes_for_the_subscriptions_customer_and_its_owner_only(
+    world: StripeWorld,
+) -> None:
+    bought = await subscribed(world)
+    body = {"return_url": "https://shop.example/shop/"}
+
+    response = await world.http.post(
+        f"/subscriptions/{bought['id']}/portal", json=body, headers=headers(bought["shopper"])
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["url"].startswith("https://billing.stripe.test/p/session/")
+    [created] = world.fake.requests(method="POST", path="/v1/billing_portal/sessions")
+    stripe_customer = world.fake.object(bought["stripe_id"])["customer"]
+    assert created.params == {"customer": stripe_customer, "return_url": body["return_url"]}
+    stranger = await world.http.post(
+        f"/subscriptions/{bought['id']}/portal", json=body, headers=headers(user())
+    )
+    assert stranger.status_code == 404
+    assert len(world.fake.requests(method="POST", path="/v1/billing_portal/sessions")) == 1
