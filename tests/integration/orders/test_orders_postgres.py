@@ -58,7 +58,15 @@ async def test_migrations_create_the_schema_and_the_trigger(orders: OrdersHarnes
                 )
             ).scalars()
         )
-    assert {"orders", "order_numbers", "owner_merges", "order_refunds", "outbox", "inbox"} <= tables
+    assert {
+        "orders",
+        "order_numbers",
+        "owner_merges",
+        "order_refunds",
+        "order_disputes",
+        "outbox",
+        "inbox",
+    } <= tables
     assert "orders_immutable" in triggers
 
 
