@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,43 +17,17 @@ from services.orders.api import order_out
 from services.orders.domain import Order
 from services.orders.tables import DisputeRow
 from tests.unit.orders.support import (
+    DISPUTE_CLOSED,
+    DISPUTE_DUE,
+    DISPUTE_OPENED,
     OrdersHarness,
-    new_id,
+    dispute_closed,
+    dispute_opened,
     prepare_in,
     principal_of,
     running_orders,
     user,
 )
-
-OPENED = datetime(2026, 3, 5, 10, tzinfo=UTC)
-DUE = OPENED + timedelta(days=14)
-CLOSED = OPENED + timedelta(days=30)
-
-
-def dispute_opened(
-    order_id: str | None, amount: int = 5000, *, dispute_id: str | None = None
-) -> DisputeOpened:
-    return DisputeOpened(
-        dispute_id=dispute_id or new_id(),
-        provider="dev",
-        provider_dispute_id="du_" + new_id()[:8],
-        attempt_id=new_id(),
-        order_id=order_id,
-        amount=amount,
-        currency="eur",
-        reason="fraudulent",
-        status="needs_response",
-        evidence_due_by=DUE,
-        opened_at=OPENED,
-    )
-
-
-def dispute_closed(opened: DisputeOpened, status: str = "lost") -> DisputeClosed:
-    return DisputeClosed(
-        **opened.model_dump(exclude={"status"}),
-        status=status,  # type: ignore[arg-type]
-        closed_at=CLOSED,
-    )
 
 
 @pytest.fixture
@@ -100,7 +74,11 @@ async def test_an_opened_dispute_shows_on_the_order_with_its_deadline(
         "fraudulent",
         "needs_response",
     )
-    assert (dispute.evidence_due_by, dispute.opened_at, dispute.closed_at) == (DUE, OPENED, None)
+    assert (dispute.evidence_due_by, dispute.opened_at, dispute.closed_at) == (
+        DISPUTE_DUE,
+        DISPUTE_OPENED,
+        None,
+    )
     assert orders.shared.bus.dead_letters == []
 
 
@@ -111,7 +89,11 @@ async def test_a_closed_dispute_shows_its_end(orders: OrdersHarness) -> None:
     await publish(orders, opened, dispute_closed(opened, "won"))
 
     [dispute] = (await shown(orders, order)).disputes
-    assert (dispute.status, dispute.closed_at, dispute.opened_at) == ("won", CLOSED, OPENED)
+    assert (dispute.status, dispute.closed_at, dispute.opened_at) == (
+        "won",
+        DISPUTE_CLOSED,
+        DISPUTE_OPENED,
+    )
     out = order_out(await shown(orders, order)).model_dump(mode="json")
     assert out["disputes"][0]["closed_at"] == "2026-04-04T10:00:00Z"
 
@@ -133,7 +115,7 @@ async def test_a_redelivered_or_republished_dispute_changes_nothing(
     [after] = await dispute_rows(orders)
     assert (after.status, after.closed_at, after.updated_at) == (
         "lost",
-        CLOSED,
+        DISPUTE_CLOSED,
         before.updated_at,
     )
     assert len((await shown(orders, order)).disputes) == 1
@@ -150,8 +132,8 @@ async def test_an_opened_report_after_its_closed_one_never_reopens_it(
     await publish(orders, opened)
 
     [dispute] = (await shown(orders, order)).disputes
-    assert (dispute.status, dispute.closed_at) == ("lost", CLOSED)
-    assert dispute.evidence_due_by == DUE
+    assert (dispute.status, dispute.closed_at) == ("lost", DISPUTE_CLOSED)
+    assert dispute.evidence_due_by == DISPUTE_DUE
 
 
 async def test_a_second_closed_report_does_not_change_the_end(orders: OrdersHarness) -> None:
@@ -160,12 +142,12 @@ async def test_a_second_closed_report_does_not_change_the_end(orders: OrdersHarn
 
     await publish(orders, opened, dispute_closed(opened, "won"))
     later = dispute_closed(opened, "lost").model_copy(
-        update={"closed_at": CLOSED + timedelta(days=1)}
+        update={"closed_at": DISPUTE_CLOSED + timedelta(days=1)}
     )
     await publish(orders, later)
 
     [dispute] = (await shown(orders, order)).disputes
-    assert (dispute.status, dispute.closed_at) == ("won", CLOSED)
+    assert (dispute.status, dispute.closed_at) == ("won", DISPUTE_CLOSED)
 
 
 async def test_a_dispute_without_an_order_is_ignored(orders: OrdersHarness) -> None:
