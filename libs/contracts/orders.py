@@ -10,7 +10,7 @@ from pydantic import Field
 
 from libs.contracts.common import Owner
 from libs.contracts.envelope import Contract, example
-from libs.contracts.events import CartLineSnapshot, Interval
+from libs.contracts.events import CartLineSnapshot, DisputeStatus, Interval
 from libs.contracts.payments import BillingDetails
 
 OrderRefundStatus = Literal["pending", "succeeded", "failed"]
@@ -37,6 +37,33 @@ class OrderRefundOut(Contract):
     created_at: datetime = Field(description="When Store decided the money goes back.")
 
 
+class OrderDisputeOut(Contract):
+    """A dispute of the order's payment as payments reported it: open while `closed_at` is
+    null (answer with evidence before `evidence_due_by`); closed, it never reopens."""
+
+    model_config = example(
+        {
+            "id": "3a1f9c2e-7b4d-4e8a-9c1f-2e7b4d8a9c1f",
+            "amount": 2500,
+            "currency": "EUR",
+            "reason": "product_not_received",
+            "status": "needs_response",
+            "evidence_due_by": "2027-03-15T23:59:59Z",
+            "opened_at": "2027-03-01T12:00:00Z",
+            "closed_at": None,
+        }
+    )
+
+    id: str = Field(description="The payments dispute id.")
+    amount: int = Field(ge=0, description="Disputed amount, ISO 4217 minor units.")
+    currency: str
+    reason: str = Field(description="The card network's reason, e.g. `fraudulent`.")
+    status: DisputeStatus
+    evidence_due_by: datetime | None = None
+    opened_at: datetime
+    closed_at: datetime | None = Field(None, description="Set once the dispute ended.")
+
+
 class OrderOut(Contract):
     id: str
     number: str
@@ -49,6 +76,7 @@ class OrderOut(Contract):
     customer_id: str | None = None
     refunded_amount: int = Field(0, ge=0, description="Σ amounts of the succeeded refunds.")
     refunds: list[OrderRefundOut] = Field(default_factory=list, description="Oldest first.")
+    disputes: list[OrderDisputeOut] = Field(default_factory=list, description="Oldest first.")
 
 
 class PrepareOrderIn(Contract):

@@ -27,6 +27,8 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
         "payments.payment.succeeded.v1",
         "payments.refund.succeeded.v1",
         "payments.refund.failed.v1",
+        "payments.dispute.opened.v1",
+        "payments.dispute.closed.v1",
         "identity.anonymous.merged.v1",
     ),
     "payments": ("identity.anonymous.merged.v1",),

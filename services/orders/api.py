@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from libs.contracts.common import Owner, Page, Principal
-from libs.contracts.orders import OrderOut, OrderPaidFilter, OrderRefundOut, PrepareOrderIn
+from libs.contracts.orders import (
+    OrderDisputeOut,
+    OrderOut,
+    OrderPaidFilter,
+    OrderRefundOut,
+    PrepareOrderIn,
+)
 from libs.runtime.auth import principal_or_none, require_service_token
 from services.orders.domain import Order
 from services.orders.service import OrdersService
@@ -52,6 +58,19 @@ def order_out(order: Order) -> OrderOut:
                 created_at=refund.created_at,
             )
             for refund in order.refunds
+        ],
+        disputes=[
+            OrderDisputeOut(
+                id=dispute.id,
+                amount=dispute.amount,
+                currency=dispute.currency,
+                reason=dispute.reason,
+                status=dispute.status,
+                evidence_due_by=dispute.evidence_due_by,
+                opened_at=dispute.opened_at,
+                closed_at=dispute.closed_at,
+            )
+            for dispute in order.disputes
         ],
     )
 

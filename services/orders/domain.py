@@ -14,7 +14,15 @@ import pycountry
 
 from libs.contracts.catalog import PricingInfo, TaxRateOut
 from libs.contracts.common import Owner
-from libs.contracts.events import CartLineSnapshot, PaidLine, RefundFailed, RefundSucceeded
+from libs.contracts.events import (
+    CartLineSnapshot,
+    DisputeClosed,
+    DisputeOpened,
+    DisputeStatus,
+    PaidLine,
+    RefundFailed,
+    RefundSucceeded,
+)
 from libs.contracts.money import normalize_currency
 from libs.contracts.orders import (
     OrderDetails,
@@ -95,6 +103,36 @@ def refunded_amount(currency: str, refunds: Iterable[Refund]) -> int:
 
 
 @dataclass(frozen=True)
+class Dispute:
+    """A dispute of an order's payment as payments reported it; open while `closed_at` is None."""
+
+    id: str
+    order_id: str
+    amount: int
+    currency: str
+    reason: str
+    status: DisputeStatus
+    evidence_due_by: datetime | None
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+def reported_dispute(event: DisputeOpened | DisputeClosed, *, order_id: str) -> Dispute:
+    """The dispute an event reports, for the order it names."""
+    return Dispute(
+        id=event.dispute_id,
+        order_id=order_id,
+        amount=event.amount,
+        currency=event.currency.strip().upper(),
+        reason=event.reason,
+        status=event.status,
+        evidence_due_by=event.evidence_due_by,
+        opened_at=event.opened_at,
+        closed_at=event.closed_at if isinstance(event, DisputeClosed) else None,
+    )
+
+
+@dataclass(frozen=True)
 class Order:
     id: str
     number: str
@@ -110,6 +148,7 @@ class Order:
     paid_attempt_id: str | None = None
     # Read beside the order (they change; the order does not), so not part of its equality.
     refunds: tuple[Refund, ...] = field(default=(), compare=False)
+    disputes: tuple[Dispute, ...] = field(default=(), compare=False)
 
     @property
     def refunded_amount(self) -> int:

@@ -3,7 +3,8 @@
 Published (through the outbox, in the transaction of the change): `OrderCreated` by
 `prepare_order`, `OrderPaid` by `mark_paid` — once per order.
 Consumed: `PaymentSucceeded` (set paid), `RefundSucceeded` and `RefundFailed` (keep the
-order's refunds; the first final status wins) and `AnonymousMerged` (re-own the shopper's
+order's refunds; the first final status wins), `DisputeOpened` and `DisputeClosed` (keep the
+order's disputes; a closed one never reopens) and `AnonymousMerged` (re-own the shopper's
 orders).
 """
 
@@ -12,7 +13,14 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.envelope import Event
-from libs.contracts.events import AnonymousMerged, PaymentSucceeded, RefundFailed, RefundSucceeded
+from libs.contracts.events import (
+    AnonymousMerged,
+    DisputeClosed,
+    DisputeOpened,
+    PaymentSucceeded,
+    RefundFailed,
+    RefundSucceeded,
+)
 from libs.runtime.runtime import EventHandler
 from services.orders.service import OrdersService
 
@@ -37,6 +45,18 @@ async def on_refund_failed(
     await service.record_refund(session=session, refund=payload)
 
 
+async def on_dispute_opened(
+    service: OrdersService, session: AsyncSession, payload: DisputeOpened
+) -> None:
+    await service.record_dispute(session=session, dispute=payload)
+
+
+async def on_dispute_closed(
+    service: OrdersService, session: AsyncSession, payload: DisputeClosed
+) -> None:
+    await service.record_dispute(session=session, dispute=payload)
+
+
 async def on_anonymous_merged(
     service: OrdersService, session: AsyncSession, payload: AnonymousMerged
 ) -> None:
@@ -47,5 +67,7 @@ HANDLERS: dict[type[Event], EventHandler] = {
     PaymentSucceeded: on_payment_succeeded,
     RefundSucceeded: on_refund_succeeded,
     RefundFailed: on_refund_failed,
+    DisputeOpened: on_dispute_opened,
+    DisputeClosed: on_dispute_closed,
     AnonymousMerged: on_anonymous_merged,
 }

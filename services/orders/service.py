@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.contracts.common import Owner, Principal
 from libs.contracts.events import (
     AnonymousMerged,
+    DisputeClosed,
+    DisputeOpened,
     OrderCreated,
     OrderPaid,
     PaymentSucceeded,
@@ -23,6 +25,7 @@ from libs.contracts.orders import OrderPaidFilter, PrepareOrderIn
 from libs.runtime.problems import InvalidInput, Unauthorized
 from libs.runtime.runtime import Runtime
 from services.orders.catalog import Catalog
+from services.orders.disputes import SqlDisputeRepository
 from services.orders.domain import (
     Cursor,
     Order,
@@ -34,6 +37,7 @@ from services.orders.domain import (
     paid_lines,
     parse_country,
     parse_currency,
+    reported_dispute,
     reported_refund,
 )
 from services.orders.refunds import SqlRefundRepository
@@ -161,7 +165,7 @@ class OrdersService:
             order = await SqlOrderRepository(session).get(order_id)
             if order is None or not principal.owns(order.owner):
                 raise OrderNotFound(f"No order {order_id}.")
-            (order,) = await _with_refunds(session, [order])
+            (order,) = await _with_refunds_and_disputes(session, [order])
         return order
 
     async def get_user_orders(
@@ -189,7 +193,7 @@ class OrdersService:
                 limit=size + 1,
                 after=after,
             )
-            page = await _with_refunds(session, page)
+            page = await _with_refunds_and_disputes(session, page)
         if len(page) <= size:
             return page, None
         last = page[size - 1]
@@ -274,6 +278,40 @@ class OrdersService:
             amount=reported.amount,
         )
 
+    async def record_dispute(
+        self, *, session: AsyncSession, dispute: DisputeOpened | DisputeClosed
+    ) -> None:
+        """Keep a dispute payments reported, once; a closed dispute never reopens."""
+        if dispute.order_id is None:
+            # A payment Store cannot match (a renewal, one taken outside Store): no order
+            # shows it; payments lists it for the operator.
+            log.info(
+                "order.dispute_without_order",
+                dispute_id=dispute.dispute_id,
+                provider_dispute_id=dispute.provider_dispute_id,
+            )
+            return
+        reported = reported_dispute(dispute, order_id=dispute.order_id)
+        if not await SqlDisputeRepository(session).record(reported, at=self.clock()):
+            log.info(
+                "order.dispute_unchanged",
+                order_id=reported.order_id,
+                dispute_id=reported.id,
+                status=reported.status,
+            )
+            return
+        if await SqlOrderRepository(session).get(reported.order_id) is None:
+            # Kept anyway, keyed by the order id: it shows once the order exists.
+            log.warning("order.dispute_before_order", order_id=reported.order_id)
+        log.info(
+            "order.dispute_recorded",
+            order_id=reported.order_id,
+            dispute_id=reported.id,
+            status=reported.status,
+            closed=reported.closed_at is not None,
+            evidence_due_by=reported.evidence_due_by,
+        )
+
     async def anonymous_to_user(self, *, session: AsyncSession, merged: AnonymousMerged) -> None:
         """The anonymous shopper's orders become the user's, now and when prepared later."""
         orders = SqlOrderRepository(session)
@@ -286,10 +324,15 @@ class OrdersService:
         log.info("orders.reowned", anonymous_id=merged.anonymous_id, moved=moved)
 
 
-async def _with_refunds(session: AsyncSession, orders: list[Order]) -> list[Order]:
-    """The orders with their refunds, loaded for all of them in one query (no N+1)."""
-    by_order = await SqlRefundRepository(session).for_orders([order.id for order in orders])
-    return [replace(order, refunds=by_order.get(order.id, ())) for order in orders]
+async def _with_refunds_and_disputes(session: AsyncSession, orders: list[Order]) -> list[Order]:
+    """The orders with their refunds and disputes: one query each for all of them (no N+1)."""
+    ids = [order.id for order in orders]
+    refunds = await SqlRefundRepository(session).for_orders(ids)
+    disputes = await SqlDisputeRepository(session).for_orders(ids)
+    return [
+        replace(order, refunds=refunds.get(order.id, ()), disputes=disputes.get(order.id, ()))
+        for order in orders
+    ]
 
 
 def _check_amount(order: Order, payment: PaymentSucceeded) -> None:

@@ -110,6 +110,34 @@ class RefundRow(Base):
     )
 
 
+class DisputeRow(Base):
+    """A dispute of an order's payment, as payments reported it; keyed by the payments
+    dispute id.
+
+    Like a refund, no foreign key to `orders` (the event may overtake the order's commit).
+    The opened report inserts it; the closed report sets `status`, `closed_at` and
+    `updated_at` once, and a closed dispute never changes again (ADR 006).
+    """
+
+    __tablename__ = "order_disputes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(36))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(30))
+    evidence_due_by: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # A page of orders' disputes in one query, each order's oldest first.
+        Index("ix_order_disputes_order_opened", "order_id", "opened_at", "id"),
+    )
+
+
 outbox_table(metadata)
 inbox_table(metadata)
 

@@ -19,6 +19,8 @@ from tests.unit.orders.support import (
     FakeCatalog,
     OrdersHarness,
     anonymous,
+    dispute_closed,
+    dispute_opened,
     prepare_in,
     principal_of,
     refund_failed,
@@ -58,7 +60,15 @@ async def test_migrations_create_the_schema_and_the_trigger(orders: OrdersHarnes
                 )
             ).scalars()
         )
-    assert {"orders", "order_numbers", "owner_merges", "order_refunds", "outbox", "inbox"} <= tables
+    assert {
+        "orders",
+        "order_numbers",
+        "owner_merges",
+        "order_refunds",
+        "order_disputes",
+        "outbox",
+        "inbox",
+    } <= tables
     assert "orders_immutable" in triggers
 
 
@@ -283,3 +293,22 @@ async def test_racing_reports_of_one_refund_keep_one_final_status(orders: Orders
         await deliver(report)
     again = await orders.service.get_order(principal=principal_of(order.owner), order_id=order.id)
     assert [(r.status, r.amount) for r in again.refunds] == [(kept.status, 1500)]
+
+
+async def test_racing_reports_of_one_dispute_end_closed(orders: OrdersHarness) -> None:
+    mug = orders.catalog.add_price(4000)
+    order, _ = await orders.service.prepare_order(order=prepare_in(user(), [(mug, 1)]))
+    opened = dispute_opened(order.id, 4000)
+    reports = [dispute_closed(opened, "lost"), opened] * 4
+
+    async def deliver(report: object) -> None:
+        async with orders.runtime.transaction() as session:
+            await orders.service.record_dispute(session=session, dispute=report)
+
+    # Whichever report commits first, the closed one ends it and no opened one reopens it.
+    await asyncio.gather(*(deliver(report) for report in reports))
+
+    seen = await orders.service.get_order(principal=principal_of(order.owner), order_id=order.id)
+    [kept] = seen.disputes
+    assert (kept.id, kept.status, kept.amount) == (opened.dispute_id, "lost", 4000)
+    assert kept.closed_at is not None

@@ -16,7 +16,14 @@ from fastapi import FastAPI, Query
 
 from libs.contracts.catalog import PricingInfo, PricingLookupIn, PricingLookupOut, TaxRateOut
 from libs.contracts.common import Owner, Principal
-from libs.contracts.events import CartLineSnapshot, Interval, RefundFailed, RefundSucceeded
+from libs.contracts.events import (
+    CartLineSnapshot,
+    DisputeClosed,
+    DisputeOpened,
+    Interval,
+    RefundFailed,
+    RefundSucceeded,
+)
 from libs.contracts.orders import PrepareOrderIn
 from libs.contracts.payments import Address, BillingDetails
 
@@ -244,6 +251,37 @@ def refund_failed(
         failure_reason="expired_or_canceled_card",
         created_at=REFUND_DECIDED,
         failed_at=REFUND_DECIDED + timedelta(days=1),
+    )
+
+
+DISPUTE_OPENED = datetime(2026, 3, 5, 10, tzinfo=UTC)
+DISPUTE_DUE = DISPUTE_OPENED + timedelta(days=14)
+DISPUTE_CLOSED = DISPUTE_OPENED + timedelta(days=30)
+
+
+def dispute_opened(
+    order_id: str | None, amount: int = 5000, *, dispute_id: str | None = None
+) -> DisputeOpened:
+    return DisputeOpened(
+        dispute_id=dispute_id or new_id(),
+        provider="dev",
+        provider_dispute_id="du_" + new_id()[:8],
+        attempt_id=new_id(),
+        order_id=order_id,
+        amount=amount,
+        currency="eur",
+        reason="fraudulent",
+        status="needs_response",
+        evidence_due_by=DISPUTE_DUE,
+        opened_at=DISPUTE_OPENED,
+    )
+
+
+def dispute_closed(opened: DisputeOpened, status: str = "lost") -> DisputeClosed:
+    return DisputeClosed(
+        **opened.model_dump(exclude={"status"}),
+        status=status,  # type: ignore[arg-type]
+        closed_at=DISPUTE_CLOSED,
     )
 
 
