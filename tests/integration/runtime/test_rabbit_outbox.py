@@ -12,6 +12,7 @@ import pytest
 from libs.contracts.envelope import Envelope
 from libs.contracts.events import AnonymousMerged
 from libs.runtime.delivery import RetryPolicy
+from libs.runtime.observability import metrics
 from libs.runtime.rabbit import RabbitBus
 from tests.conftest import BusNames
 from tests.integration.runtime.support import (
@@ -75,19 +76,26 @@ async def test_duplicate_delivery_is_handled_once(
     await runtime.start()
     try:
         await eventually(bus.ping)
+        before = _consumed("probe", AnonymousMerged.event_type)
         envelope = Envelope.wrap(AnonymousMerged(anonymous_id="a", user_id="once"), producer="t")
         await asyncio.gather(*(bus.publish(envelope) for _ in range(3)))
         other = Envelope.wrap(AnonymousMerged(anonymous_id="b", user_id="marker"), producer="t")
         await bus.publish(other)
-        await eventually(lambda: _contains(rows(runtime, seen), "marker"))
-        await asyncio.sleep(0.3)
+
+        # All four deliveries done (a duplicate is done once the inbox turned it away), not
+        # the marker and a pause: deliveries are handled concurrently, so a copy of "once"
+        # may finish after the marker, later than any pause under load.
+        async def all_delivered() -> bool:
+            return _consumed("probe", AnonymousMerged.event_type) - before >= 4
+
+        await eventually(all_delivered)
         assert sorted(await rows(runtime, seen)) == ["marker", "once"]
     finally:
         await runtime.stop()
 
 
-async def _contains(awaitable, item) -> bool:  # type: ignore[no-untyped-def]
-    return item in await awaitable
+def _consumed(consumer: str, event_type: str) -> float:
+    return metrics.events_consumed.labels(consumer=consumer, type=event_type)._value.get()
 
 
 async def test_poison_message_ends_in_the_dead_letter_queue(
