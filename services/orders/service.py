@@ -14,7 +14,7 @@ from libs.contracts.events import AnonymousMerged, OrderCreated, OrderPaid, Paym
 from libs.contracts.orders import OrderPaidFilter, PrepareOrderIn
 from libs.runtime.problems import InvalidInput, Unauthorized
 from libs.runtime.runtime import Runtime
-from services.orders.catalog import Catalog
+from services.orders.catalog import Catalog, shipping_terms
 from services.orders.domain import (
     Cursor,
     Order,
@@ -23,9 +23,11 @@ from services.orders.domain import (
     OrderNotYetVisible,
     build_details,
     check_pricings,
+    check_shipping,
     paid_lines,
     parse_country,
     parse_currency,
+    requires_shipping,
 )
 from services.orders.settings import OrdersSettings
 from services.orders.store import SqlOrderRepository
@@ -74,6 +76,16 @@ class OrdersService:
             )
         quote = await self.catalog.quote(pricing_ids, locale=order.locale, country=country)
         check_pricings(order.lines, quote.pricings, currency)
+        check_shipping(
+            required=requires_shipping(order.lines, quote.pricings), choice=order.shipping
+        )
+        shipping = None
+        if order.shipping is not None:
+            destination = parse_country(order.shipping.address.country, "shipping.address.country")
+            found = await self.catalog.shipping_quote(
+                order.shipping.method, country=destination, currency=currency, locale=order.locale
+            )
+            shipping = shipping_terms(found, order.shipping)
         details = build_details(
             cart_id=order.cart_id,
             customer_id=order.customer_id,
@@ -83,6 +95,7 @@ class OrdersService:
             lines=order.lines,
             pricings=quote.pricings,
             tax_rates=quote.tax_rates(),
+            shipping=shipping,
         )
 
         try:

@@ -299,7 +299,10 @@ async def test_the_paid_event_lists_what_was_bought_and_what_ships(orders: Order
 
     mug = orders.catalog.add_price(1200, product_key="mug", shippable=True)
     course = orders.catalog.add_price(5000, product_key="course")
-    order, _ = await orders.service.prepare_order(order=prepare_in(user(), [(mug, 2), (course, 1)]))
+    standard = orders.catalog.add_shipping("standard", 490)
+    order, _ = await orders.service.prepare_order(
+        order=prepare_in(user(), [(mug, 2), (course, 1)], shipping=standard)
+    )
     await orders.shared.bus.publish(
         Envelope.wrap(payment(order.id, order.total), producer="payments")
     )
