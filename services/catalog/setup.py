@@ -533,7 +533,13 @@ async def seed_if_empty(service: CatalogService, settings: CatalogSettings) -> R
 
 # ---------------------------------------------------------------------------- output
 
-_STYLES = {"created": "green", "updated": "cyan", "unchanged": "dim", "error": "bold red"}
+_STYLES = {
+    "created": "green",
+    "updated": "cyan",
+    "deactivated": "yellow",
+    "unchanged": "dim",
+    "error": "bold red",
+}
 
 
 def _line(console: Printer, status: str, label: str, detail: str = "") -> None:
