@@ -88,7 +88,7 @@ def details(
 
 
 # Expected figures worked out by hand, per ADR 004: inclusive net = round(gross / (1 + p)),
-# exclusive tax = round(net × p / step) × step, half up.
+# exclusive tax = round(net * p / step) * step, half up.
 CASES = [
     # currency, unit, qty, shipping, inclusive, percent, (shipping tax, shipping total, order total)
     ("EUR", 1800, 1, 490, True, "19", (78, 490, 2290)),  # 490 - round(411.76) = 78
