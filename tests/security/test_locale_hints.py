@@ -28,4 +28,5 @@ async def test_a_posix_style_accept_language_never_fails_a_shopper(
     assert created.status_code == 201, created.text
     checkout = await http.post("/api/store/checkout", json=CHECKOUT)
     assert checkout.status_code == 200, checkout.text
-    assert checkout.json()["order"]["total"] == cart.json()["total"]
+    order = checkout.json()["order"]
+    assert order["total"] == cart.json()["total"] + order["details"]["shipping"]["total"]

@@ -181,6 +181,7 @@ async def test_return_urls_on_allowed_hosts_and_ports_are_accepted(
     urls = {
         "success_url": "https://SHOP.example.:8443/thanks?order=1",
         "cancel_url": f"{store.base_url}/shop/#/cart",
+        **SHIPPING,
     }
     response = await victim.http.post("/api/store/checkout", json=urls)
     assert response.status_code == 200, response.text
