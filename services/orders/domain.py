@@ -14,7 +14,7 @@ import pycountry
 
 from libs.contracts.catalog import PricingInfo, ShippingMethodOut, TaxRateOut
 from libs.contracts.common import Owner
-from libs.contracts.events import CartLineSnapshot, PaidLine
+from libs.contracts.events import CartLineSnapshot, PaidLine, ShippedTo
 from libs.contracts.money import normalize_currency
 from libs.contracts.orders import (
     OrderDetails,
@@ -91,6 +91,18 @@ def paid_lines(order: Order) -> list[PaidLine]:
         )
         for line in order.details.get("lines", [])
     ]
+
+
+def shipped_to(order: Order) -> ShippedTo | None:
+    """Where a paid order's goods go, for its paid event (None: nothing ships)."""
+    shipping = order.details.get("shipping")
+    if not shipping:
+        return None
+    return ShippedTo(
+        method_code=shipping["method"]["code"],
+        method_name=shipping["method"]["name"],
+        **shipping["address"],
+    )
 
 
 def order_number(year: int, value: int) -> str:

@@ -28,6 +28,7 @@ from services.orders.domain import (
     parse_country,
     parse_currency,
     requires_shipping,
+    shipped_to,
 )
 from services.orders.settings import OrdersSettings
 from services.orders.store import SqlOrderRepository
@@ -231,6 +232,7 @@ class OrdersService:
                 paid_at=payment.succeeded_at,
                 attempt_id=payment.attempt_id,
                 lines=paid_lines(order),
+                shipping=shipped_to(order),
             ),
             ordering_key=f"order:{order.id}",
         )

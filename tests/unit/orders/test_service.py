@@ -318,6 +318,13 @@ async def test_the_paid_event_lists_what_was_bought_and_what_ships(orders: Order
     lines = {line["product_key"]: line for line in body["payload"]["lines"]}
     assert (lines["mug"]["quantity"], lines["mug"]["shippable"]) == (2, True)
     assert (lines["course"]["quantity"], lines["course"]["shippable"]) == (1, False)
+    # The warehouse learns where the goods go from the paid event itself.
+    shipping = body["payload"]["shipping"]
+    assert (shipping["method_code"], shipping["name"], shipping["country"]) == (
+        "standard",
+        "Charles Babbage",
+        "DE",
+    )
 
 
 async def test_payment_before_the_order_is_retried_until_it_exists(tmp_path: Path) -> None:
