@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.checkout import BILLING, URLS
+from bench.checkout import BILLING, CHECKOUT
 from bench.shop import cookie_header, no_cookie_jar
 
 RETRYABLE = {409, 425, 429, 500, 502, 503, 504}
@@ -84,7 +84,7 @@ class Shopper:
         )
         _expect(added, 200)
         _expect(await self.send("POST", "/api/payments/billing", json=BILLING), 200, 201)
-        body = _expect(await self.send("POST", "/api/store/checkout", json=URLS), 200).json()
+        body = _expect(await self.send("POST", "/api/store/checkout", json=CHECKOUT), 200).json()
         order_id = body["order"]["id"]
         pay_path = urlsplit(body["payment"]["checkout_url"]).path + "/pay"
         self.traffic.checkouts[order_id] = pay_path

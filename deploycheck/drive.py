@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.checkout import BILLING, URLS
+from bench.checkout import BILLING, CHECKOUT
 from libs.contracts.topology import CONSUMERS
 
 DATABASES = {name: f"store_{name}" for name in ("catalog", "cart", "orders", "payments")}
@@ -97,7 +97,7 @@ class Shop:
         shopper = self.client()
         price = self.one_off_price(shopper)
         ok(shopper.post("/api/store/cart/lines", json={"pricing_id": price["id"], "quantity": 2}))
-        body = ok(shopper.post("/api/store/checkout", json={**URLS, "billing": BILLING}))
+        body = ok(shopper.post("/api/store/checkout", json={**CHECKOUT, "billing": BILLING}))
         order, payment = body["order"], body["payment"]
         expect(
             payment["checkout_url"].startswith(self.public_url),

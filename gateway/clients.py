@@ -9,7 +9,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from libs.contracts.cart import AddLineIn, CartOut, FrozenCart, MergeIn, MergeOut, SetQuantityIn
-from libs.contracts.catalog import ProductOut
+from libs.contracts.catalog import ProductOut, ShippingMethodOut
 from libs.contracts.common import Page, Principal
 from libs.contracts.orders import OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
@@ -62,6 +62,18 @@ class CatalogClient:
             f"/products/{_seg(key)}",
             ProductOut,
             params=_params(locale=locale),
+            headers=headers,
+        )
+
+    async def shipping_methods(
+        self, *, country: str, currency: str, locale: str | None, accept_language: str | None
+    ) -> Page[ShippingMethodOut]:
+        headers = {"accept-language": accept_language} if accept_language else None
+        return await self.http.call(
+            "GET",
+            "/shipping-methods",
+            Page[ShippingMethodOut],
+            params=_params(country=country, currency=currency, locale=locale),
             headers=headers,
         )
 

@@ -12,9 +12,9 @@ import structlog
 from gateway.clients import Clients
 from gateway.identity import AnonymousIdentityMerged, Caller
 from libs.contracts.cart import AddLineIn, CartOut, MergeOut, SetQuantityIn
-from libs.contracts.catalog import ProductOut
+from libs.contracts.catalog import ProductOut, ShippingMethodOut
 from libs.contracts.common import Page, Principal
-from libs.contracts.orders import OrderOut, PrepareOrderIn
+from libs.contracts.orders import OrderOut, PrepareOrderIn, ShippingChoice
 from libs.contracts.payments import (
     BillingDetails,
     CreateBillingIn,
@@ -23,18 +23,31 @@ from libs.contracts.payments import (
     PaymentLine,
     PaymentOut,
     PortalOut,
+    ShippingAddress,
     StartPaymentIn,
     SubscriptionOut,
 )
-from libs.contracts.store import CheckoutIn, CheckoutOut, PayIn
+from libs.contracts.store import CheckoutIn, CheckoutOut, CheckoutShippingIn, PayIn
 from libs.runtime.http import Passthrough
-from libs.runtime.problems import Conflict, NotFound, ProblemError
+from libs.runtime.problems import Conflict, InvalidInput, NotFound, ProblemError
 
 log = structlog.get_logger(__name__)
 
 
 class NoCustomer(ProblemError):
     status, code, title = 422, "no_customer", "No billing information"
+
+
+class ShippingRequired(ProblemError):
+    status, code, title = 422, "shipping_required", "This order needs shipping"
+
+
+class ShippingNotRequired(ProblemError):
+    status, code, title = 422, "shipping_not_required", "Nothing in this order is shipped"
+
+
+class ShippingUnavailable(ProblemError):
+    status, code, title = 422, "shipping_unavailable", "This shipping method cannot ship there"
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,24 @@ def _first_known_locale(accept_language: str) -> str | None:
     return None
 
 
+def _check_shipping_needed(cart: CartOut, shipping: CheckoutShippingIn | None) -> None:
+    """Shipping is given exactly when the cart holds goods to ship (an empty cart is left to
+    the freeze, which answers for it)."""
+    if not any(line.available for line in cart.lines):
+        return
+    if cart.requires_shipping and shipping is None:
+        raise ShippingRequired(
+            "The cart holds goods to ship: give `shipping` with a method (and an address, "
+            "unless it is the billing address).",
+            errors=InvalidInput.for_field("shipping", "required for shippable goods").errors,
+        )
+    if not cart.requires_shipping and shipping is not None:
+        raise ShippingNotRequired(
+            "Nothing in the cart is shipped: leave `shipping` out.",
+            errors=InvalidInput.for_field("shipping", "nothing to ship").errors,
+        )
+
+
 class StoreInteractor:
     """The store's use cases, each a composition of service calls."""
 
@@ -107,6 +138,17 @@ class StoreInteractor:
         """One product by key."""
         return await self.clients.catalog.get_product(
             key, locale=locale.explicit, accept_language=locale.accept_language
+        )
+
+    async def list_shipping_methods(
+        self, *, country: str, currency: str, locale: Locale
+    ) -> Page[ShippingMethodOut]:
+        """The shipping methods that ship to a country in a currency, with their prices."""
+        return await self.clients.catalog.shipping_methods(
+            country=country,
+            currency=currency,
+            locale=locale.explicit,
+            accept_language=locale.accept_language,
         )
 
     # --- cart ------------------------------------------------------------------------------
@@ -193,8 +235,19 @@ class StoreInteractor:
         principal = caller.principal
         # Freezing the cart cannot be undone, and its order can only be paid: a cart the
         # provider cannot charge is refused while it is still the shopper's to change (ADR 016).
-        await self._check_chargeable(principal, locale=locale)
+        cart = await self._check_chargeable(principal, locale=locale)
+        _check_shipping_needed(cart, body.shipping)
+        if cart.currency is not None and body.shipping and body.shipping.address is not None:
+            await self._check_ships(body.shipping, body.shipping.address, cart.currency, locale)
         customer = await self._customer_for_checkout(caller, body)
+        shipping = None
+        if body.shipping is not None:
+            address = body.shipping.address or ShippingAddress(
+                **customer.address.model_dump(), name=customer.name
+            )
+            if cart.currency is not None and body.shipping.address is None:
+                await self._check_ships(body.shipping, address, cart.currency, locale)
+            shipping = ShippingChoice(method=body.shipping.method, address=address)
         frozen = await self.clients.cart.checkout(principal, order_id=str(uuid.uuid4()))
         order = await self.clients.orders.prepare_order(
             principal,
@@ -212,6 +265,7 @@ class StoreInteractor:
                 locale=locale.for_services,
                 currency=frozen.currency,
                 lines=frozen.lines,
+                shipping=shipping,
             ),
         )
         if not principal.owns(order.owner):
@@ -242,7 +296,27 @@ class StoreInteractor:
         )
         return CheckoutOut(order=order, payment=payment)
 
-    async def _check_chargeable(self, principal: Principal, *, locale: Locale) -> None:
+    async def _check_ships(
+        self,
+        shipping: CheckoutShippingIn,
+        address: ShippingAddress,
+        currency: str,
+        locale: Locale,
+    ) -> None:
+        """Refuse a method that does not ship to the address's country in the cart's currency,
+        while the cart can still be changed (orders checks it again when it prices it)."""
+        country = address.country.strip().upper()
+        offered = await self.clients.catalog.shipping_methods(
+            country=country, currency=currency, locale=None, accept_language=None
+        )
+        if all(method.code != shipping.method for method in offered.items):
+            raise ShippingUnavailable(
+                f"Shipping method {shipping.method!r} does not ship to {country} in {currency}; "
+                "GET /api/store/shipping-methods lists those that do.",
+                errors=InvalidInput.for_field("shipping.method", "not available there").errors,
+            )
+
+    async def _check_chargeable(self, principal: Principal, *, locale: Locale) -> CartOut:
         """Raise the payment's 422 (too many lines, an amount too large...) for the open cart.
 
         It is checked on the cart's prices before tax; the order re-prices and taxes them, and
@@ -263,7 +337,7 @@ class StoreInteractor:
             if line.available
         ]
         if not lines or cart.currency is None:
-            return
+            return cart
         await self.clients.payments.check_payment(
             principal,
             PaymentCheckIn(
@@ -272,6 +346,7 @@ class StoreInteractor:
                 lines=lines,
             ),
         )
+        return cart
 
     async def _customer_for_checkout(self, caller: Caller, body: CheckoutIn) -> CustomerOut:
         payments = self.clients.payments
@@ -312,6 +387,18 @@ class StoreInteractor:
             )
             for line in details.get("lines", [])
         ]
+        shipping = details.get("shipping")
+        if shipping and shipping["total"] > 0:
+            # One more line of the checkout: its amount is the order's, exclusive tax included.
+            lines.append(
+                PaymentLine(
+                    pricing_id="shipping",
+                    name=shipping["method"]["name"],
+                    unit_amount=shipping["amount"],
+                    quantity=1,
+                    total=shipping["total"],
+                )
+            )
         if order.customer_id is None:
             raise NotFound("The order has no customer.", code="customer_not_found")
         return await self.clients.payments.start_payment(
@@ -328,6 +415,7 @@ class StoreInteractor:
                 success_url=success_url,
                 cancel_url=cancel_url,
                 new_attempt=new_attempt,
+                shipping=ShippingAddress(**shipping["address"]) if shipping else None,
             ),
         )
 

@@ -10,7 +10,7 @@ from gateway.deps import CurrentCaller, CurrentLocale, Deps
 from gateway.idempotency import Idempotent
 from gateway.security import check_return_urls, public_links
 from libs.contracts.cart import MergeOut
-from libs.contracts.catalog import ProductOut
+from libs.contracts.catalog import ProductOut, ShippingMethodOut
 from libs.contracts.common import ID_PATTERN, KEY_PATTERN, Page
 from libs.contracts.orders import OrderOut
 from libs.contracts.payments import CustomerOut, PortalIn, PortalOut, SubscriptionOut
@@ -49,6 +49,22 @@ async def get_product(
 ) -> ProductOut:
     """One product by its key."""
     return await deps.interactor.get_product(key, locale=locale)
+
+
+@router.get("/shipping-methods", tags=["catalog"], summary="List shipping methods")
+async def list_shipping_methods(
+    deps: Deps,
+    locale: CurrentLocale,
+    country: Annotated[
+        str, Query(min_length=2, max_length=2, description="ISO 3166-1 alpha-2, e.g. DE.")
+    ],
+    currency: Annotated[str, Query(min_length=3, max_length=3, description="ISO 4217.")],
+) -> Page[ShippingMethodOut]:
+    """The methods that ship to a country in a currency, with their price before tax and the
+    amount from which they are free."""
+    return await deps.interactor.list_shipping_methods(
+        country=country, currency=currency, locale=locale
+    )
 
 
 @router.post(

@@ -68,7 +68,10 @@ async def buy(store: RunningStore, *, shippable: bool, button: str) -> str:
             "/api/store/cart/lines", json={"pricing_id": price["id"], "quantity": 2}
         )
         assert added.status_code == 200, added.text
-        checkout = await http.post("/api/store/checkout", json={"billing": billing(), **URLS})
+        checkout = await http.post(
+            "/api/store/checkout",
+            json={"billing": billing(), "shipping": {"method": "standard"}, **URLS},
+        )
         assert checkout.status_code == 200, checkout.text
         body: dict[str, Any] = checkout.json()
         path = urlsplit(body["payment"]["checkout_url"]).path

@@ -40,6 +40,9 @@ class CartOut(Contract):
     total: int = Field(default=0, description="= subtotal; tax is computed by orders at checkout.")
     item_count: int = 0
     starts_subscription: bool = False
+    requires_shipping: bool = Field(
+        default=False, description="A line is a physical good: checkout needs `shipping`."
+    )
 
     model_config = Contract.model_config | {
         "json_schema_extra": {
@@ -65,6 +68,7 @@ class CartOut(Contract):
                     "total": 2580,
                     "item_count": 2,
                     "starts_subscription": False,
+                    "requires_shipping": True,
                 }
             ]
         }

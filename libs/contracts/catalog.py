@@ -372,3 +372,52 @@ class TaxRatesIn(Contract):
             ]
         }
     )
+
+
+# --- shipping methods (reference data, like tax rates) ---------------------------------------
+
+_SHIPPING_METHOD = {
+    "code": "standard",
+    "name": "Standard shipping",
+    "currency": "EUR",
+    "amount": 490,
+    "free_over": 5000,
+    "tax_code": "shipping",
+    "countries": None,
+    "delivery_days_min": 2,
+    "delivery_days_max": 5,
+}
+
+
+class ShippingMethodOut(Contract):
+    """A shipping method that ships to a country in a currency: `GET /shipping-methods` (and
+    `GET /api/store/shipping-methods`), with its price in that currency."""
+
+    code: str
+    name: str = Field(description="In the caller's locale.")
+    currency: str
+    amount: int = Field(ge=0, description="The price in minor units of `currency`, before tax.")
+    free_over: int | None = Field(
+        None,
+        ge=0,
+        description="Free when the order's lines (their subtotal, before exclusive tax) cost at "
+        "least this much; null: never free.",
+    )
+    tax_code: str | None = None
+    countries: list[str] | None = Field(
+        None, description="ISO 3166-1 alpha-2 countries it ships to; null: every country."
+    )
+    delivery_days_min: int = Field(ge=0)
+    delivery_days_max: int = Field(ge=0)
+
+    model_config = _example(_SHIPPING_METHOD)
+
+
+class ShippingQuoteOut(Contract):
+    """Internal: `GET /internal/shipping-methods/{code}?country=&currency=&locale=` — one method
+    for an order, with the destination's tax rates for its tax code (or its general rates)."""
+
+    method: ShippingMethodOut
+    tax_rates: list[TaxRateOut] = Field(default_factory=list)
+
+    model_config = _example({"method": _SHIPPING_METHOD, "tax_rates": [_TAX_RATE]})

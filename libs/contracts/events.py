@@ -175,6 +175,21 @@ class PaidLine(Contract):
     )
 
 
+class ShippedTo(Contract):
+    """How and where a paid order's goods are shipped, as the order froze it."""
+
+    method_code: str
+    method_name: str
+    name: str = Field(description="The recipient.")
+    phone: str | None = None
+    line1: str
+    line2: str | None = None
+    city: str
+    postal_code: str
+    state: str | None = None
+    country: str = Field(description="ISO 3166-1 alpha-2.")
+
+
 @event("orders.order.paid.v1")
 class OrderPaid(Event):
     """An order was paid. Published once per order."""
@@ -191,6 +206,11 @@ class OrderPaid(Event):
         default_factory=list,
         description="What was bought. Added within v1: empty from older producers.",
     )
+    shipping: ShippedTo | None = Field(
+        None,
+        description="Where the goods go; null when nothing ships. Added within v1: null from "
+        "older producers.",
+    )
 
     model_config = example(
         {
@@ -206,6 +226,18 @@ class OrderPaid(Event):
                     "shippable": True,
                 }
             ],
+            "shipping": {
+                "method_code": "standard",
+                "method_name": "Standard shipping",
+                "name": "Ada Lovelace",
+                "phone": None,
+                "line1": "Unter den Linden 1",
+                "line2": None,
+                "city": "Berlin",
+                "postal_code": "10117",
+                "state": None,
+                "country": "DE",
+            },
         }
     )
 

@@ -11,7 +11,18 @@ from pydantic import Field
 from libs.contracts.common import Owner
 from libs.contracts.envelope import Contract, example
 from libs.contracts.events import CartLineSnapshot, DisputeStatus, Interval
-from libs.contracts.payments import BillingDetails
+from libs.contracts.payments import BillingDetails, ShippingAddress
+
+_ADDRESS = {
+    "name": "Ada Lovelace",
+    "phone": None,
+    "line1": "Unter den Linden 1",
+    "line2": None,
+    "city": "Berlin",
+    "postal_code": "10117",
+    "state": None,
+    "country": "DE",
+}
 
 OrderRefundStatus = Literal["pending", "succeeded", "failed"]
 
@@ -79,6 +90,15 @@ class OrderOut(Contract):
     disputes: list[OrderDisputeOut] = Field(default_factory=list, description="Oldest first.")
 
 
+class ShippingChoice(Contract):
+    """The shipping method chosen at checkout (its code) and the address it goes to."""
+
+    method: str = Field(min_length=1, max_length=64)
+    address: ShippingAddress
+
+    model_config = example({"method": "standard", "address": _ADDRESS})
+
+
 class PrepareOrderIn(Contract):
     """Internal: `POST /orders` — idempotent by `order_id` and by `cart_id`."""
 
@@ -90,6 +110,9 @@ class PrepareOrderIn(Contract):
     locale: str = "en"
     currency: str
     lines: list[CartLineSnapshot] = Field(min_length=1)
+    shipping: ShippingChoice | None = Field(
+        None, description="Required when a line is shippable, refused when none is."
+    )
 
 
 OrderPaidFilter = Literal["paid", "unpaid"]
@@ -126,11 +149,61 @@ class OrderTaxLine(Contract):
     amount: int = Field(ge=0)
 
 
+class OrderShippingMethod(Contract):
+    code: str
+    name: str = Field(description="In the shopper's locale at purchase time.")
+    delivery_days_min: int | None = None
+    delivery_days_max: int | None = None
+
+    model_config = example(
+        {
+            "code": "standard",
+            "name": "Standardversand",
+            "delivery_days_min": 2,
+            "delivery_days_max": 5,
+        }
+    )
+
+
+class OrderShipping(Contract):
+    """How an order is shipped, as bought: the method, the address, the amount and its tax.
+
+    Taxed like a line with the destination's rate for the method's tax code: `amount` is what
+    the method costs (gross for an inclusive rate, 0 when the order qualified for free
+    shipping), `total` = amount + exclusive tax.
+    """
+
+    method: OrderShippingMethod
+    address: ShippingAddress
+    amount: int = Field(ge=0)
+    taxable_amount: int = Field(ge=0, description="The net amount the tax was computed on.")
+    tax: int = Field(ge=0)
+    total: int = Field(ge=0)
+    tax_rate_id: str | None = None
+    tax_code: str | None = None
+    free: bool = Field(False, description="The method's free-over amount was reached.")
+
+    model_config = example(
+        {
+            "method": {"code": "standard", "name": "Standardversand"},
+            "address": _ADDRESS,
+            "amount": 490,
+            "taxable_amount": 412,
+            "tax": 78,
+            "total": 490,
+            "tax_rate_id": "rate-de-19",
+            "tax_code": "shipping",
+            "free": False,
+        }
+    )
+
+
 class OrderDetails(Contract):
     """`OrderOut.details`: the immutable snapshot of an order taken at purchase time.
 
-    Sums are exact: total = Σ line totals, tax = Σ line taxes = Σ tax line amounts,
-    subtotal = Σ line subtotals; all amounts are minor units of `currency`.
+    Sums are exact: total = Σ line totals + shipping total, tax = Σ line taxes + shipping
+    tax = Σ tax line amounts, subtotal = Σ line subtotals (goods only); all amounts are minor
+    units of `currency`.
     """
 
     version: int = 1
@@ -144,6 +217,7 @@ class OrderDetails(Contract):
     tax: int = Field(ge=0)
     total: int = Field(ge=0)
     billing: BillingDetails
+    shipping: OrderShipping | None = Field(None, description="Null when nothing is shipped.")
     statement_descriptor: str | None = Field(
         None, description="Of the first line's product; shown on the shopper's bank statement."
     )

@@ -39,6 +39,31 @@ class Address(Input):
     }
 
 
+class ShippingAddress(Address):
+    """Where an order goes: the address fields, plus who receives it and a phone for the
+    carrier."""
+
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(None, max_length=40)
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "name": "Ada Lovelace",
+                    "phone": "+49 30 1234567",
+                    "line1": "Hauptstraße 1",
+                    "line2": None,
+                    "city": "Berlin",
+                    "postal_code": "10115",
+                    "state": None,
+                    "country": "DE",
+                }
+            ]
+        }
+    }
+
+
 class BillingDetails(Input):
     name: str = Field(min_length=1, max_length=200)
     email: EmailStr
@@ -205,6 +230,9 @@ class StartPaymentIn(Contract):
     success_url: str
     cancel_url: str
     new_attempt: bool = Field(False, description="True for pay_for_order: never reuse.")
+    shipping: ShippingAddress | None = Field(
+        None, description="The order's shipping address: the payment's shipping details."
+    )
 
     model_config = Contract.model_config | {
         "json_schema_extra": {

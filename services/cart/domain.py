@@ -311,7 +311,7 @@ def summarize(cart: Cart | None, prices: Mapping[str, PricingInfo]) -> CartOut:
     # 50-line cart.
     lines: list[dict[str, Any]] = []
     subtotal = item_count = 0
-    recurring = False
+    recurring = shippable = False
     for line in sorted(cart.lines, key=lambda x: x.position):
         info = prices.get(line.pricing_id)
         available = info is not None and info.active and info.currency == cart.currency
@@ -334,6 +334,7 @@ def summarize(cart: Cart | None, prices: Mapping[str, PricingInfo]) -> CartOut:
             subtotal += unit_amount * line.quantity
             item_count += line.quantity
             recurring = recurring or (info is not None and info.interval is not None)
+            shippable = shippable or (info is not None and info.shippable)
     return CartOut.model_validate(
         {
             "cart_id": cart.cart_id,
@@ -343,5 +344,6 @@ def summarize(cart: Cart | None, prices: Mapping[str, PricingInfo]) -> CartOut:
             "total": subtotal,
             "item_count": item_count,
             "starts_subscription": recurring,
+            "requires_shipping": shippable,
         }
     )

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -23,6 +24,8 @@ from libs.contracts.catalog import (
     ProductIn,
     ProductOut,
     ProductUpdateIn,
+    ShippingMethodOut,
+    ShippingQuoteOut,
     TaxRateOut,
     TaxRatesIn,
     TranslationIn,
@@ -100,6 +103,25 @@ async def get_product(
     return await catalog.get_product(key=key, locale=locale, accept_language=accept_language)
 
 
+Country = Annotated[str, Query(min_length=2, max_length=2, description="ISO 3166-1 alpha-2.")]
+Currency = Annotated[str, Query(min_length=3, max_length=3, description="ISO 4217.")]
+
+
+@public.get("/shipping-methods", response_model=Page[ShippingMethodOut], tags=["shipping"])
+async def list_shipping_methods(
+    catalog: Catalog,
+    country: Country,
+    currency: Currency,
+    locale: Locale = None,
+    accept_language: AcceptLanguage = None,
+) -> Page[ShippingMethodOut]:
+    """The methods that ship to a country in a currency, with their price there."""
+    items = await catalog.shipping.list_shipping_methods(
+        country=country, currency=currency, locale=locale, accept_language=accept_language
+    )
+    return Page[ShippingMethodOut](items=items)
+
+
 media = APIRouter(tags=["media"])
 
 
@@ -153,6 +175,21 @@ async def get_tax_rates(
 ) -> list[TaxRateOut]:
     """The country's rates with this tax code, or its general rates if none has the code."""
     return await catalog.get_tax_rates(country=country, tax_code=tax_code)
+
+
+@internal.get("/shipping-methods/{code}", response_model=ShippingQuoteOut)
+async def get_shipping_quote(
+    code: Annotated[str, PathParam(min_length=1, max_length=64)],
+    catalog: Catalog,
+    country: Country,
+    currency: Currency,
+    locale: Locale = None,
+) -> ShippingQuoteOut:
+    """One method for an order, with the destination's tax rates for its tax code; 422
+    `shipping_unavailable` when it does not ship there in that currency."""
+    return await catalog.shipping.get_shipping_quote(
+        code=code, country=country, currency=currency, locale=locale
+    )
 
 
 # ---------------------------------------------------------------------------- write API

@@ -77,6 +77,7 @@ from services.catalog.images import (
     process_image_async,
 )
 from services.catalog.publishes import pricing_changed, product_changed
+from services.catalog.shipping import ShippingService
 from services.catalog.store import SqlCatalogRepository, new_id
 
 MAX_PAGE_SIZE = 100
@@ -128,6 +129,7 @@ class CatalogService:
         self.rules = rules
         self.default_locale = default_locale
         self.media_url_prefix = media_url_prefix
+        self.shipping = ShippingService(runtime=runtime, default_locale=default_locale)
 
     # ============================================================== reads
 

@@ -64,6 +64,13 @@ class CatalogSettings(BaseSettings):
         validation_alias="ONE_OFF_PRODUCTS_AVAILABLE",
         description="`store setupproducts` input: a path to a JSON file, or the JSON itself.",
     )
+    shipping_methods_available: str | None = Field(
+        default=None,
+        validation_alias="SHIPPING_METHODS_AVAILABLE",
+        description="Shipping methods for `store setupproducts` (a JSON file or the JSON itself: "
+        "a list, or an object with `shipping_methods`); default: the `shipping_methods` of the "
+        "product configuration.",
+    )
     currency: str = Field(
         default="EUR",
         validation_alias="ISO_ALPHA_3_CURRENCY_CODE",

@@ -2,7 +2,8 @@
 
 The configuration (format in docs/catalog.md, example in deploy/products/example.json) comes
 from `--config` or `ONE_OFF_PRODUCTS_AVAILABLE`: a path to a JSON file, or the JSON itself.
-Prices are in `ISO_ALPHA_3_CURRENCY_CODE`.
+Prices are in `ISO_ALPHA_3_CURRENCY_CODE`. Shipping methods come from its `shipping_methods`,
+or from `SHIPPING_METHODS_AVAILABLE` when that is set (docs/shipping.md).
 
 - Each product is applied in its own transaction. A broken entry (bad field, missing or
   refused image) is reported with its key and field and not applied at all; the others still
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from libs.contracts.catalog import MAX_UNIT_AMOUNT, TaxRateIn
+from libs.contracts.money import normalize_currency
 from libs.runtime.migrations import upgrade
 from libs.runtime.problems import ProblemError
 from libs.runtime.runtime import shared_for
@@ -41,6 +43,7 @@ from services.catalog.domain import (
     Terms,
     Texts,
     amount_to_minor,
+    check_country,
     check_product_key,
     check_statement_descriptor,
     check_tax_code,
@@ -49,6 +52,12 @@ from services.catalog.domain import (
 )
 from services.catalog.service import CatalogService, SyncOutcome
 from services.catalog.settings import CatalogSettings
+from services.catalog.shipping import (
+    ShippingMethod,
+    ShippingPrice,
+    check_delivery_days,
+    check_shipping_price,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -91,10 +100,30 @@ class TaxRateEntry(TaxRateIn):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ShippingPriceEntry(_Strict):
+    amount: Decimal | None = Field(None, description='Major units, e.g. "4.90".')
+    unit_amount: int | None = Field(None, ge=0, le=MAX_UNIT_AMOUNT, description="Minor units.")
+    free_over: Decimal | None = Field(None, ge=0, description="Major units; free from here on.")
+
+
+class ShippingMethodEntry(ShippingPriceEntry):
+    code: str = Field(min_length=1, max_length=64)
+    name: dict[str, str] = Field(min_length=1, description="By locale.")
+    countries: list[str] | None = Field(None, description="Omitted: every country.")
+    prices: dict[str, ShippingPriceEntry] = Field(
+        default_factory=dict, description="Other currencies than ISO_ALPHA_3_CURRENCY_CODE."
+    )
+    tax_code: str | None = None
+    delivery_days_min: int = Field(ge=0)
+    delivery_days_max: int = Field(ge=0)
+    active: bool = True
+
+
 class ConfigFile(_Strict):
     description: str | None = None
     products: list[dict[str, Any]] = Field(default_factory=list)
     tax_rates: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    shipping_methods: list[dict[str, Any]] | None = None
 
 
 class ConfigError(Exception):
@@ -118,6 +147,7 @@ class ProductConfig:
     base_dir: Path
     products: list[dict[str, Any]]
     tax_rates: dict[str, list[dict[str, Any]]]
+    shipping_methods: list[dict[str, Any]] | None = None  # None: leave them as they are
 
 
 def load_config(value: str) -> ProductConfig:
@@ -145,7 +175,94 @@ def load_config(value: str) -> ProductConfig:
         parsed = ConfigFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_first_error(exc)}") from None
-    return ProductConfig(source, base_dir, parsed.products, parsed.tax_rates)
+    return ProductConfig(
+        source, base_dir, parsed.products, parsed.tax_rates, parsed.shipping_methods
+    )
+
+
+def with_shipping_methods(config: ProductConfig, value: str | None) -> ProductConfig:
+    """`SHIPPING_METHODS_AVAILABLE` (a file or JSON: a list of methods, or an object with
+    `shipping_methods`), when set, in place of the configuration's own."""
+    if not value or not value.strip():
+        return config
+    text = value.strip()
+    if not text.startswith(("{", "[")):
+        path = Path(text).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError(f"SHIPPING_METHODS_AVAILABLE: cannot read {path}: {exc}") from None
+    try:
+        raw = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"SHIPPING_METHODS_AVAILABLE is not valid JSON: {exc}") from None
+    methods = raw.get("shipping_methods") if isinstance(raw, dict) else raw
+    if not isinstance(methods, list):
+        raise ConfigError("SHIPPING_METHODS_AVAILABLE: a list of shipping methods is expected")
+    return replace(config, shipping_methods=methods)
+
+
+def parse_shipping_method(raw: dict[str, Any], *, currency: str, position: int) -> ShippingMethod:
+    """Validate one shipping method entry; EntryError names the field."""
+    try:
+        entry = ShippingMethodEntry.model_validate(raw)
+    except ValidationError as exc:
+        details = exc.errors()[0]
+        raise EntryError(_loc(details["loc"]), str(details["msg"])) from None
+    try:
+        code = check_tax_code(entry.code, "code")  # the same alphabet as tax codes
+        assert code is not None
+        tax_code = check_tax_code(entry.tax_code, "tax_code")
+        names: dict[str, str] = {}
+        for raw_locale, name in entry.name.items():
+            tag = locale_for_field(f"name.{raw_locale}", raw_locale)
+            if not name.strip():
+                raise EntryError(f"name.{raw_locale}", "is empty")
+            names[tag] = name.strip()
+        countries = None
+        if entry.countries is not None:
+            countries = tuple(
+                dict.fromkeys(
+                    check_country(c, f"countries.{n}") for n, c in enumerate(entry.countries)
+                )
+            )
+            if not countries:
+                raise EntryError("countries", "omit it to ship everywhere, or name a country")
+        check_delivery_days(entry.delivery_days_min, entry.delivery_days_max, "delivery_days_min")
+        prices = {currency: _shipping_price(entry, currency, "")}
+        for raw_currency, price in entry.prices.items():
+            other = normalize_currency(raw_currency)
+            if other in prices:
+                raise EntryError(f"prices.{raw_currency}", f"{other} is given twice")
+            prices[other] = _shipping_price(price, other, f"prices.{raw_currency}.")
+    except ValueError as exc:
+        raise EntryError("prices", str(exc)) from None
+    except ProblemError as exc:
+        raise _entry_error(exc) from None
+    return ShippingMethod(
+        code=code,
+        names=names,
+        countries=countries,
+        prices=prices,
+        tax_code=tax_code,
+        delivery_days_min=entry.delivery_days_min,
+        delivery_days_max=entry.delivery_days_max,
+        position=position,
+        active=entry.active,
+    )
+
+
+def _shipping_price(entry: ShippingPriceEntry, currency: str, prefix: str) -> ShippingPrice:
+    if (entry.amount is None) == (entry.unit_amount is None):
+        raise EntryError(f"{prefix}amount", 'give either `amount` (e.g. "4.90") or `unit_amount`')
+    if entry.amount is not None:
+        amount = amount_to_minor(entry.amount, currency, f"{prefix}amount")
+    else:
+        amount = int(entry.unit_amount or 0)
+    free_over = None
+    if entry.free_over is not None:
+        free_over = amount_to_minor(entry.free_over, currency, f"{prefix}free_over")
+    return check_shipping_price(currency, amount, free_over, prefix.rstrip(".") or "price")
 
 
 def parse_product(raw: dict[str, Any], *, currency: str, base_dir: Path) -> ProductSpec:
@@ -276,6 +393,11 @@ async def apply_config(
         report.counts[status] += 1
         _line(console, status, label, f"{len(result)} rate(s)")
 
+    if config.shipping_methods is not None:
+        await _apply_shipping_methods(
+            service, config.shipping_methods, currency, report, dry_run=dry_run, console=console
+        )
+
     seen: dict[str, int] = {}
     for index, raw in enumerate(config.products):
         label = str(raw.get("key")) if isinstance(raw, dict) and raw.get("key") else f"#{index}"
@@ -302,6 +424,43 @@ async def apply_config(
     return report
 
 
+async def _apply_shipping_methods(
+    service: CatalogService,
+    entries: list[dict[str, Any]],
+    currency: str,
+    report: Report,
+    *,
+    dry_run: bool,
+    console: Printer,
+) -> None:
+    """All shipping methods in one transaction: a broken entry applies none of them, so the
+    shop never offers half of a new set."""
+    methods: list[ShippingMethod] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(entries):
+        label = f"shipping {raw.get('code') if isinstance(raw, dict) else f'#{index}'}"
+        try:
+            if not isinstance(raw, dict):
+                raise EntryError("entry", "a shipping method is an object")
+            method = parse_shipping_method(raw, currency=currency, position=index)
+            if method.code in seen:
+                raise EntryError("code", f"{method.code} is given twice")
+            seen.add(method.code)
+            methods.append(method)
+        except EntryError as error:
+            _line(console, "error", label, f"{error.field}: {error.message}")
+            if console is None:
+                log.warning("catalog.seed_error", key=label, field=error.field, error=error.message)
+            report.counts["error"] += 1
+            return
+    for code, status in await service.shipping.sync_shipping_methods(
+        methods=methods, dry_run=dry_run
+    ):
+        counted = "updated" if status == "deactivated" else status
+        report.counts[counted] += 1
+        _line(console, status, f"shipping {code}")
+
+
 async def setupproducts(
     *, config: str | None, dry_run: bool, settings: CatalogSettings, console: Console
 ) -> int:
@@ -316,7 +475,7 @@ async def setupproducts(
         )
         return EXIT_BAD_CONFIG
     try:
-        parsed = load_config(value)
+        parsed = with_shipping_methods(load_config(value), settings.shipping_methods_available)
     except ConfigError as exc:
         console.print(f"[red]error[/red] {escape(str(exc))}")
         return EXIT_BAD_CONFIG
@@ -354,15 +513,19 @@ def run_setupproducts(
 
 
 async def seed_if_empty(service: CatalogService, settings: CatalogSettings) -> Report | None:
-    """Embedded mode: fill an empty catalog from the seed file (the shipped example)."""
-    if not await service.is_empty():
+    """Embedded mode: fill an empty catalog from the seed file (the shipped example); a
+    catalog seeded before shipping existed gets the seed's shipping methods only."""
+    empty = await service.is_empty()
+    if not empty and await service.shipping.has_methods():
         return None
     path = settings.resolved_seed_file()
     try:
-        config = load_config(str(path))
+        config = with_shipping_methods(load_config(str(path)), settings.shipping_methods_available)
     except ConfigError as exc:
         log.warning("catalog.seed_skipped", reason=str(exc))
         return None
+    if not empty:
+        config = replace(config, products=[], tax_rates={})
     report = await apply_config(service, config, currency=settings.currency)
     log.info("catalog.seeded", source=str(path), **report.counts)
     return report
@@ -370,7 +533,13 @@ async def seed_if_empty(service: CatalogService, settings: CatalogSettings) -> R
 
 # ---------------------------------------------------------------------------- output
 
-_STYLES = {"created": "green", "updated": "cyan", "unchanged": "dim", "error": "bold red"}
+_STYLES = {
+    "created": "green",
+    "updated": "cyan",
+    "deactivated": "yellow",
+    "unchanged": "dim",
+    "error": "bold red",
+}
 
 
 def _line(console: Printer, status: str, label: str, detail: str = "") -> None:

@@ -113,5 +113,25 @@ tax_rates = Table(
     Index("ix_tax_rates_country", "country_code", "tax_code"),
 )
 
+# Reference data like tax rates: a handful of rows, read whole. Names, zone and prices are
+# small JSON documents (names by locale, countries or null for all, prices by currency).
+shipping_methods = Table(
+    "shipping_methods",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("names", JSONType, nullable=False),
+    Column("countries", JSONType, nullable=True),
+    Column("prices", JSONType, nullable=False),
+    Column("tax_code", String(64), nullable=True),
+    Column("delivery_days_min", Integer, nullable=False),
+    Column("delivery_days_max", Integer, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("code"),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

@@ -6,10 +6,18 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import quote
 
-from libs.contracts.catalog import PricingInfo, PricingLookupIn, PricingLookupOut, TaxRateOut
+from libs.contracts.catalog import (
+    PricingInfo,
+    PricingLookupIn,
+    PricingLookupOut,
+    ShippingQuoteOut,
+    TaxRateOut,
+)
+from libs.contracts.orders import ShippingChoice
 from libs.runtime.http import ServiceClient
-from services.orders.domain import choose_tax_rate
+from services.orders.domain import ShippingTerms, choose_tax_rate
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,13 @@ class Quote:
 class Catalog(Protocol):
     async def quote(self, ids: list[str], *, locale: str, country: str) -> Quote:
         """The current pricings of `ids`, names in `locale`, with `country`'s tax rates."""
+        ...
+
+    async def shipping_quote(
+        self, code: str, *, country: str, currency: str, locale: str
+    ) -> ShippingQuoteOut:
+        """Shipping method `code` priced in `currency` for `country`, with its tax rates there
+        (422 `shipping_unavailable` when it does not ship there)."""
         ...
 
 
@@ -64,8 +79,27 @@ class HttpCatalog:
         answers = await asyncio.gather(*(self._rates(country, code) for code in codes))
         return Quote(pricings=pricings, rates=[rate for rates in answers for rate in rates])
 
+    async def shipping_quote(
+        self, code: str, *, country: str, currency: str, locale: str
+    ) -> ShippingQuoteOut:
+        return await self.client.call(
+            "GET",
+            f"/internal/shipping-methods/{quote(code, safe='')}",
+            ShippingQuoteOut,
+            params={"country": country, "currency": currency, "locale": locale},
+        )
+
     async def _rates(self, country: str, tax_code: str | None) -> list[TaxRateOut]:
         params: Mapping[str, str] = {"country": country}
         if tax_code is not None:
             params = {**params, "tax_code": tax_code}
         return await self.client.call("GET", "/internal/tax-rates", list[TaxRateOut], params=params)
+
+
+def shipping_terms(found: ShippingQuoteOut, choice: ShippingChoice) -> ShippingTerms:
+    """The method as the catalog quoted it, with the destination's rate for its tax code."""
+    return ShippingTerms(
+        choice=choice,
+        method=found.method,
+        tax_rate=choose_tax_rate(found.tax_rates, found.method.tax_code),
+    )

@@ -12,7 +12,7 @@ from typing import Any
 
 import pycountry
 
-from libs.contracts.catalog import PricingInfo, TaxRateOut
+from libs.contracts.catalog import PricingInfo, ShippingMethodOut, TaxRateOut
 from libs.contracts.common import Owner
 from libs.contracts.events import (
     CartLineSnapshot,
@@ -22,16 +22,20 @@ from libs.contracts.events import (
     PaidLine,
     RefundFailed,
     RefundSucceeded,
+    ShippedTo,
 )
 from libs.contracts.money import normalize_currency
 from libs.contracts.orders import (
     OrderDetails,
     OrderLineDetails,
     OrderRefundStatus,
+    OrderShipping,
+    OrderShippingMethod,
     OrderTaxLine,
+    ShippingChoice,
 )
 from libs.contracts.payments import BillingDetails
-from libs.runtime.problems import Conflict, InvalidInput, NotFound
+from libs.runtime.problems import Conflict, InvalidInput, NotFound, ProblemError
 from services.orders.tax import TaxableLine, TaxRate, compute_taxes
 
 # --- errors ------------------------------------------------------------------------------------
@@ -51,6 +55,14 @@ class CurrencyMismatch(Conflict):
 
 class OrderIdConflict(Conflict):
     code, title = "order_id_conflict", "The order id is taken by another cart"
+
+
+class ShippingRequired(ProblemError):
+    status, code, title = 422, "shipping_required", "This order needs shipping"
+
+
+class ShippingNotRequired(ProblemError):
+    status, code, title = 422, "shipping_not_required", "Nothing in this order is shipped"
 
 
 class OrderNotYetVisible(Exception):
@@ -170,6 +182,18 @@ def paid_lines(order: Order) -> list[PaidLine]:
     ]
 
 
+def shipped_to(order: Order) -> ShippedTo | None:
+    """Where a paid order's goods go, for its paid event (None: nothing ships)."""
+    shipping = order.details.get("shipping")
+    if not shipping:
+        return None
+    return ShippedTo(
+        method_code=shipping["method"]["code"],
+        method_name=shipping["method"]["name"],
+        **shipping["address"],
+    )
+
+
 def order_number(year: int, value: int) -> str:
     """A short, sortable, human-friendly number: the year and a zero-padded sequence value."""
     return f"{year}-{value:06d}"
@@ -182,12 +206,10 @@ def parse_currency(code: str) -> str:
         raise InvalidInput.for_field("currency", str(exc), code="unknown_currency") from None
 
 
-def parse_country(code: str) -> str:
+def parse_country(code: str, field: str = "billing.address.country") -> str:
     country = code.strip().upper()
     if pycountry.countries.get(alpha_2=country) is None:
-        raise InvalidInput.for_field(
-            "billing.address.country", f"unknown country {country!r}", code="unknown_country"
-        )
+        raise InvalidInput.for_field(field, f"unknown country {country!r}", code="unknown_country")
     return country
 
 
@@ -238,6 +260,56 @@ def choose_tax_rate(rates: Iterable[TaxRateOut], tax_code: str | None) -> TaxRat
     return None
 
 
+@dataclass(frozen=True)
+class ShippingTerms:
+    """The shipping of an order before tax: the shopper's choice, the method as the catalog
+    prices it in the order's currency, and the destination's rate for its tax code."""
+
+    choice: ShippingChoice
+    method: ShippingMethodOut
+    tax_rate: TaxRateOut | None
+
+
+def requires_shipping(
+    lines: Sequence[CartLineSnapshot], pricings: Mapping[str, PricingInfo]
+) -> bool:
+    """Any line is a physical good."""
+    return any(pricings[line.pricing_id].shippable for line in lines if line.pricing_id in pricings)
+
+
+def check_shipping(*, required: bool, choice: ShippingChoice | None) -> None:
+    """Shipping is given exactly when something is shipped."""
+    if required and choice is None:
+        raise ShippingRequired(
+            "The cart holds goods to ship: give `shipping` with a method and an address.",
+            errors=InvalidInput.for_field("shipping", "required for shippable goods").errors,
+        )
+    if not required and choice is not None:
+        raise ShippingNotRequired(
+            "Nothing in the cart is shipped: leave `shipping` out.",
+            errors=InvalidInput.for_field("shipping", "nothing to ship").errors,
+        )
+
+
+def shipping_price(method: ShippingMethodOut, goods_subtotal: int) -> tuple[int, bool]:
+    """What the method charges for goods costing `goods_subtotal` (the lines' subtotal, before
+    exclusive tax); True when free because the free-over amount is reached."""
+    if method.free_over is not None and goods_subtotal >= method.free_over:
+        return 0, True
+    return method.amount, False
+
+
+def _rate(rate: TaxRateOut | None) -> TaxRate | None:
+    if rate is None:
+        return None
+    return TaxRate(
+        rate_id=rate.id,
+        percentage=rate.percentage,
+        inclusive=rate.inclusive,
+        display_name=rate.display_name,
+    )
+
+
 def build_details(
     *,
     cart_id: str,
@@ -248,33 +320,49 @@ def build_details(
     lines: Sequence[CartLineSnapshot],
     pricings: Mapping[str, PricingInfo],
     tax_rates: Mapping[str | None, TaxRateOut | None],
+    shipping: ShippingTerms | None = None,
 ) -> OrderDetails:
     """The snapshot of a purchase: priced lines, taxes per line and per rate, exact totals.
 
     `tax_rates` maps each product tax code (None for products without one) to its rate, or to
-    None when the billing country taxes it at nothing.
+    None when the billing country taxes it at nothing. Shipping is taxed as one more line, with
+    the destination's rate, so it follows the lines' rounding and joins their tax lines.
     """
     check_pricings(lines, pricings, currency)
     infos = [pricings[line.pricing_id] for line in lines]
     rates = [tax_rates.get(info.tax_code) for info in infos]
-    taxed = compute_taxes(
-        (
-            TaxableLine(
-                unit_amount=info.unit_amount,
-                quantity=line.quantity,
-                tax_rate=None
-                if rate is None
-                else TaxRate(
-                    rate_id=rate.id,
-                    percentage=rate.percentage,
-                    inclusive=rate.inclusive,
-                    display_name=rate.display_name,
-                ),
-            )
-            for line, info, rate in zip(lines, infos, rates, strict=True)
-        ),
-        currency,
-    )
+    taxable = [
+        TaxableLine(unit_amount=info.unit_amount, quantity=line.quantity, tax_rate=_rate(rate))
+        for line, info, rate in zip(lines, infos, rates, strict=True)
+    ]
+    shipping_amount, free = 0, False
+    if shipping is not None:
+        goods = sum(line.unit_amount * line.quantity for line in taxable)
+        shipping_amount, free = shipping_price(shipping.method, goods)
+        taxable.append(
+            TaxableLine(unit_amount=shipping_amount, quantity=1, tax_rate=_rate(shipping.tax_rate))
+        )
+    taxed = compute_taxes(taxable, currency)
+    line_results = taxed.lines[: len(infos)]
+    order_shipping = None
+    if shipping is not None:
+        result = taxed.lines[-1]
+        order_shipping = OrderShipping(
+            method=OrderShippingMethod(
+                code=shipping.method.code,
+                name=shipping.method.name,
+                delivery_days_min=shipping.method.delivery_days_min,
+                delivery_days_max=shipping.method.delivery_days_max,
+            ),
+            address=shipping.choice.address,
+            amount=result.subtotal,
+            taxable_amount=result.taxable_amount,
+            tax=result.tax,
+            total=result.total,
+            tax_rate_id=result.rate_id,
+            tax_code=shipping.method.tax_code,
+            free=free,
+        )
     detail_lines = [
         OrderLineDetails(
             pricing_id=info.pricing_id,
@@ -293,7 +381,7 @@ def build_details(
             tax_code=info.tax_code,
             shippable=info.shippable,
         )
-        for info, result in zip(infos, taxed.lines, strict=True)
+        for info, result in zip(infos, line_results, strict=True)
     ]
     return OrderDetails(
         cart_id=cart_id,
@@ -312,10 +400,11 @@ def build_details(
             )
             for tax_line in taxed.tax_lines
         ],
-        subtotal=taxed.subtotal,
+        subtotal=sum(result.subtotal for result in line_results),
         tax=taxed.tax,
         total=taxed.total,
         billing=billing,
+        shipping=order_shipping,
         statement_descriptor=infos[0].statement_descriptor,
     )
 

@@ -24,7 +24,7 @@ from libs.contracts.events import (
 from libs.contracts.orders import OrderPaidFilter, PrepareOrderIn
 from libs.runtime.problems import InvalidInput, Unauthorized
 from libs.runtime.runtime import Runtime
-from services.orders.catalog import Catalog
+from services.orders.catalog import Catalog, shipping_terms
 from services.orders.disputes import SqlDisputeRepository
 from services.orders.domain import (
     Cursor,
@@ -34,11 +34,14 @@ from services.orders.domain import (
     OrderNotYetVisible,
     build_details,
     check_pricings,
+    check_shipping,
     paid_lines,
     parse_country,
     parse_currency,
     reported_dispute,
     reported_refund,
+    requires_shipping,
+    shipped_to,
 )
 from services.orders.refunds import SqlRefundRepository
 from services.orders.settings import OrdersSettings
@@ -88,6 +91,16 @@ class OrdersService:
             )
         quote = await self.catalog.quote(pricing_ids, locale=order.locale, country=country)
         check_pricings(order.lines, quote.pricings, currency)
+        check_shipping(
+            required=requires_shipping(order.lines, quote.pricings), choice=order.shipping
+        )
+        shipping = None
+        if order.shipping is not None:
+            destination = parse_country(order.shipping.address.country, "shipping.address.country")
+            found = await self.catalog.shipping_quote(
+                order.shipping.method, country=destination, currency=currency, locale=order.locale
+            )
+            shipping = shipping_terms(found, order.shipping)
         details = build_details(
             cart_id=order.cart_id,
             customer_id=order.customer_id,
@@ -97,6 +110,7 @@ class OrdersService:
             lines=order.lines,
             pricings=quote.pricings,
             tax_rates=quote.tax_rates(),
+            shipping=shipping,
         )
 
         try:
@@ -234,6 +248,7 @@ class OrdersService:
                 paid_at=payment.succeeded_at,
                 attempt_id=payment.attempt_id,
                 lines=paid_lines(order),
+                shipping=shipped_to(order),
             ),
             ordering_key=f"order:{order.id}",
         )

@@ -202,6 +202,7 @@ class PaymentService:
                     statement_descriptor=attempt.statement_descriptor,
                     provider_customer_id=provider_customer_id,
                     expires_at=attempt.expires_at,
+                    shipping=data.shipping,
                 )
             )
         except PaymentRejected as exc:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from libs.contracts.payments import Address, PaymentLine
+from libs.contracts.payments import Address, PaymentLine, ShippingAddress
 from services.payments.domain import CheckoutMode
 
 EventKind = Literal[
@@ -59,6 +59,7 @@ class CheckoutRequest:
     statement_descriptor: str | None = None
     provider_customer_id: str | None = None
     expires_at: datetime | None = None
+    shipping: ShippingAddress | None = None  # where the order goes, for the payment's record
 
     @property
     def idempotency_key(self) -> str:

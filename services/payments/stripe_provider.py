@@ -20,7 +20,7 @@ import structlog
 from stripe.params import RefundCreateParams
 
 from libs.contracts.money import currency_exponent
-from libs.contracts.payments import PaymentLine
+from libs.contracts.payments import PaymentLine, ShippingAddress
 from libs.runtime.problems import InvalidInput
 from services.payments.domain import (
     InvalidSignature,
@@ -218,6 +218,28 @@ def statement_descriptor_suffix(text: str | None) -> str | None:
     ascii_text = text.encode("ascii", "ignore").decode()
     cleaned = " ".join(_DESCRIPTOR_FORBIDDEN.sub("", ascii_text).split())[:DESCRIPTOR_MAX].strip()
     return cleaned if any(c.isalpha() for c in cleaned) else None
+
+
+def shipping_details(address: ShippingAddress) -> dict[str, Any]:
+    """A payment's `shipping`: the recipient, a phone if given, the address without blanks."""
+    details: dict[str, Any] = {
+        "name": address.name,
+        "address": {
+            key: value
+            for key, value in {
+                "line1": address.line1,
+                "line2": address.line2,
+                "city": address.city,
+                "postal_code": address.postal_code,
+                "state": address.state,
+                "country": address.country.upper(),
+            }.items()
+            if value
+        },
+    }
+    if address.phone:
+        details["phone"] = address.phone
+    return details
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -554,6 +576,9 @@ class StripeProvider:
                 # Card charges take a suffix to the account's prefix; a full descriptor is
                 # refused for cards.
                 intent["statement_descriptor_suffix"] = suffix
+            if request.shipping is not None:
+                # Radar and the receipt see where the goods go (the amount is a line item).
+                intent["shipping"] = shipping_details(request.shipping)
             params["payment_intent_data"] = intent
         else:
             params["subscription_data"] = {

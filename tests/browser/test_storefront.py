@@ -1,6 +1,7 @@
 """A shopper clicks through the storefront: browse in German, fill and change the cart, check
 out anonymously, pay on the dev provider's page, see the order paid; a decline and paying
-again; a field error from the API next to its field; logging in merges the cart."""
+again; a field error from the API next to its field; logging in merges the cart; shipping
+by express to another address."""
 
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ def test_browse_in_german_fill_the_cart_check_out_and_pay(shop: Shop) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Prüfen und bezahlen")
     expect(page.locator("tr.tax")).to_contain_text("MwSt. 19 % (enthalten)")
     expect(page.locator("#order-total")).to_have_text("66,90\u00a0€")
+    # Over 50 €, standard shipping (offered first, so chosen) is free.
+    expect(page.locator("tr.shipping")).to_contain_text("Standardversand · kostenlos")
+    expect(page.locator("#shipped-to")).to_contain_text("Lieferung an: Ada Lovelace, Hauptstraße 1")
     shop.shot("review", docs=True)
 
     page.get_by_role("button", name="66,90\u00a0€ bezahlen").click()
@@ -166,7 +170,7 @@ def test_logging_in_merges_this_visits_cart_into_the_users(shop: Shop) -> None:
     page.get_by_role("link", name="Check out").click()
     fill_billing(page)
     page.get_by_role("button", name="Review order").click()
-    expect(page.locator("#order-total")).to_have_text("€49.00")  # 19.00 + 2 x 15.00
+    expect(page.locator("#order-total")).to_have_text("€53.90")  # 19.00 + 2 x 15.00 + 4.90
     page.get_by_role("link", name="Products").click()
     add_from_list(shop, "stickers", "Add to cart", 1)
     page.get_by_role("link", name=re.compile("^Cart")).click()
@@ -177,4 +181,43 @@ def test_logging_in_merges_this_visits_cart_into_the_users(shop: Shop) -> None:
     shop.shot("saved-customer")
     page.get_by_role("button", name="Review order").click()
     expect(page.locator("main")).to_contain_text("Billed to: Ada Lovelace, Berlin, DE")
-    expect(page.locator("#order-total")).to_have_text("€4.50")
+    expect(page.locator("#order-total")).to_have_text("€9.40")  # 4.50 + 4.90 shipping
+
+
+def test_choosing_express_shipping_to_another_address(shop: Shop) -> None:
+    page = shop.page
+    shop.open("/shop/?locale=en")
+    add_from_list(shop, "cap", "Add to cart", 1)
+    shop.open("/shop/#/checkout")
+    fill_billing(page)
+    methods = page.locator("#shipping-methods")
+    expect(
+        methods.get_by_label(re.compile("^Standard shipping · €4.90 · 2.5 days"))
+    ).to_be_checked()
+    express = methods.get_by_label(re.compile("^Express · €12.90 · 1.2 days"))
+
+    # Another address, in a country express does not reach: only standard is offered there.
+    page.get_by_label("Ship to the billing address").uncheck()
+    address = page.locator("#shipping-address")
+    address.get_by_label("Country").select_option("US")
+    expect(express).to_have_count(0)
+    address.get_by_label("Country").select_option("AT")
+    express.check()
+    address.get_by_label("Recipient").fill("Charles Babbage")
+    address.get_by_label("Phone (optional)").fill("+43 1 234567")
+    address.get_by_label("Address", exact=True).fill("Ringstraße 5")
+    address.get_by_label("Postal code").fill("1010")
+    address.get_by_label("City").fill("Wien")
+    assert page.evaluate(UNLABELLED_FIELDS) == [], "every field has a label"
+    shop.shot("shipping")
+
+    page.get_by_role("button", name="Review order").click()
+    expect(page.locator("tr.shipping")).to_contain_text("Express")
+    expect(page.locator("#order-shipping")).to_have_text("€12.90")
+    expect(page.locator("#order-total")).to_have_text("€30.90")  # 18.00 + 12.90
+    expect(page.locator("#shipped-to")).to_have_text(
+        "Ships to: Charles Babbage, Ringstraße 5, 1010 Wien, AT"
+    )
+    page.get_by_role("button", name="Pay €30.90").click()
+    press_on_payment_page(page, "Pay")
+    expect(page.locator("#payment-status")).to_contain_text("Paid")

@@ -14,6 +14,7 @@ from tests.e2e.helpers import assert_problem, billing, one_off_price, recurring_
 from tests.support.cluster import RunningStore
 
 URLS = {"success_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
+SHIPPING = {"shipping": {"method": "standard"}}
 
 
 async def fill_cart(client: httpx.AsyncClient, quantity: int = 2) -> dict[str, Any]:
@@ -26,7 +27,8 @@ async def fill_cart(client: httpx.AsyncClient, quantity: int = 2) -> dict[str, A
 
 
 async def checkout(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
-    return await client.post("/api/store/checkout", json={**URLS, **body})
+    # The example products ship: standard shipping, to the billing address, unless told.
+    return await client.post("/api/store/checkout", json={**URLS, **SHIPPING, **body})
 
 
 async def press(client: httpx.AsyncClient, checkout_url: str, button: str) -> httpx.Response:
@@ -57,7 +59,8 @@ async def test_anonymous_checkout_then_pay_shows_the_order_paid(client: httpx.As
     assert payment["status"] == "unpaid" and payment["attempt_id"] and payment["checkout_url"]
     assert order["paid"] is None and order["currency"] == price["currency"]
     details = order["details"]
-    assert sum(line["total"] for line in details["lines"]) == details["total"] == order["total"]
+    lines_total = sum(line["total"] for line in details["lines"])
+    assert lines_total + details["shipping"]["total"] == details["total"] == order["total"]
     assert details["lines"][0]["quantity"] == 2
 
     redirect = await press(client, payment["checkout_url"], "pay")

@@ -51,7 +51,7 @@ async def test_retried_billing_checkout_and_pay_return_the_first_answers(
     assert len((await client.get("/api/store/customers")).json()) == 1
 
     checkout_key = key()
-    body = {**URLS, "customer_id": created.json()["id"]}
+    body = {**URLS, "customer_id": created.json()["id"], "shipping": {"method": "standard"}}
     checkout = await client.post("/api/store/checkout", json=body, headers=checkout_key)
     assert checkout.status_code == 200, checkout.text
     replay = await client.post("/api/store/checkout", json=body, headers=checkout_key)

@@ -55,7 +55,10 @@ async def checkout_and_pay(http: httpx.AsyncClient, provider: TracerProvider) ->
             "/api/store/cart/lines", json={"pricing_id": price["id"], "quantity": 1}
         )
         assert added.status_code == 200, added.text
-        checkout = await http.post("/api/store/checkout", json={"billing": billing(), **URLS})
+        checkout = await http.post(
+            "/api/store/checkout",
+            json={"billing": billing(), "shipping": {"method": "standard"}, **URLS},
+        )
         assert checkout.status_code == 200, checkout.text
         path = urlsplit(checkout.json()["payment"]["checkout_url"]).path
         paid = await http.post(f"{path}/pay")

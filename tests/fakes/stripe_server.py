@@ -1121,6 +1121,7 @@ class FakeStripe:
         payment_intent_data = self._mode_only(params, "payment_intent_data", mode, "payment")
         subscription_data = self._mode_only(params, "subscription_data", mode, "subscription")
         _check_descriptors(payment_intent_data)
+        _check_shipping(payment_intent_data.get("shipping"))
         amount = sum(line.amount for line in lines)
         session = self._base(
             "cs_test",
@@ -1313,6 +1314,7 @@ class FakeStripe:
             payment_method_types=["card"],
             statement_descriptor=_text(data.get("statement_descriptor")),
             statement_descriptor_suffix=_text(data.get("statement_descriptor_suffix")),
+            shipping=data.get("shipping"),
             status="succeeded" if succeeded else "processing",
         )
         return self._store(intent)
@@ -1801,6 +1803,22 @@ def _check_descriptors(payment_intent_data: JSON) -> None:
         )
     if any(c in "<>\\'\"*" for c in suffix) or not suffix.isascii():
         raise invalid_param(param, "The statement descriptor suffix contains invalid characters.")
+
+
+def _check_shipping(shipping: Any) -> None:
+    """A payment's shipping details need a recipient and an address (Stripe's required
+    fields), with a two-letter country."""
+    if shipping is None:
+        return
+    prefix = "payment_intent_data[shipping]"
+    if not _text(shipping.get("name")):
+        raise missing_param(f"{prefix}[name]")
+    address = shipping.get("address")
+    if not isinstance(address, dict) or not address:
+        raise missing_param(f"{prefix}[address]")
+    country = address.get("country")
+    if country is not None and (len(str(country)) != 2 or not str(country).isalpha()):
+        raise invalid_param(f"{prefix}[address][country]", "Country must be a 2-letter code.")
 
 
 def _check_line_counts(mode: str, lines: list[_SessionLine]) -> None:

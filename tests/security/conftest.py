@@ -40,6 +40,9 @@ LIMITS = {
 ALIAS_HOST = "gateway.internal"
 HOSTS = {"GATEWAY_ALLOWED_HOSTS": ALIAS_HOST}
 URLS = {"success_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
+# The example products ship: a checkout names a method (the address is the billing one).
+SHIPPING = {"shipping": {"method": "standard"}}
+CHECKOUT = {**URLS, **SHIPPING}
 
 
 @pytest.fixture(scope="session", params=["embedded", "distributed"])

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.helpers import assert_problem, billing, products
-from tests.security.conftest import URLS, Victim
+from tests.security.conftest import CHECKOUT, Victim
 
 
 async def recurring_prices_of_two_intervals(http: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -38,7 +38,7 @@ async def test_a_cart_the_provider_cannot_charge_is_refused_before_it_is_frozen(
     before = await victim.state()
     assert len(cart_before["lines"]) == 2
 
-    body = {"billing": billing(name=f"L {uuid.uuid4().hex}"), **URLS}
+    body = {"billing": billing(name=f"L {uuid.uuid4().hex}"), **CHECKOUT}
     key = {"idempotency-key": uuid.uuid4().hex}
     refused = await http.post("/api/store/checkout", json=body, headers=key)
     assert_problem(refused, 422, "mixed_intervals")

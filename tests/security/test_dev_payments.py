@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import assert_problem
-from tests.security.conftest import URLS, Victim
+from tests.security.conftest import CHECKOUT, URLS, Victim
 from tests.support.cluster import RunningStore, _spawn, _wait_ready, free_port, store_command
 
 pytestmark = pytest.mark.parametrize("store", ["distributed"], indirect=True)
@@ -64,7 +64,7 @@ def test_payments_without_a_provider_choice_refuses_to_start(store: RunningStore
 async def test_dev_pay_is_not_even_mounted_with_stripe(
     store: RunningStore, stripe_payments: str, victim: Victim
 ) -> None:
-    checkout = await victim.http.post("/api/store/checkout", json=URLS)
+    checkout = await victim.http.post("/api/store/checkout", json=CHECKOUT)
     assert checkout.status_code == 200, checkout.text
     order_id = checkout.json()["order"]["id"]
     attempt_id = checkout.json()["payment"]["attempt_id"]
@@ -86,7 +86,7 @@ async def test_the_explicit_dev_choice_still_pays_through_the_gateway(
     victim: Victim, shopper: Callable[..., httpx.AsyncClient]
 ) -> None:
     """The control: with PAYMENTS_PROVIDER=dev (this store) the page does mark orders paid."""
-    checkout = await victim.http.post("/api/store/checkout", json=URLS)
+    checkout = await victim.http.post("/api/store/checkout", json=CHECKOUT)
     assert checkout.status_code == 200, checkout.text
     url = checkout.json()["payment"]["checkout_url"]
     pressed = await victim.http.post(f"{url}/pay")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from itsdangerous import URLSafeTimedSerializer
 
 from tests.e2e.helpers import PROBLEM, assert_problem
-from tests.security.conftest import URLS, Victim
+from tests.security.conftest import CHECKOUT, URLS, Victim
 from tests.support.cluster import RunningStore
 from tests.support.services import with_edited_claims
 
@@ -192,7 +192,7 @@ async def test_an_expired_or_edited_cookie_is_no_identity(
     for value in (expired, edited, "not-a-cookie"):
         attacker = shopper()
         attacker.cookies.set("store_anon", value)
-        checkout = await attacker.post("/api/store/checkout", json=URLS)
+        checkout = await attacker.post("/api/store/checkout", json=CHECKOUT)
         assert_problem(checkout, 401)
         assert (await attacker.get("/api/store/cart")).json()["lines"] == []
     assert await victim.state() == before
@@ -236,7 +236,7 @@ async def test_a_return_url_that_is_not_absolute_http_is_refused(victim: Victim,
 
 
 async def test_checkout_links_use_the_public_origin(store: RunningStore, victim: Victim) -> None:
-    response = await victim.http.post("/api/store/checkout", json=URLS)
+    response = await victim.http.post("/api/store/checkout", json=CHECKOUT)
     assert response.status_code == 200, response.text
     assert response.json()["payment"]["checkout_url"].startswith(f"{store.base_url}/api/payments/")
     # A proxy's forwarded scheme moves no link: the configured origin is the only address.

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import billing, one_off_price
-from tests.security.conftest import URLS
+from tests.security.conftest import CHECKOUT
 
 POSIX_STYLE = ["de_DE.UTF-8", "en_US.utf8", "de@euro", "de_DE.UTF-8@euro, fr;q=0.5", "C.UTF-8"]
 
@@ -26,6 +26,7 @@ async def test_a_posix_style_accept_language_never_fails_a_shopper(
     assert [line["pricing_id"] for line in cart.json()["lines"]] == [price["id"]]
     created = await http.post("/api/payments/billing", json=billing(name="Posix Shopper"))
     assert created.status_code == 201, created.text
-    checkout = await http.post("/api/store/checkout", json=URLS)
+    checkout = await http.post("/api/store/checkout", json=CHECKOUT)
     assert checkout.status_code == 200, checkout.text
-    assert checkout.json()["order"]["total"] == cart.json()["total"]
+    order = checkout.json()["order"]
+    assert order["total"] == cart.json()["total"] + order["details"]["shipping"]["total"]

@@ -15,7 +15,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from tests.e2e.helpers import assert_problem, billing, one_off_price
-from tests.security.conftest import LIMITS, URLS, Victim
+from tests.security.conftest import CHECKOUT, LIMITS, Victim
 from tests.support.cluster import RunningStore, embedded
 
 COOKIE = "store_anon"
@@ -108,7 +108,7 @@ async def test_a_copied_cookie_after_the_merge_cannot_check_out(
     merged: Merged, shopper: Callable[..., httpx.AsyncClient]
 ) -> None:
     before = await merged.user_state()
-    for body in ({**URLS, "customer_id": merged.victim.customer["id"]}, billed()):
+    for body in ({**CHECKOUT, "customer_id": merged.victim.customer["id"]}, billed()):
         attacker = merged.attacker(shopper)
         checkout = await attacker.post("/api/store/checkout", json=body)
         assert_problem(checkout, 401, "anonymous_identity_merged")
@@ -134,7 +134,7 @@ async def test_what_a_copied_cookie_adds_and_buys_lands_nowhere_near_the_user(
 
 
 def billed() -> dict[str, Any]:
-    return {**URLS, "billing": billing(name=f"Attacker {uuid.uuid4().hex}")}
+    return {**CHECKOUT, "billing": billing(name=f"Attacker {uuid.uuid4().hex}")}
 
 
 # --- the cookie's name where it is Secure -----------------------------------------------------

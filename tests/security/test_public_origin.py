@@ -16,7 +16,16 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import PROBLEM, assert_problem
-from tests.security.conftest import ALIAS_HOST, LIMITS, URLS, Victim, new_victim, random_address
+from tests.security.conftest import (
+    ALIAS_HOST,
+    CHECKOUT,
+    LIMITS,
+    SHIPPING,
+    URLS,
+    Victim,
+    new_victim,
+    random_address,
+)
 from tests.support.cluster import (
     REPO,
     RunningStore,
@@ -103,7 +112,7 @@ async def test_checkout_links_are_on_the_public_origin_whatever_the_host(
         "x-forwarded-proto": "https",
         "x-forwarded-host": "evil.example",
     }
-    response = await victim.http.post("/api/store/checkout", json=URLS, headers=headers)
+    response = await victim.http.post("/api/store/checkout", json=CHECKOUT, headers=headers)
     assert response.status_code == 200, response.text
     link = response.json()["payment"]["checkout_url"]
     assert link.startswith(f"{store.base_url}/api/payments/dev-checkout/"), link
@@ -172,6 +181,7 @@ async def test_return_urls_on_allowed_hosts_and_ports_are_accepted(
     urls = {
         "success_url": "https://SHOP.example.:8443/thanks?order=1",
         "cancel_url": f"{store.base_url}/shop/#/cart",
+        **SHIPPING,
     }
     response = await victim.http.post("/api/store/checkout", json=urls)
     assert response.status_code == 200, response.text
@@ -230,7 +240,7 @@ async def default_victim(default_store: RunningStore) -> AsyncIterator[Victim]:
 async def test_by_default_a_payment_returns_only_to_the_public_origin(
     default_store: RunningStore, default_victim: Victim, bad: str
 ) -> None:
-    own = {"success_url": f"{default_store.base_url}/shop/#/thanks", "cancel_url": bad}
+    own = {"success_url": f"{default_store.base_url}/shop/#/thanks", "cancel_url": bad, **SHIPPING}
     before = await default_victim.state()
     for urls in (own, {"success_url": bad, "cancel_url": own["success_url"]}):
         response = await default_victim.http.post("/api/store/checkout", json=urls)

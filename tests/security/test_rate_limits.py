@@ -16,6 +16,7 @@ from tests.e2e.helpers import assert_problem, billing
 from tests.security.conftest import (
     BILLING_PER_IDENTITY,
     CART_WRITES_PER_IDENTITY,
+    CHECKOUT,
     NEW_CARTS_PER_ADDRESS,
     SESSIONS_PER_ADDRESS,
     SESSIONS_PER_IDENTITY,
@@ -91,7 +92,7 @@ async def test_payment_sessions_are_limited_per_identity(
     shopper: Callable[..., httpx.AsyncClient],
 ) -> None:
     async with new_victim(shopper) as victim:
-        checkout = await victim.http.post("/api/store/checkout", json=URLS)
+        checkout = await victim.http.post("/api/store/checkout", json=CHECKOUT)
         assert checkout.status_code == 200, checkout.text
         order_id = checkout.json()["order"]["id"]
         for _ in range(SESSIONS_PER_IDENTITY - 1):
@@ -99,7 +100,7 @@ async def test_payment_sessions_are_limited_per_identity(
             assert again.status_code == 200, again.text
         before = (await victim.http.get(f"/api/store/orders/{order_id}")).json()
         assert_limited(await victim.http.post(f"/api/store/orders/{order_id}/pay", json=URLS))
-        assert_limited(await victim.http.post("/api/store/checkout", json=URLS))
+        assert_limited(await victim.http.post("/api/store/checkout", json=CHECKOUT))
         # Also from another address: the count follows the shopper's cookie.
         cookie = {"cookie": "; ".join(f"{k}={v}" for k, v in victim.http.cookies.items())}
         moved = shopper(**cookie)
@@ -114,7 +115,7 @@ async def test_payment_sessions_are_limited_per_address_whatever_the_identity(
     statuses = []
     for _ in range(SESSIONS_PER_ADDRESS + 1):
         async with new_victim(shopper, **{"x-forwarded-for": address}) as victim:
-            response = await victim.http.post("/api/store/checkout", json=URLS)
+            response = await victim.http.post("/api/store/checkout", json=CHECKOUT)
             statuses.append(response.status_code)
             if response.status_code == 429:
                 assert_limited(response)
@@ -126,7 +127,7 @@ async def test_the_dev_providers_pay_is_a_payment_session(
     shopper: Callable[..., httpx.AsyncClient],
 ) -> None:
     async with new_victim(shopper) as victim:
-        checkout = await victim.http.post("/api/store/checkout", json=URLS)
+        checkout = await victim.http.post("/api/store/checkout", json=CHECKOUT)
         assert checkout.status_code == 200, checkout.text
         path = urlsplit(checkout.json()["payment"]["checkout_url"]).path
         # One session was opened by checkout; the rest of the allowance goes on presses.

@@ -15,7 +15,7 @@ import pytest
 from gateway.forwarded import FRONTEND_TOKEN_HEADER, SHOPPER_ADDRESS_HEADER
 from gateway.settings import GatewaySettings
 from tests.e2e.helpers import billing, products
-from tests.security.conftest import URLS, random_address
+from tests.security.conftest import CHECKOUT, URLS, random_address
 from tests.support.cluster import RunningStore, distributed
 
 FRONTEND_TOKEN = secrets.token_urlsafe(32)
@@ -88,7 +88,7 @@ async def test_a_rush_of_forty_shoppers_with_forty_lines_sees_no_429(
             statuses.append(added.status_code)
         created = await http.post("/api/payments/billing", json=billing(name=f"Rush {index}"))
         statuses.append(created.status_code)
-        checkout = await http.post("/api/store/checkout", json=URLS)
+        checkout = await http.post("/api/store/checkout", json=CHECKOUT)
         statuses.append(checkout.status_code)
         assert checkout.status_code == 200, checkout.text
 
@@ -113,7 +113,7 @@ async def test_one_shopper_opening_a_hundred_payment_sessions_is_refused(
     assert (await http.post("/api/store/cart/lines", json={"pricing_id": pricing_id})).is_success
     assert (await http.post("/api/payments/billing", json=billing(name="Tester"))).is_success
     before = await refusals(http, "sessions", "identity")
-    checkout = await http.post("/api/store/checkout", json=URLS)
+    checkout = await http.post("/api/store/checkout", json=CHECKOUT)
     assert checkout.status_code == 200, checkout.text
     order_id = checkout.json()["order"]["id"]
     statuses = [checkout.status_code]
@@ -138,7 +138,7 @@ async def test_one_address_opening_a_hundred_payment_sessions_is_refused(
         http = client_for(**{"x-forwarded-for": address})
         await http.post("/api/store/cart/lines", json={"pricing_id": pricing_id})
         await http.post("/api/payments/billing", json=billing(name=f"Tester {index}"))
-        checkout = await http.post("/api/store/checkout", json=URLS)
+        checkout = await http.post("/api/store/checkout", json=CHECKOUT)
         if checkout.status_code == 200:
             opened += 1
         else:

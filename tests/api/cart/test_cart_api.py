@@ -92,6 +92,7 @@ async def test_no_cart_yet_is_an_empty_cart(client, who) -> None:
         "total": 0,
         "item_count": 0,
         "starts_subscription": False,
+        "requires_shipping": False,
     }
 
 

@@ -58,7 +58,7 @@ async def run(config: str, settings: CatalogSettings, *, dry_run: bool = False) 
 
 def entries() -> int:
     example = json.loads(EXAMPLE_PRODUCTS.read_text())
-    return len(example["products"]) + len(example["tax_rates"])
+    return len(example["products"]) + len(example["tax_rates"]) + len(example["shipping_methods"])
 
 
 async def everything(catalog: CatalogDeps) -> dict[str, Any]:
@@ -91,6 +91,13 @@ async def test_setupproducts_on_an_empty_postgresql_catalog_twice(
         assert german.name.startswith("Hausmischung") and len(german.prices) == 2
         [food] = await deps.service.get_tax_rates(country="DE", tax_code="food")
         assert str(food.percentage) == "7"
+        shipping = await deps.service.shipping.list_shipping_methods(
+            country="AT", currency="EUR", locale="de"
+        )
+        assert [(m.code, m.name, m.amount) for m in shipping] == [
+            ("standard", "Standardversand", 490),
+            ("express", "Expressversand", 1290),
+        ]
     finally:
         await deps.runtime.engine.dispose()
 

@@ -80,7 +80,10 @@ async def test_a_retry_after_the_gateway_died_mid_pay_returns_the_real_result(
             "/api/store/cart/lines", json={"pricing_id": price["id"], "quantity": 1}
         )
         assert added.status_code == 200, added.text
-        checkout = await shop.post("/api/store/checkout", json={**URLS, "billing": billing()})
+        checkout = await shop.post(
+            "/api/store/checkout",
+            json={**URLS, "billing": billing(), "shipping": {"method": "standard"}},
+        )
         assert checkout.status_code == 200, checkout.text
         order_id = checkout.json()["order"]["id"]
         first_attempt = checkout.json()["payment"]["attempt_id"]

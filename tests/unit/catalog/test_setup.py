@@ -121,7 +121,9 @@ async def test_the_shipped_example_twice_gives_the_same_catalog(
     product_lines = [line.split() for line in output.splitlines() if line.startswith("  ")]
     assert product_lines and all(words[0] == "unchanged" for words in product_lines)
     example = json.loads(EXAMPLE_PRODUCTS.read_text())
-    entries = len(example["products"]) + len(example["tax_rates"])
+    entries = (
+        len(example["products"]) + len(example["tax_rates"]) + len(example["shipping_methods"])
+    )
     assert f"0 created, 0 updated, {entries} unchanged, 0 failed" in output
 
     # What the example describes: at least 8 products with images, 3 languages, both kinds of price.

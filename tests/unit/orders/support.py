@@ -14,7 +14,14 @@ from typing import Any
 
 from fastapi import FastAPI, Query
 
-from libs.contracts.catalog import PricingInfo, PricingLookupIn, PricingLookupOut, TaxRateOut
+from libs.contracts.catalog import (
+    PricingInfo,
+    PricingLookupIn,
+    PricingLookupOut,
+    ShippingMethodOut,
+    ShippingQuoteOut,
+    TaxRateOut,
+)
 from libs.contracts.common import Owner, Principal
 from libs.contracts.events import (
     CartLineSnapshot,
@@ -24,8 +31,9 @@ from libs.contracts.events import (
     RefundFailed,
     RefundSucceeded,
 )
-from libs.contracts.orders import PrepareOrderIn
-from libs.contracts.payments import Address, BillingDetails
+from libs.contracts.orders import PrepareOrderIn, ShippingChoice
+from libs.contracts.payments import Address, BillingDetails, ShippingAddress
+from libs.runtime.problems import ProblemError
 
 
 def new_id() -> str:
@@ -45,6 +53,10 @@ class FakeCatalog:
     rates: list[TaxRateOut] = field(default_factory=list)
     lookups: list[PricingLookupIn] = field(default_factory=list)
     tax_queries: list[dict[str, str]] = field(default_factory=list)
+    # code -> (method in its currency, countries or None for all)
+    shipping: dict[str, tuple[ShippingMethodOut, tuple[str, ...] | None]] = field(
+        default_factory=dict
+    )
     # When set, a lookup waits until this many lookups are in flight (to line up races).
     rendezvous: int = 0
     # False: a catalog from before lookups took a country (it answers no rates).
@@ -102,6 +114,33 @@ class FakeCatalog:
         self.rates.append(rate)
         return rate.id
 
+    def add_shipping(
+        self,
+        code: str,
+        amount: int,
+        currency: str = "EUR",
+        *,
+        countries: tuple[str, ...] | None = None,
+        free_over: int | None = None,
+        tax_code: str | None = "shipping",
+        name: str | None = None,
+    ) -> str:
+        self.shipping[code] = (
+            ShippingMethodOut(
+                code=code,
+                name=name or code.title(),
+                currency=currency,
+                amount=amount,
+                free_over=free_over,
+                tax_code=tax_code,
+                countries=list(countries) if countries else None,
+                delivery_days_min=1,
+                delivery_days_max=3,
+            ),
+            countries,
+        )
+        return code
+
     def info(self, pricing_id: str, locale: str | None) -> PricingInfo:
         price = self.prices[pricing_id]
         names = price["names"]
@@ -145,6 +184,18 @@ class FakeCatalog:
             self.tax_queries.append(query)
             return self._rates(country, tax_code)
 
+        @app.get("/internal/shipping-methods/{code}")
+        async def shipping_quote(code: str, country: str, currency: str) -> ShippingQuoteOut:
+            found = self.shipping.get(code)
+            if (
+                found is None
+                or found[0].currency != currency
+                or (found[1] is not None and country not in found[1])
+            ):
+                raise ProblemError("does not ship there", status=422, code="shipping_unavailable")
+            method = found[0]
+            return ShippingQuoteOut(method=method, tax_rates=self._rates(country, method.tax_code))
+
         return app
 
     def _rates(self, country: str, tax_code: str | None) -> list[TaxRateOut]:
@@ -183,6 +234,8 @@ def prepare_in(
     order_id: str | None = None,
     cart_id: str | None = None,
     customer_id: str | None = None,
+    shipping: str | None = None,
+    ship_to: str | None = None,
 ) -> PrepareOrderIn:
     return PrepareOrderIn(
         order_id=order_id or new_id(),
@@ -193,6 +246,20 @@ def prepare_in(
         locale=locale,
         currency=currency,
         lines=[CartLineSnapshot(pricing_id=pid, quantity=qty) for pid, qty in lines],
+        shipping=None
+        if shipping is None
+        else ShippingChoice(method=shipping, address=shipping_address(ship_to or country)),
+    )
+
+
+def shipping_address(country: str = "DE") -> ShippingAddress:
+    return ShippingAddress(
+        name="Charles Babbage",
+        phone="+49 30 1234567",
+        line1="2 Difference Rd",
+        city="Berlin",
+        postal_code="10117",
+        country=country,
     )
 
 

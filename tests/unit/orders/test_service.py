@@ -299,7 +299,10 @@ async def test_the_paid_event_lists_what_was_bought_and_what_ships(orders: Order
 
     mug = orders.catalog.add_price(1200, product_key="mug", shippable=True)
     course = orders.catalog.add_price(5000, product_key="course")
-    order, _ = await orders.service.prepare_order(order=prepare_in(user(), [(mug, 2), (course, 1)]))
+    standard = orders.catalog.add_shipping("standard", 490)
+    order, _ = await orders.service.prepare_order(
+        order=prepare_in(user(), [(mug, 2), (course, 1)], shipping=standard)
+    )
     await orders.shared.bus.publish(
         Envelope.wrap(payment(order.id, order.total), producer="payments")
     )
@@ -315,6 +318,13 @@ async def test_the_paid_event_lists_what_was_bought_and_what_ships(orders: Order
     lines = {line["product_key"]: line for line in body["payload"]["lines"]}
     assert (lines["mug"]["quantity"], lines["mug"]["shippable"]) == (2, True)
     assert (lines["course"]["quantity"], lines["course"]["shippable"]) == (1, False)
+    # The warehouse learns where the goods go from the paid event itself.
+    shipping = body["payload"]["shipping"]
+    assert (shipping["method_code"], shipping["name"], shipping["country"]) == (
+        "standard",
+        "Charles Babbage",
+        "DE",
+    )
 
 
 async def test_payment_before_the_order_is_retried_until_it_exists(tmp_path: Path) -> None:

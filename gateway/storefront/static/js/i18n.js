@@ -28,6 +28,7 @@ const WORDS = {
     logged_out: "Logged out.", session_expired: "Your session expired; please log in again.",
     dev_hint: "Development login: any user id signs in.", token_hint: "Paste a user token (Authorization: Bearer).",
     more: "More orders", refunded: "Refunded",
+    shipping: "Shipping", recipient: "Recipient", ship_to: "Ships to", same_as_billing: "Ship to the billing address", shipping_method: "Shipping method", phone: "Phone (optional)", free: "free", days: "{min}–{max} days", no_shipping: "No shipping method delivers there.",
     main_nav: "Main", skip: "Skip to content", billed_to: "Billed to", starts_subscription: "This order starts a subscription.",
   },
   de: {
@@ -58,6 +59,7 @@ const WORDS = {
     logged_out: "Abgemeldet.", session_expired: "Ihre Sitzung ist abgelaufen; bitte erneut anmelden.",
     dev_hint: "Entwicklungs-Anmeldung: jede Benutzer-ID meldet an.", token_hint: "Ein Benutzer-Token einfügen (Authorization: Bearer).",
     more: "Weitere Bestellungen", refunded: "Erstattet",
+    shipping: "Versand", recipient: "Empfänger", ship_to: "Lieferung an", same_as_billing: "An die Rechnungsadresse liefern", shipping_method: "Versandart", phone: "Telefon (optional)", free: "kostenlos", days: "{min}–{max} Tage", no_shipping: "Dorthin liefert keine Versandart.",
     main_nav: "Hauptmenü", skip: "Zum Inhalt springen", billed_to: "Rechnung an", starts_subscription: "Mit dieser Bestellung beginnt ein Abonnement.",
   },
   fr: {
@@ -88,6 +90,7 @@ const WORDS = {
     logged_out: "Déconnecté.", session_expired: "Votre session a expiré ; veuillez vous reconnecter.",
     dev_hint: "Connexion de développement : tout identifiant est accepté.", token_hint: "Collez un jeton utilisateur (Authorization: Bearer).",
     more: "Plus de commandes", refunded: "Remboursé",
+    shipping: "Livraison", recipient: "Destinataire", ship_to: "Livré à", same_as_billing: "Livrer à l’adresse de facturation", shipping_method: "Mode de livraison", phone: "Téléphone (facultatif)", free: "gratuit", days: "{min} à {max} jours", no_shipping: "Aucun mode de livraison ne dessert cette adresse.",
     main_nav: "Menu principal", skip: "Aller au contenu", billed_to: "Facturé à", starts_subscription: "Cette commande démarre un abonnement.",
   },
 };

@@ -67,11 +67,18 @@ export function orderSummary(order) {
     ),
   );
   const billing = details.billing;
+  const shipping = details.shipping;
+  const shippingRow = shipping
+    ? h("tr", { class: "shipping" },
+      h("td", {}, shipping.method.name, shipping.free ? h("span", { class: "muted small" }, ` · ${t("free")}`) : null),
+      h("td", { class: "num", id: "order-shipping" }, formatMoney(shipping.total, currency)),
+    )
+    : null;
   return h("div", { class: "summary" },
     h("table", { class: "lines" },
       h("caption", { class: "sr-only" }, t("order", { number: order.number })),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("product")), h("th", { scope: "col", class: "num" }, t("amount")))),
-      h("tbody", {}, rows),
+      h("tbody", {}, rows, shippingRow),
       h("tfoot", {},
         taxes,
         h("tr", { class: "total" }, h("th", { scope: "row" }, t("total")), h("td", { class: "num", id: "order-total" }, formatMoney(order.total, currency))),
@@ -82,6 +89,9 @@ export function orderSummary(order) {
     ),
     billing
       ? h("p", { class: "muted small" }, `${t("billed_to")}: ${billing.name}, ${billing.address.city}, ${billing.address.country}`)
+      : null,
+    shipping
+      ? h("p", { class: "muted small", id: "shipped-to" }, `${t("ship_to")}: ${shipping.address.name}, ${shipping.address.line1}, ${shipping.address.postal_code} ${shipping.address.city}, ${shipping.address.country}`)
       : null,
   );
 }

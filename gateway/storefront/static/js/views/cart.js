@@ -92,12 +92,13 @@ function field(name, label, attrs = {}) {
   );
 }
 
-function countryField() {
+function countryField(prefix = "billing", attrs = {}) {
   const names = new Intl.DisplayNames([locale()], { type: "region" });
   const home = HOME[locale()] || "DE";
+  const id = `f-${prefix}-address-country`;
   return h("div", { class: "field" },
-    h("label", { for: "f-billing-address-country" }, t("country")),
-    h("select", { id: "f-billing-address-country", name: "billing.address.country", autocomplete: "country" },
+    h("label", { for: id }, t("country")),
+    h("select", { id, name: `${prefix}.address.country`, autocomplete: prefix === "billing" ? "country" : "shipping country", ...attrs },
       COUNTRIES.map((code) => h("option", { value: code, selected: code === home }, names.of(code)))),
   );
 }
@@ -159,6 +160,92 @@ function billingFromForm(form) {
   };
 }
 
+// --- shipping: a method for the destination, and where to (by default the billing address)
+
+function shippingAddressFields(onCountry) {
+  return h("div", { id: "shipping-address", hidden: true },
+    field("shipping.address.name", t("recipient"), { autocomplete: "shipping name" }),
+    field("shipping.address.phone", t("phone"), { type: "tel", autocomplete: "shipping tel" }),
+    field("shipping.address.line1", t("line1"), { autocomplete: "shipping address-line1" }),
+    field("shipping.address.line2", t("line2"), { autocomplete: "shipping address-line2" }),
+    h("div", { class: "row" },
+      field("shipping.address.postal_code", t("postal_code"), { autocomplete: "shipping postal-code" }),
+      field("shipping.address.city", t("city"), { autocomplete: "shipping address-level2" }),
+    ),
+    field("shipping.address.state", t("state"), { autocomplete: "shipping address-level1" }),
+    countryField("shipping", { onchange: onCountry }),
+  );
+}
+
+function methodLabel(method, cart) {
+  const free = method.free_over !== null && cart.subtotal >= method.free_over;
+  const price = free ? t("free") : formatMoney(method.amount, method.currency);
+  return `${method.name} · ${price} · ${t("days", { min: method.delivery_days_min, max: method.delivery_days_max })}`;
+}
+
+/** The shipping fieldset: methods are asked for again whenever the destination changes. */
+function shippingFieldset(cart, destination) {
+  const methods = h("div", { id: "shipping-methods", role: "radiogroup", "aria-label": t("shipping_method") });
+  let asked = 0;
+  const refresh = async () => {
+    const country = same.checked ? destination() : shippingCountry.value;
+    const mine = ++asked;
+    const chosen = methods.querySelector('input[name="shipping.method"]:checked');
+    const previous = chosen ? chosen.value : null;
+    try {
+      const page = await api("GET", `/api/store/shipping-methods?country=${encodeURIComponent(country)}&currency=${encodeURIComponent(cart.currency)}`);
+      if (mine !== asked) return; // a later destination won
+      if (!page.items.length) {
+        show(methods, h("p", { class: "warn small" }, t("no_shipping")));
+        return;
+      }
+      const keep = page.items.some((m) => m.code === previous);
+      show(methods, page.items.map((method, index) =>
+        h("div", { class: "choice" },
+          h("input", { type: "radio", name: "shipping.method", id: `shipping-${method.code}`, value: method.code, checked: keep ? method.code === previous : index === 0 }),
+          h("label", { for: `shipping-${method.code}` }, methodLabel(method, cart)),
+        )));
+    } catch (error) {
+      show(methods, h("p", { class: "warn small" }, problemText(error)));
+    }
+  };
+  const address = shippingAddressFields(() => refresh());
+  const same = h("input", { type: "checkbox", id: "ship-same", checked: true, onchange: () => {
+    address.hidden = same.checked;
+    refresh();
+  } });
+  const shippingCountry = address.querySelector("select");
+  const fieldset = h("fieldset", { id: "shipping" },
+    h("legend", {}, t("shipping")),
+    h("div", { class: "choice" }, same, h("label", { for: "ship-same" }, t("same_as_billing"))),
+    address,
+    h("p", { class: "small" }, t("shipping_method")),
+    methods,
+  );
+  return { fieldset, refresh, separate: () => !same.checked };
+}
+
+function shippingFromForm(form, separate) {
+  const checked = form.querySelector('input[name="shipping.method"]:checked');
+  const shipping = { method: checked ? checked.value : "" };
+  if (!separate) return shipping;
+  const value = (name) => {
+    const text = form.elements[name].value.trim();
+    return text === "" ? null : text;
+  };
+  shipping.address = {
+    name: value("shipping.address.name") ?? "",
+    phone: value("shipping.address.phone"),
+    line1: value("shipping.address.line1") ?? "",
+    line2: value("shipping.address.line2"),
+    city: value("shipping.address.city") ?? "",
+    postal_code: value("shipping.address.postal_code") ?? "",
+    state: value("shipping.address.state"),
+    country: value("shipping.address.country") ?? "",
+  };
+  return shipping;
+}
+
 function clearFieldErrors(form) {
   form.querySelectorAll(".field-error").forEach((node) => node.remove());
   form.querySelectorAll("[aria-invalid]").forEach((node) => {
@@ -197,6 +284,19 @@ export async function checkoutView() {
   const billing = billingFieldset();
   const choice = customerChoice(customers, billing);
   billing.hidden = customers.some((c) => c.is_default);
+  // Where the goods go decides the methods: the shipping address, else the billing one
+  // (the saved customer's, or the country typed in the billing form).
+  const billingCountry = billing.querySelector("select");
+  const destination = () => {
+    const picked = choice ? choice.querySelector('input[name="customer"]:checked') : null;
+    const saved = picked && picked.value ? customers.find((c) => c.id === picked.value) : null;
+    return saved ? saved.address.country : billingCountry.value;
+  };
+  const shipping = cart.requires_shipping ? shippingFieldset(cart, destination) : null;
+  if (shipping) {
+    billingCountry.addEventListener("change", () => shipping.refresh());
+    if (choice) choice.addEventListener("change", () => shipping.refresh());
+  }
   const summary = h("div", { id: "form-errors", tabindex: -1 });
   const submit = h("button", { type: "submit", class: "primary", id: "place-order" }, t("review_order"));
   const form = h("form", { id: "checkout", novalidate: true, onsubmit: async (event) => {
@@ -205,6 +305,7 @@ export async function checkoutView() {
     show(summary);
     const chosen = form.elements.customer ? form.elements.customer.value : "";
     const body = { ...returnUrls(), ...(chosen ? { customer_id: chosen } : { billing: billingFromForm(form) }) };
+    if (shipping) body.shipping = shippingFromForm(form, shipping.separate());
     submit.disabled = true;
     const idempotencyKey = newIdempotencyKey();
     try {
@@ -221,9 +322,11 @@ export async function checkoutView() {
     summary,
     choice,
     billing,
+    shipping ? shipping.fieldset : null,
     h("p", { class: "muted" }, `${t("total")}: `, h("strong", {}, formatMoney(cart.total, cart.currency))),
     h("p", { class: "actions" }, h("a", { href: "#/cart", class: "button" }, t("cart")), submit),
   );
+  if (shipping) shipping.refresh();
   return [h("h1", {}, t("checkout")), form];
 }
 
