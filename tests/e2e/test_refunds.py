@@ -18,7 +18,7 @@ from libs.contracts.events import RefundFailed, RefundSucceeded
 from libs.runtime.db import new_metadata
 from libs.runtime.outbox import outbox_table, record_event
 from tests.e2e.helpers import billing, one_off_price
-from tests.e2e.test_checkout import URLS, press, wait_for_order
+from tests.e2e.test_checkout import SHIPPING, URLS, press, wait_for_order
 from tests.support.cluster import RunningStore
 
 
@@ -47,7 +47,9 @@ async def paid_order(client: httpx.AsyncClient) -> dict[str, Any]:
     price = await one_off_price(client)
     line = {"pricing_id": price["id"], "quantity": 2}
     assert (await client.post("/api/store/cart/lines", json=line)).status_code == 200
-    response = await client.post("/api/store/checkout", json={**URLS, "billing": billing("DE")})
+    response = await client.post(
+        "/api/store/checkout", json={**URLS, **SHIPPING, "billing": billing("DE")}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     await press(client, body["payment"]["checkout_url"], "pay")
