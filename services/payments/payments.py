@@ -37,6 +37,7 @@ from services.payments.domain import (
     DevCheckoutUnavailable,
     OrderAlreadyPaid,
     PaymentNotFound,
+    PaymentProcessing,
     PaymentRejected,
     ProviderUnavailable,
     SubscriptionNotFound,
@@ -143,6 +144,12 @@ class PaymentService:
             order = await repo.open_order(data.order_id, order_number=data.order_number, now=now)
             if order.paid_attempt_id is not None:
                 raise OrderAlreadyPaid(f"Order {data.order_number} is already paid.")
+            # A delayed payment (SEPA Debit, bank transfer) is on its way: a second one would be
+            # taken as well, and one of them refunded days later.
+            if any(a.status == "processing" for a in await repo.attempts_for_order(data.order_id)):
+                raise PaymentProcessing(
+                    f"A payment for order {data.order_number} is processing; it settles by itself."
+                )
             unpaid = await repo.unpaid_attempts(data.order_id)
             attempt = None
             if not data.new_attempt:
@@ -216,7 +223,7 @@ class PaymentService:
         self, repo: PaymentsRepository, unpaid: list[AttemptRecord], now: datetime
     ) -> list[tuple[str, str]]:
         """Cancel the order's unpaid attempts (read with the order's row locked); their
-        sessions."""
+        sessions. A processing attempt is never among them: its debit cannot be called back."""
         closed = []
         for other in unpaid:
             moved = await repo.transition(
@@ -357,6 +364,10 @@ class PaymentService:
                 await self._paid(
                     repo, session, attempt, event, now, after, locked=order, noted=noted
                 )
+            elif event.payment_status == "unpaid" and await self._processing(
+                repo, attempt, now, noted
+            ):
+                after.settled[attempt.id] = "processing"
             elif noted:
                 await repo.update_attempt(attempt.id, now, **noted)
         elif event.kind in ("payment_succeeded", "invoice_paid"):
@@ -367,6 +378,21 @@ class PaymentService:
         elif event.kind == "checkout_expired":
             if await self._close(repo, session, attempt, "expired", now, reason="expired"):
                 after.settled[attempt.id] = "expired"
+
+    async def _processing(
+        self,
+        repo: PaymentsRepository,
+        attempt: AttemptRecord,
+        now: datetime,
+        noted: dict[str, object],
+    ) -> bool:
+        """The checkout completed but its money is on its way (a delayed method): unpaid ->
+        processing, until the provider says it succeeded or failed; False if it had moved."""
+        moved = await repo.transition(attempt.id, "processing", now, **noted)
+        if moved is None:
+            return False
+        log.info("payments.processing", attempt_id=attempt.id, order_id=attempt.order_id)
+        return True
 
     async def _find_attempt(
         self, repo: PaymentsRepository, event: ProviderEvent
@@ -596,7 +622,8 @@ class PaymentService:
         *,
         reason: str | None,
     ) -> bool:
-        """unpaid -> `target` with its event; False when the attempt had moved already."""
+        """unpaid (or processing, for `failed`) -> `target` with its event; False when the
+        attempt had moved already."""
         if not await repo.transition(attempt.id, target, now, failure_reason=reason):
             return False  # already paid, failed, expired or canceled: a late event changes nothing
         if target == "failed":
