@@ -824,7 +824,7 @@ class PaymentService:
         )
 
     async def dev_checkout_action(
-        self, *, attempt_id: str, action: Literal["pay", "decline"]
+        self, *, attempt_id: str, action: Literal["pay", "decline", "pay_later"]
     ) -> str:
         """Pay or Decline on the dev page, exactly as the provider's webhook would; returns
         where to send the shopper (the success or the cancel URL)."""
@@ -832,7 +832,11 @@ class PaymentService:
         attempt = await self._expire_if_due(await self._dev_attempt(attempt_id))
         now = self.clock()
         if attempt.status == "unpaid":
-            if action == "pay":
+            if action == "pay_later":
+                event = dev_provider.pay_later_event(
+                    attempt_id=attempt.id, order_id=attempt.order_id, now=now
+                )
+            elif action == "pay":
                 event = dev_provider.paid_event(
                     attempt_id=attempt.id,
                     order_id=attempt.order_id,
@@ -855,7 +859,29 @@ class PaymentService:
             return _session_url(attempt.success_url, attempt)
         if action == "decline" and attempt.status == "failed":
             return _session_url(attempt.cancel_url, attempt)
+        if action == "pay_later" and attempt.status == "processing":
+            return _session_url(attempt.success_url, attempt)  # as Stripe does
         raise CheckoutClosed(f"This checkout is {attempt.status}; start a new payment.")
+
+    async def dev_settle(self, *, attempt_id: str, succeeded: bool) -> PaymentAttemptOut:
+        """A dev delayed payment settles (or is refused), as the provider's webhook would say."""
+        self._require_dev()
+        attempt = await self._dev_attempt(attempt_id)
+        if attempt.status == "processing":
+            await self.handle_provider_event(
+                dev_provider.settled_event(
+                    attempt_id=attempt.id,
+                    order_id=attempt.order_id,
+                    total=attempt.total,
+                    currency=attempt.currency,
+                    now=self.clock(),
+                    succeeded=succeeded,
+                )
+            )
+            attempt = await self._dev_attempt(attempt_id)
+        if attempt.status != ("paid" if succeeded else "failed"):
+            raise CheckoutClosed(f"This payment is {attempt.status}; nothing is processing.")
+        return attempt_out(attempt)
 
     async def dev_renew(self, *, subscription_id: str) -> SubscriptionOut:
         """A dev subscription's period ends: renewed (or ended, if set to cancel)."""
