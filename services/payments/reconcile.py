@@ -2,12 +2,13 @@
 
 A periodic run (every `PAYMENTS_RECONCILE_INTERVAL_S`, and `store payments reconcile` by hand)
 asks the provider about attempts still unpaid past `PAYMENTS_RECONCILE_AFTER_S` or past their
-expiry, and about processing ones (a delayed payment on its way) until they settle, and applies what it says through `PaymentService.handle_provider_event` — the same path
-as a webhook. Safe with several replicas: attempts and refunds are claimed with
-`FOR UPDATE SKIP LOCKED` and leased until their next look, so no two runs ask about the same
-one. Each attempt has its own next look, backed off with the looks so far (`Reconciler.backoff`),
-and never-looked-at attempts come first, newest first: a lost webhook of a fresh session is found
-in the next run however many abandoned checkouts wait.
+expiry, and about processing ones (a delayed payment on its way) until they settle, and applies
+what it says through `PaymentService.handle_provider_event` — the same path as a webhook.
+Safe with several replicas: attempts and refunds are claimed with `FOR UPDATE SKIP LOCKED` and
+leased until their next look, so no two runs ask about the same one. Each attempt has its own
+next look, backed off with the looks so far (`Reconciler.backoff`), and never-looked-at
+attempts come first, newest first: a lost webhook of a fresh session is found in the next run
+however many abandoned checkouts wait.
 """
 
 from __future__ import annotations
