@@ -15,6 +15,7 @@ from libs.contracts.orders import OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
+    PaymentAttemptOut,
     PaymentCheckIn,
     PaymentOut,
     PortalIn,
@@ -26,6 +27,7 @@ from libs.runtime.http import Passthrough, ServiceClient
 
 _customers = TypeAdapter(list[CustomerOut])
 _subscriptions = TypeAdapter(list[SubscriptionOut])
+_attempts = TypeAdapter(list[PaymentAttemptOut])
 
 
 def _seg(value: str) -> str:
@@ -217,6 +219,11 @@ class PaymentsClient:
             PaymentOut,
             json=body.model_dump(mode="json"),
             principal=principal,
+        )
+
+    async def order_payments(self, principal: Principal, order_id: str) -> list[PaymentAttemptOut]:
+        return await self.http.call(
+            "GET", f"/orders/{_seg(order_id)}/payments", _attempts, principal=principal
         )
 
     async def subscriptions(self, principal: Principal) -> list[SubscriptionOut]:

@@ -27,7 +27,14 @@ from libs.contracts.payments import (
     StartPaymentIn,
     SubscriptionOut,
 )
-from libs.contracts.store import CheckoutIn, CheckoutOut, CheckoutShippingIn, PayIn
+from libs.contracts.store import (
+    CheckoutIn,
+    CheckoutOut,
+    CheckoutShippingIn,
+    OrderPaymentOut,
+    PayIn,
+    StoreOrderOut,
+)
 from libs.runtime.http import Passthrough
 from libs.runtime.problems import Conflict, InvalidInput, NotFound, ProblemError
 
@@ -431,10 +438,21 @@ class StoreInteractor:
             caller.principal, paid=paid, limit=limit, cursor=cursor
         )
 
-    async def get_order(self, caller: Caller, order_id: str) -> OrderOut:
-        """One of the caller's orders."""
+    async def get_order(self, caller: Caller, order_id: str) -> StoreOrderOut:
+        """One of the caller's orders, with where its payment stands."""
         caller.require_any()
-        return await self.clients.orders.get_order(caller.principal, order_id)
+        order = await self.clients.orders.get_order(caller.principal, order_id)
+        attempts = await self.clients.payments.order_payments(caller.principal, order.id)
+        # The one that tells the shopper most: a payment on its way, else the one that paid,
+        # else the newest.
+        shown = next(
+            (a for a in attempts if a.status == "processing"),
+            next((a for a in attempts if a.status == "paid"), attempts[-1] if attempts else None),
+        )
+        payment = (
+            OrderPaymentOut(attempt_id=shown.attempt_id, status=shown.status) if shown else None
+        )
+        return StoreOrderOut(**order.model_dump(), payment=payment)
 
     async def get_subscriptions(self, caller: Caller) -> list[SubscriptionOut]:
         """The caller's subscriptions."""

@@ -54,6 +54,24 @@ async def dev_checkout_decline(attempt_id: str, request: Request, deps: Deps) ->
     return await _forward(request, deps, f"/dev-checkout/{checked_id(attempt_id)}/decline")
 
 
+@router.post("/dev-checkout/{attempt_id}/pay-later", include_in_schema=False)
+async def dev_checkout_pay_later(attempt_id: str, request: Request, deps: Deps) -> Response:
+    """The dev checkout page's Pay later button (a delayed method, like SEPA Debit)."""
+    return await _forward(request, deps, f"/dev-checkout/{checked_id(attempt_id)}/pay-later")
+
+
+@router.post("/dev-checkout/{attempt_id}/settle", include_in_schema=False)
+async def dev_checkout_settle(attempt_id: str, request: Request, deps: Deps) -> Response:
+    """Dev action: a processing payment settles."""
+    return await _forward(request, deps, f"/dev-checkout/{checked_id(attempt_id)}/settle")
+
+
+@router.post("/dev-checkout/{attempt_id}/refuse", include_in_schema=False)
+async def dev_checkout_refuse(attempt_id: str, request: Request, deps: Deps) -> Response:
+    """Dev action: a processing payment's debit is refused."""
+    return await _forward(request, deps, f"/dev-checkout/{checked_id(attempt_id)}/refuse")
+
+
 @router.post("/dev-checkout/subscriptions/{subscription_id}/renew", include_in_schema=False)
 async def dev_renew_subscription(subscription_id: str, request: Request, deps: Deps) -> Response:
     """Dev action: a subscription's period ends and is renewed."""

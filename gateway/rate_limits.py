@@ -38,6 +38,7 @@ LIMITED_ROUTES: dict[tuple[str, str], Group] = {
     ("POST", "/api/store/checkout"): "sessions",
     ("POST", "/api/store/orders/{order_id}/pay"): "sessions",
     ("POST", "/api/payments/dev-checkout/{attempt_id}/pay"): "sessions",
+    ("POST", "/api/payments/dev-checkout/{attempt_id}/pay-later"): "sessions",
     ("POST", "/api/payments/billing"): "billing",
     ("POST", "/api/store/cart/lines"): "cart_writes",
     ("PATCH", "/api/store/cart/lines/{line_id}"): "cart_writes",

@@ -14,7 +14,7 @@ from libs.contracts.catalog import ProductOut, ShippingMethodOut
 from libs.contracts.common import ID_PATTERN, KEY_PATTERN, Page
 from libs.contracts.orders import OrderOut
 from libs.contracts.payments import CustomerOut, PortalIn, PortalOut, SubscriptionOut
-from libs.contracts.store import CheckoutIn, CheckoutOut, PayIn
+from libs.contracts.store import CheckoutIn, CheckoutOut, PayIn, StoreOrderOut
 
 router = APIRouter(prefix="/api/store")
 
@@ -95,8 +95,9 @@ async def list_orders(
 
 
 @router.get("/orders/{order_id}", tags=["orders"], summary="One order")
-async def get_order(order_id: Id, deps: Deps, caller: CurrentCaller) -> OrderOut:
-    """One order of the caller."""
+async def get_order(order_id: Id, deps: Deps, caller: CurrentCaller) -> StoreOrderOut:
+    """One order of the caller, with its payment attempt's status (`processing` while a delayed
+    payment is on its way)."""
     return await deps.interactor.get_order(caller, order_id)
 
 

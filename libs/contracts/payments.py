@@ -12,7 +12,9 @@ from libs.contracts.envelope import Contract, Input
 from libs.contracts.events import Interval
 
 RefundStatus = Literal["pending", "succeeded", "failed", "canceled"]
-AttemptStatus = Literal["unpaid", "paid", "failed", "expired", "canceled"]
+# `processing`: the checkout completed and a delayed payment (SEPA Debit, bank transfer) is on
+# its way; it becomes `paid` or `failed`, and meanwhile the order cannot be paid again.
+AttemptStatus = Literal["unpaid", "processing", "paid", "failed", "expired", "canceled"]
 
 
 class Address(Input):

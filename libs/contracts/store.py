@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 from libs.contracts.common import ID_PATTERN
 from libs.contracts.envelope import Contract, Input
 from libs.contracts.orders import OrderOut
-from libs.contracts.payments import BillingDetails, PaymentOut, ShippingAddress
+from libs.contracts.payments import AttemptStatus, BillingDetails, PaymentOut, ShippingAddress
 
 
 class CheckoutShippingIn(Input):
@@ -66,3 +66,41 @@ class PayIn(Input):
 class CheckoutOut(Contract):
     order: OrderOut
     payment: PaymentOut
+
+
+class OrderPaymentOut(Contract):
+    """The order's payment attempt that tells where its payment stands."""
+
+    attempt_id: str
+    status: AttemptStatus = Field(
+        description="`processing`: a delayed payment (SEPA Debit, bank transfer) is on its "
+        "way; the order cannot be paid again until it succeeds or fails."
+    )
+
+
+class StoreOrderOut(OrderOut):
+    """`GET /api/store/orders/{id}`: the order with its payment attempt (none before one)."""
+
+    payment: OrderPaymentOut | None = None
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "number": "2027-000042",
+                    "currency": "EUR",
+                    "total": 2500,
+                    "paid": None,
+                    "created_at": "2027-01-05T10:00:00Z",
+                    "details": {},
+                    "owner": {"kind": "user", "id": "ada"},
+                    "customer_id": "3d6f0a9e-1c2b-4f5e-8a7d-9b0c1d2e3f40",
+                    "payment": {
+                        "attempt_id": "5c4b3a29-1807-4f6e-9d5c-4b3a29180706",
+                        "status": "processing",
+                    },
+                }
+            ]
+        }
+    }

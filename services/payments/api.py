@@ -208,7 +208,7 @@ async def dev_checkout_page(attempt_id: Id, service: Payments) -> HTMLResponse:
 
 
 async def _press(
-    service: PaymentService, attempt_id: str, action: Literal["pay", "decline"]
+    service: PaymentService, attempt_id: str, action: Literal["pay", "decline", "pay_later"]
 ) -> RedirectResponse:
     location = await service.dev_checkout_action(attempt_id=attempt_id, action=action)
     return RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER)
@@ -224,6 +224,24 @@ async def dev_checkout_pay(attempt_id: Id, service: Payments) -> RedirectRespons
 async def dev_checkout_decline(attempt_id: Id, service: Payments) -> RedirectResponse:
     """Decline: handled like the provider's verified webhook, then 303 to the cancel URL."""
     return await _press(service, attempt_id, "decline")
+
+
+@dev_router.post("/dev-checkout/{attempt_id}/pay-later", response_class=RedirectResponse)
+async def dev_checkout_pay_later(attempt_id: Id, service: Payments) -> RedirectResponse:
+    """Pay by a delayed method: the attempt is processing; 303 to the success URL."""
+    return await _press(service, attempt_id, "pay_later")
+
+
+@dev_router.post("/dev-checkout/{attempt_id}/settle")
+async def dev_checkout_settle(attempt_id: Id, service: Payments) -> PaymentAttemptOut:
+    """Dev/test action: a processing payment's money arrives, like its webhook."""
+    return await service.dev_settle(attempt_id=attempt_id, succeeded=True)
+
+
+@dev_router.post("/dev-checkout/{attempt_id}/refuse")
+async def dev_checkout_refuse(attempt_id: Id, service: Payments) -> PaymentAttemptOut:
+    """Dev/test action: a processing payment's debit is refused, like its webhook."""
+    return await service.dev_settle(attempt_id=attempt_id, succeeded=False)
 
 
 @dev_router.post("/dev-checkout/subscriptions/{subscription_id}/renew")

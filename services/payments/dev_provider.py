@@ -126,6 +126,56 @@ def paid_event(
     )
 
 
+def pay_later_event(*, attempt_id: str, order_id: str, now: datetime) -> ProviderEvent:
+    """The shopper chose a delayed method (like SEPA Debit): a completed checkout whose money
+    is still on its way."""
+    return ProviderEvent(
+        provider="dev",
+        id=f"dev_evt_{attempt_id}_pay_later",
+        type="dev.checkout.pay_later",
+        kind="checkout_completed",
+        created=now,
+        attempt_id=attempt_id,
+        order_id=order_id,
+        session_id=f"dev_cs_{attempt_id}",
+        paid=False,
+        payment_status="unpaid",
+    )
+
+
+def settled_event(
+    *, attempt_id: str, order_id: str, total: int, currency: str, now: datetime, succeeded: bool
+) -> ProviderEvent:
+    """The delayed payment settles: the money arrived, or the debit was refused."""
+    if not succeeded:
+        return ProviderEvent(
+            provider="dev",
+            id=f"dev_evt_{attempt_id}_debit_failed",
+            type="dev.checkout.debit_failed",
+            kind="payment_failed",
+            created=now,
+            attempt_id=attempt_id,
+            order_id=order_id,
+            session_id=f"dev_cs_{attempt_id}",
+            reason="async_payment_failed",
+        )
+    return ProviderEvent(
+        provider="dev",
+        id=f"dev_evt_{attempt_id}_debit_succeeded",
+        type="dev.checkout.debit_succeeded",
+        kind="payment_succeeded",
+        created=now,
+        attempt_id=attempt_id,
+        order_id=order_id,
+        session_id=f"dev_cs_{attempt_id}",
+        paid=True,
+        payment_status="paid",
+        amount=total,
+        currency=currency,
+        provider_reference=f"dev_pay_{attempt_id}",
+    )
+
+
 def declined_event(*, attempt_id: str, order_id: str, now: datetime) -> ProviderEvent:
     """The shopper pressed Decline: the payment failed."""
     return ProviderEvent(
@@ -228,7 +278,8 @@ _STYLE = (
 
 
 def render_checkout_page(page: CheckoutPage) -> str:
-    """The dev provider's hosted checkout: the order, its lines and total, Pay and Decline."""
+    """The dev provider's hosted checkout: the order, its lines and total, Pay, Decline and Pay
+    later (a delayed method, settled or refused from the same page)."""
 
     def money(amount: int) -> str:
         return escape(format_money(amount, page.currency))
@@ -255,6 +306,19 @@ def render_checkout_page(page: CheckoutPage) -> str:
             '<button type="submit" name="action" value="pay">Pay</button></form>'
             f'<form method="post" action="{action}/decline">'
             '<button type="submit" name="action" value="decline">Decline</button></form>'
+            f'<form method="post" action="{action}/pay-later">'
+            '<button type="submit" name="action" value="pay-later">Pay by bank debit '
+            "(settles later)</button></form>"
+        )
+    elif page.status == "processing":
+        action = escape(page.checkout_url, quote=True)
+        actions = (
+            '<p>The payment is <strong id="status">processing</strong>: the bank debit has not '
+            "settled yet.</p>"
+            f'<form method="post" action="{action}/settle">'
+            '<button type="submit" name="action" value="settle">Debit succeeds</button></form>'
+            f'<form method="post" action="{action}/refuse">'
+            '<button type="submit" name="action" value="refuse">Debit fails</button></form>'
         )
     else:
         back = page.success_url if page.status == "paid" else page.cancel_url

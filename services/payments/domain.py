@@ -53,6 +53,10 @@ class OrderAlreadyPaid(Conflict):
     code, title = "order_already_paid", "The order is already paid"
 
 
+class PaymentProcessing(Conflict):
+    code, title = "payment_processing", "A payment for this order is still processing"
+
+
 class CheckoutClosed(Conflict):
     code, title = "checkout_closed", "This checkout is no longer open"
 
@@ -200,13 +204,28 @@ def validate_billing(details: BillingDetails) -> BillingDetails:
 # --- payment attempts ------------------------------------------------------------------------
 
 UNPAID: Final = "unpaid"
+PROCESSING: Final = "processing"
 TERMINAL: Final[frozenset[str]] = frozenset({"paid", "failed", "expired", "canceled"})
 CheckoutMode = Literal["payment", "subscription"]
 
+# Where each state may be reached from. A completed checkout whose money is still on its way (a
+# delayed method: SEPA Debit, bank transfer) is `processing`: it settles, paid or failed, and is
+# never replaced, expired or abandoned, since the debit it started cannot be called back (pay
+# again is refused; replacing and paying cancel unpaid attempts only). It is canceled only when
+# its money arrives for an order another attempt paid, and is refunded.
+MOVES_FROM: Final[dict[str, tuple[str, ...]]] = {
+    PROCESSING: (UNPAID,),
+    "paid": (UNPAID, PROCESSING),
+    "failed": (UNPAID, PROCESSING),
+    "expired": (UNPAID,),
+    "canceled": (UNPAID, PROCESSING),
+}
+
 
 def can_transition(current: str, target: AttemptStatus) -> bool:
-    """unpaid -> paid | failed | expired | canceled; nothing ever leaves a terminal state."""
-    return current == UNPAID and target in TERMINAL
+    """unpaid -> processing | paid | failed | expired | canceled; processing -> paid | failed
+    (or canceled, refunded); nothing ever leaves a terminal state."""
+    return current in MOVES_FROM.get(target, ())
 
 
 def checkout_mode(lines: Sequence[PaymentLine]) -> CheckoutMode:

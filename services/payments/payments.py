@@ -38,6 +38,7 @@ from services.payments.domain import (
     DevCheckoutUnavailable,
     OrderAlreadyPaid,
     PaymentNotFound,
+    PaymentProcessing,
     PaymentRejected,
     SubscriptionNotFound,
     WebhooksNotConfigured,
@@ -151,6 +152,12 @@ class PaymentService:
             order = await repo.open_order(data.order_id, order_number=data.order_number, now=now)
             if order.paid_attempt_id is not None:
                 raise OrderAlreadyPaid(f"Order {data.order_number} is already paid.")
+            # A delayed payment (SEPA Debit, bank transfer) is on its way: a second one would be
+            # taken as well, and one of them refunded days later.
+            if any(a.status == "processing" for a in await repo.attempts_for_order(data.order_id)):
+                raise PaymentProcessing(
+                    f"A payment for order {data.order_number} is processing; it settles by itself."
+                )
             unpaid = await repo.unpaid_attempts(data.order_id)
             attempt = None
             if not data.new_attempt:
@@ -225,7 +232,7 @@ class PaymentService:
         self, repo: PaymentsRepository, unpaid: list[AttemptRecord], now: datetime
     ) -> list[tuple[str, str]]:
         """Cancel the order's unpaid attempts (read with the order's row locked); their
-        sessions."""
+        sessions. A processing attempt is never among them: its debit cannot be called back."""
         closed = []
         for other in unpaid:
             moved = await repo.transition(
@@ -380,6 +387,10 @@ class PaymentService:
                 await self._paid(
                     repo, session, attempt, event, now, after, locked=order, noted=noted
                 )
+            elif event.payment_status == "unpaid" and await self._processing(
+                repo, attempt, now, noted
+            ):
+                after.settled[attempt.id] = "processing"
             elif noted:
                 await repo.update_attempt(attempt.id, now, **noted)
         elif event.kind in ("payment_succeeded", "invoice_paid"):
@@ -390,6 +401,21 @@ class PaymentService:
         elif event.kind == "checkout_expired":
             if await self._close(repo, session, attempt, "expired", now, reason="expired"):
                 after.settled[attempt.id] = "expired"
+
+    async def _processing(
+        self,
+        repo: PaymentsRepository,
+        attempt: AttemptRecord,
+        now: datetime,
+        noted: dict[str, object],
+    ) -> bool:
+        """The checkout completed but its money is on its way (a delayed method): unpaid ->
+        processing, until the provider says it succeeded or failed; False if it had moved."""
+        moved = await repo.transition(attempt.id, "processing", now, **noted)
+        if moved is None:
+            return False
+        log.info("payments.processing", attempt_id=attempt.id, order_id=attempt.order_id)
+        return True
 
     async def _find_attempt(
         self, repo: PaymentsRepository, event: ProviderEvent
@@ -581,7 +607,8 @@ class PaymentService:
         *,
         reason: str | None,
     ) -> bool:
-        """unpaid -> `target` with its event; False when the attempt had moved already."""
+        """unpaid (or processing, for `failed`) -> `target` with its event; False when the
+        attempt had moved already."""
         if not await repo.transition(attempt.id, target, now, failure_reason=reason):
             return False  # already paid, failed, expired or canceled: a late event changes nothing
         if target == "failed":
@@ -820,7 +847,7 @@ class PaymentService:
         )
 
     async def dev_checkout_action(
-        self, *, attempt_id: str, action: Literal["pay", "decline"]
+        self, *, attempt_id: str, action: Literal["pay", "decline", "pay_later"]
     ) -> str:
         """Pay or Decline on the dev page, exactly as the provider's webhook would; returns
         where to send the shopper (the success or the cancel URL)."""
@@ -828,7 +855,11 @@ class PaymentService:
         attempt = await self._expire_if_due(await self._dev_attempt(attempt_id))
         now = self.clock()
         if attempt.status == "unpaid":
-            if action == "pay":
+            if action == "pay_later":
+                event = dev_provider.pay_later_event(
+                    attempt_id=attempt.id, order_id=attempt.order_id, now=now
+                )
+            elif action == "pay":
                 event = dev_provider.paid_event(
                     attempt_id=attempt.id,
                     order_id=attempt.order_id,
@@ -851,7 +882,29 @@ class PaymentService:
             return _session_url(attempt.success_url, attempt)
         if action == "decline" and attempt.status == "failed":
             return _session_url(attempt.cancel_url, attempt)
+        if action == "pay_later" and attempt.status == "processing":
+            return _session_url(attempt.success_url, attempt)  # as Stripe does
         raise CheckoutClosed(f"This checkout is {attempt.status}; start a new payment.")
+
+    async def dev_settle(self, *, attempt_id: str, succeeded: bool) -> PaymentAttemptOut:
+        """A dev delayed payment settles (or is refused), as the provider's webhook would say."""
+        self._require_dev()
+        attempt = await self._dev_attempt(attempt_id)
+        if attempt.status == "processing":
+            await self.handle_provider_event(
+                dev_provider.settled_event(
+                    attempt_id=attempt.id,
+                    order_id=attempt.order_id,
+                    total=attempt.total,
+                    currency=attempt.currency,
+                    now=self.clock(),
+                    succeeded=succeeded,
+                )
+            )
+            attempt = await self._dev_attempt(attempt_id)
+        if attempt.status != ("paid" if succeeded else "failed"):
+            raise CheckoutClosed(f"This payment is {attempt.status}; nothing is processing.")
+        return attempt_out(attempt)
 
     async def dev_renew(self, *, subscription_id: str) -> SubscriptionOut:
         """A dev subscription's period ends: renewed (or ended, if set to cancel)."""

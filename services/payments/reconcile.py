@@ -3,12 +3,13 @@ taken yet, and ask about those it has not settled.
 
 A periodic run (every `PAYMENTS_RECONCILE_INTERVAL_S`, and `store payments reconcile` by hand)
 asks the provider about attempts still unpaid past `PAYMENTS_RECONCILE_AFTER_S` or past their
-expiry, and applies what it says through `PaymentService.handle_provider_event` — the same path
-as a webhook. Safe with several replicas: attempts and refunds are claimed with
-`FOR UPDATE SKIP LOCKED` and leased until their next look, so no two runs ask about the same
-one. Each attempt has its own next look, backed off with the looks so far (`Reconciler.backoff`),
-and never-looked-at attempts come first, newest first: a lost webhook of a fresh session is found
-in the next run however many abandoned checkouts wait.
+expiry, and about processing ones (a delayed payment on its way) until they settle, and applies
+what it says through `PaymentService.handle_provider_event` — the same path as a webhook.
+Safe with several replicas: attempts and refunds are claimed with `FOR UPDATE SKIP LOCKED` and
+leased until their next look, so no two runs ask about the same one. Each attempt has its own
+next look, backed off with the looks so far (`Reconciler.backoff`), and never-looked-at
+attempts come first, newest first: a lost webhook of a fresh session is found in the next run
+however many abandoned checkouts wait.
 """
 
 from __future__ import annotations
@@ -113,7 +114,13 @@ class Reconciler:
             return None
         event = await provider.checkout_status(attempt.provider_session_id)
         now = self.clock()
-        if event is None and attempt.expires_at is not None and attempt.expires_at <= now:
+        # A processing attempt is never abandoned: its checkout is done, its money on its way.
+        if (
+            event is None
+            and attempt.status == "unpaid"
+            and attempt.expires_at is not None
+            and attempt.expires_at <= now
+        ):
             if attempt.provider == "dev":  # the dev page has no one else to expire it
                 return dev_provider.expired_event(
                     attempt_id=attempt.id, order_id=attempt.order_id, now=now

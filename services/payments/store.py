@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.common import Owner
 from libs.contracts.payments import Address, BillingDetails, PaymentLine
+from services.payments.domain import MOVES_FROM
 from services.payments.tables import (
     customers,
     disputes,
@@ -694,13 +695,16 @@ class SqlPaymentsRepository:
     async def transition(
         self, attempt_id: str, target: str, now: datetime, **values: Any
     ) -> AttemptRecord | None:
-        """unpaid -> `target`, only if still unpaid (a guarded update); the moved attempt, or
-        None if it was not unpaid (one statement either way)."""
+        """`target` from a state that may reach it (`MOVES_FROM`), as a guarded update; the
+        moved attempt, or None if it was elsewhere (one statement either way)."""
         if target == "paid":
             values["paid_at"] = now
         row = await self._one(
             update(payment_attempts)
-            .where(payment_attempts.c.id == attempt_id, payment_attempts.c.status == "unpaid")
+            .where(
+                payment_attempts.c.id == attempt_id,
+                payment_attempts.c.status.in_(MOVES_FROM[target]),
+            )
             .values(status=target, updated_at=now, **values)
             .returning(*payment_attempts.c)
         )
@@ -1046,16 +1050,21 @@ class SqlPaymentsRepository:
         limit: int,
     ) -> list[AttemptRecord]:
         """Unpaid attempts with a provider session, older than `unpaid_before` or past their
-        expiry, whose next look is due; never-looked-at ones first, the newest of those first,
+        expiry, and processing ones until they settle, whose next look is due; never-looked-at ones first, the newest of those first,
         so a fresh session whose webhook was lost is not starved by a backlog of abandoned
         ones. Each is leased until its next look: `now + backoff(looks so far)`."""
         table = payment_attempts
         rows = await self._all(
             select(table)
             .where(
-                table.c.status == "unpaid",
                 table.c.provider_session_id.is_not(None),
-                or_(table.c.created_at <= unpaid_before, table.c.expires_at <= now),
+                or_(
+                    and_(
+                        table.c.status == "unpaid",
+                        or_(table.c.created_at <= unpaid_before, table.c.expires_at <= now),
+                    ),
+                    table.c.status == "processing",
+                ),
                 or_(table.c.reconcile_after.is_(None), table.c.reconcile_after <= now),
             )
             .order_by(table.c.reconcile_after.asc().nulls_first(), table.c.created_at.desc())

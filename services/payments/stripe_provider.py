@@ -696,16 +696,27 @@ class StripeProvider:
         session = await self._call(self._client.v1.checkout.sessions.retrieve_async(session_id))
         obj = session.to_dict()
         status, payment_status = obj.get("status"), obj.get("payment_status")
-        if status == "open" or (status == "complete" and payment_status == "unpaid"):
-            return None  # still payable, or an async payment still on its way
+        if status == "open":
+            return None  # still payable
+        outcome = str(status)
         event_type, kind = {
             "expired": ("checkout.session.expired", "checkout_expired"),
             "complete": ("checkout.session.completed", "checkout_completed"),
-        }[str(status)]
+        }[outcome]
+        if status == "complete" and payment_status == "unpaid":
+            # A delayed method (SEPA Debit, bank transfer): processing until its payment
+            # settles; a payment intent that gave up means the debit failed.
+            outcome = "processing"
+            if await self._async_payment_failed(obj):
+                event_type, kind, outcome = (
+                    "checkout.session.async_payment_failed",
+                    "payment_failed",
+                    "failed",
+                )
         base: dict[str, Any] = {
             "provider": "stripe",
             # One reconciliation per session outcome, whatever replica or run finds it.
-            "id": f"reconcile_{session_id}_{status}",
+            "id": f"reconcile_{session_id}_{outcome}",
             "type": event_type,
             "kind": kind,
             "created": datetime.now(UTC),
@@ -716,6 +727,15 @@ class StripeProvider:
             if fetched is not None:
                 event = _with_subscription(event, fetched)
         return event
+
+    async def _async_payment_failed(self, session: Mapping[str, Any]) -> bool:
+        """Whether a completed, unpaid session's payment intent stopped trying (its debit was
+        refused). A subscription's first invoice is left to its webhooks."""
+        intent_id = _id(session.get("payment_intent"))
+        if intent_id is None:
+            return False
+        intent = await self._call(self._client.v1.payment_intents.retrieve_async(intent_id))
+        return str(intent.to_dict().get("status")) in ("requires_payment_method", "canceled")
 
     async def expire_checkout(self, session_id: str) -> None:
         try:

@@ -140,6 +140,32 @@ def test_a_field_error_then_a_decline_then_paying_again(shop: Shop) -> None:
     assert len(keys["/api/store/orders/ID/pay"]) == 1 and all(keys["/api/store/orders/ID/pay"])
 
 
+def test_a_bank_debit_on_its_way_shows_processing_instead_of_pay_again(shop: Shop) -> None:
+    page = shop.page
+    shop.open("/shop/?locale=en")
+    add_from_list(shop, "notebook", "Add to cart", 1)
+    shop.open("/shop/#/checkout")
+    fill_billing(page)
+    page.get_by_role("button", name="Review order").click()
+    page.get_by_role("button", name=re.compile("^Pay ")).click()
+    press_on_payment_page(page, "Pay by bank debit (settles later)")
+    processing = "Payment processing — we will e-mail you"
+    expect(page.get_by_role("heading", level=1)).to_have_text(processing)
+    expect(page.locator("#payment-status .status")).to_have_text("Processing")
+    shop.shot("processing")
+
+    page.get_by_role("link", name="Orders").click()
+    row = page.locator("#orders li.order")
+    expect(row).to_have_count(1)
+    # The list does not know yet; pressing Pay again says why nothing is to be paid.
+    row.get_by_role("button", name="Pay again").click()
+    expect(row.locator(".msg.processing")).to_have_text(processing)
+    row.locator("a.number").click()
+    expect(page.locator("main .status")).to_have_text("Processing")
+    expect(page.locator("main .msg.processing")).to_have_text(processing)
+    expect(page.get_by_role("button", name="Pay again")).to_have_count(0)
+
+
 def test_logging_in_merges_this_visits_cart_into_the_users(shop: Shop) -> None:
     page = shop.page
     user = f"shopper-{uuid.uuid4().hex[:8]}"

@@ -93,6 +93,41 @@ async def test_declined_then_paid_again(client: httpx.AsyncClient) -> None:
     assert_problem(await client.post(f"/api/store/orders/{order_id}/pay", json=URLS), 409)
 
 
+async def test_a_delayed_payment_is_processing_and_settles_without_a_second_one(
+    client: httpx.AsyncClient,
+) -> None:
+    await fill_cart(client)
+    body = (await checkout(client, billing=billing("DE"))).json()
+    order_id, attempt_id = body["order"]["id"], body["payment"]["attempt_id"]
+    later = await press(client, body["payment"]["checkout_url"], "pay-later")
+    assert later.status_code == 303 and later.headers["location"] == URLS["success_url"]
+    order = (await client.get(f"/api/store/orders/{order_id}")).json()
+    assert order["paid"] is None
+    assert order["payment"] == {"attempt_id": attempt_id, "status": "processing"}
+    again = await client.post(f"/api/store/orders/{order_id}/pay", json=URLS)
+    assert_problem(again, 409, "payment_processing")
+    settled = await client.post(f"{urlsplit(body['payment']['checkout_url']).path}/settle")
+    assert settled.status_code == 200 and settled.json()["status"] == "paid", settled.text
+    paid = await wait_for_order(client, order_id, paid=True)
+    assert paid["payment"] == {"attempt_id": attempt_id, "status": "paid"}
+    assert_problem(await client.post(f"/api/store/orders/{order_id}/pay", json=URLS), 409)
+
+
+async def test_a_refused_delayed_payment_can_be_paid_again(client: httpx.AsyncClient) -> None:
+    await fill_cart(client)
+    body = (await checkout(client, billing=billing("FR"))).json()
+    order_id, path = body["order"]["id"], urlsplit(body["payment"]["checkout_url"]).path
+    await press(client, body["payment"]["checkout_url"], "pay-later")
+    order = (await client.get(f"/api/store/orders/{order_id}")).json()
+    assert order["payment"]["status"] == "processing"
+    refused = await client.post(f"{path}/refuse")
+    assert refused.status_code == 200 and refused.json()["status"] == "failed", refused.text
+    again = await client.post(f"/api/store/orders/{order_id}/pay", json=URLS)
+    assert again.status_code == 200, again.text
+    await press(client, again.json()["payment"]["checkout_url"], "pay")
+    await wait_for_order(client, order_id, paid=True)
+
+
 async def test_checkout_retry_is_idempotent_and_racing_checkouts_make_one_order(
     client: httpx.AsyncClient,
 ) -> None:

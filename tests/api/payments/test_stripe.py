@@ -250,11 +250,11 @@ async def test_an_expired_session_expires_the_attempt(world: StripeWorld) -> Non
     assert expired["attempt_id"] == paid["payment"]["attempt_id"]
 
 
-async def test_async_payments_wait_then_succeed_or_fail(world: StripeWorld) -> None:
+async def test_async_payments_are_processing_then_succeed_or_fail(world: StripeWorld) -> None:
     settles, fails = await world.pay(), await world.pay()
     for paid in (settles, fails):
         await world.fake.state.complete_checkout_session(paid["session"]["id"], async_payment=True)
-        assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "unpaid"
+        assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "processing"
     await world.fake.state.succeed_async_payment(settles["session"]["id"])
     await world.fake.state.fail_async_payment(fails["session"]["id"])
     assert (await world.attempt(settles["payment"]["attempt_id"]))["status"] == "paid"
@@ -265,6 +265,50 @@ async def test_async_payments_wait_then_succeed_or_fail(world: StripeWorld) -> N
     assert [e["attempt_id"] for e in await published(world.deps, FAILED)] == [
         fails["payment"]["attempt_id"]
     ]
+
+
+async def pay_again(world: StripeWorld, paid: dict[str, Any]) -> httpx.Response:
+    body = {**paid["body"], "new_attempt": True}
+    return await world.http.post("/payments", json=body, headers=headers())
+
+
+async def test_a_sepa_debit_on_its_way_is_processing_and_cannot_be_paid_twice(
+    world: StripeWorld,
+) -> None:
+    paid = await world.pay()
+    attempt_id = paid["payment"]["attempt_id"]
+    await world.fake.state.complete_checkout_session(paid["session"]["id"], async_payment=True)
+    assert (await world.attempt(attempt_id))["status"] == "processing"
+    # Pay again (and a retried checkout) is refused: the debit in flight is not canceled.
+    problem(await pay_again(world, paid), 409, "payment_processing")
+    retried = await world.http.post("/payments", json=paid["body"], headers=headers())
+    problem(retried, 409, "payment_processing")
+    assert len(world.fake.requests(method="POST", path="/v1/checkout/sessions")) == 1
+    assert world.fake.requests(path=f"/v1/checkout/sessions/{paid['session']['id']}/expire") == []
+    # Days later the debit settles: the order is paid, once, and nothing is refunded.
+    await world.fake.state.succeed_async_payment(paid["session"]["id"])
+    attempt = await world.attempt(attempt_id)
+    assert attempt["status"] == "paid" and attempt["refund_required"] is False
+    assert [e["attempt_id"] for e in await published(world.deps, SUCCEEDED)] == [attempt_id]
+    assert await published(world.deps, REFUNDED) == []
+    assert world.fake.requests(method="POST", path="/v1/refunds") == []
+    problem(await pay_again(world, paid), 409, "order_already_paid")
+
+
+async def test_a_failed_sepa_debit_lets_the_shopper_pay_again(world: StripeWorld) -> None:
+    paid = await world.pay()
+    await world.fake.state.complete_checkout_session(paid["session"]["id"], async_payment=True)
+    assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "processing"
+    await world.fake.state.fail_async_payment(paid["session"]["id"])
+    assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "failed"
+    again = await pay_again(world, paid)
+    assert again.status_code == 201, again.text
+    assert again.json()["status"] == "unpaid"
+    await world.fake.state.complete_checkout_session(
+        world.session_of(again.json()["checkout_url"])["id"]
+    )
+    assert (await world.attempt(again.json()["attempt_id"]))["status"] == "paid"
+    assert await published(world.deps, REFUNDED) == []
 
 
 async def test_a_new_attempt_closes_the_previous_session_first(world: StripeWorld) -> None:
@@ -457,8 +501,8 @@ async def test_a_failed_first_invoice_leaves_the_checkout_payable(world: StripeW
     [invoice_failed] = world.fake.events("invoice.payment_failed")
     assert invoice_failed["data"]["object"]["billing_reason"] == "subscription_create"
     await world.fake.state.resend_event(invoice_failed["id"])
-    # The invoice alone does not fail the attempt: the shopper may still pay on the page.
-    assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "unpaid"
+    # The invoice alone does not fail the attempt: the session's own events decide.
+    assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "processing"
     [session_failed] = world.fake.events("checkout.session.async_payment_failed")
     await world.fake.state.resend_event(session_failed["id"])
     assert (await world.attempt(paid["payment"]["attempt_id"]))["status"] == "failed"
@@ -546,6 +590,48 @@ async def test_a_lost_payment_webhook_is_settled_by_reconciliation(
         for event in world.fake.events("checkout.session.completed"):
             assert (await world.post_event(event)).status_code == 200
         assert len(await published(world.deps, SUCCEEDED)) == 1
+
+
+async def look_again_now(world: StripeWorld) -> None:
+    """The leases of earlier runs are over (as they are an interval later)."""
+    async with world.deps.runtime.transaction() as session:
+        await session.execute(payment_attempts.update().values(reconcile_after=None))
+
+
+@pytest.mark.parametrize("settles", [True, False])
+async def test_reconciliation_follows_a_processing_debit_until_it_settles(
+    tmp_path: Path, settles: bool
+) -> None:
+    async with stripe_world(tmp_path, reconcile_after_s=0) as world:
+        paid = await world.pay()
+        session_id, attempt_id = paid["session"]["id"], paid["payment"]["attempt_id"]
+        world.fake.set_webhook(None)  # every webhook from now on is lost
+        await world.fake.state.complete_checkout_session(session_id, async_payment=True)
+        assert (await reconcile(world))["settled"] == 1
+        assert (await world.attempt(attempt_id))["status"] == "processing"
+        # Still on its way: asked about again, never expired or abandoned.
+        world.fake.object(session_id)["expires_at"] = int(time.time()) - 60
+        await look_again_now(world)
+        assert await reconcile(world) == {
+            "checked": 1,
+            "settled": 0,
+            "refunds_retried": 0,
+            "errors": 0,
+        }
+        assert (await world.attempt(attempt_id))["status"] == "processing"
+        problem(await pay_again(world, paid), 409, "payment_processing")
+        if settles:
+            await world.fake.state.succeed_async_payment(session_id)
+        else:
+            await world.fake.state.fail_async_payment(session_id)
+        await look_again_now(world)
+        assert (await reconcile(world))["settled"] == 1
+        status = (await world.attempt(attempt_id))["status"]
+        assert status == ("paid" if settles else "failed")
+        assert len(await published(world.deps, SUCCEEDED if settles else FAILED)) == 1
+        assert await published(world.deps, REFUNDED) == []
+        await look_again_now(world)
+        assert (await reconcile(world))["checked"] == 0
 
 
 async def test_a_lost_expiry_webhook_is_settled_by_reconciliation(tmp_path: Path) -> None:

@@ -115,11 +115,17 @@ def test_vat_ids_refused(vat_id: str, country: str) -> None:
 
 
 def test_attempts_leave_unpaid_once_and_never_a_terminal_state() -> None:
-    for target in ("paid", "failed", "expired", "canceled"):
+    for target in ("processing", "paid", "failed", "expired", "canceled"):
         assert can_transition("unpaid", target)
     for current in TERMINAL:
-        for target in ("paid", "failed", "expired", "canceled"):
+        for target in ("processing", "paid", "failed", "expired", "canceled"):
             assert not can_transition(current, target)  # type: ignore[arg-type]
+
+
+def test_a_processing_attempt_settles_and_never_expires() -> None:
+    assert can_transition("processing", "paid") and can_transition("processing", "failed")
+    for target in ("processing", "expired", "unpaid"):
+        assert not can_transition("processing", target)  # type: ignore[arg-type]
 
 
 def line(**overrides: Any) -> PaymentLine:

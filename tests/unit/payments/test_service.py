@@ -367,19 +367,69 @@ async def test_a_failed_first_invoice_does_not_fail_a_checkout_that_can_still_su
     assert await attempt_status(deps, attempt_id) == "paid"
 
 
-async def test_an_async_payment_waits_then_settles(deps: PaymentsDeps) -> None:
+async def test_an_async_payment_is_processing_then_settles(deps: PaymentsDeps) -> None:
+    data, attempt_id = await open_attempt(deps)
+    completed = provider_event(
+        "checkout_completed", attempt_id=attempt_id, paid=False, payment_status="unpaid"
+    )
+    await deps.payments.handle_provider_event(completed)
+    assert await attempt_status(deps, attempt_id) == "processing"
+    for new_attempt in (True, False):  # pay again, or a retried checkout: refused alike
+        with pytest.raises(ProblemError) as caught:
+            await deps.payments.start_payment(
+                data=data.model_copy(update={"new_attempt": new_attempt})
+            )
+        assert (caught.value.status, caught.value.code) == (409, "payment_processing")
+    assert await statuses(deps, data.order_id) == {attempt_id: "processing"}
+    await deps.payments.handle_provider_event(
+        provider_event("payment_succeeded", attempt_id=attempt_id, paid=True)
+    )
+    assert await attempt_status(deps, attempt_id) == "paid"
+    assert len(await published(deps, SUCCEEDED)) == 1
+    assert await published(deps, REFUNDED) == []
+
+
+async def test_a_failed_async_payment_lets_the_shopper_pay_again(
+    deps: PaymentsDeps, provider: ScriptedProvider
+) -> None:
+    data, attempt_id = await open_attempt(deps)
+    await deps.payments.handle_provider_event(
+        provider_event(
+            "checkout_completed", attempt_id=attempt_id, paid=False, payment_status="unpaid"
+        )
+    )
+    assert await attempt_status(deps, attempt_id) == "processing"
+    await deps.payments.handle_provider_event(
+        provider_event("payment_failed", attempt_id=attempt_id, reason="async_payment_failed")
+    )
+    assert await attempt_status(deps, attempt_id) == "failed"
+    assert [p["attempt_id"] for p in await published(deps, FAILED)] == [attempt_id]
+    again, created = await deps.payments.start_payment(
+        data=data.model_copy(update={"new_attempt": True})
+    )
+    assert created and again.status == "unpaid"
+
+
+async def test_a_processing_attempt_is_never_expired_or_reconciled_away(
+    deps: PaymentsDeps, clock: FakeClock
+) -> None:
     _, attempt_id = await open_attempt(deps)
     await deps.payments.handle_provider_event(
         provider_event(
             "checkout_completed", attempt_id=attempt_id, paid=False, payment_status="unpaid"
         )
     )
-    assert await attempt_status(deps, attempt_id) == "unpaid"
     await deps.payments.handle_provider_event(
-        provider_event("payment_succeeded", attempt_id=attempt_id, paid=True)
+        provider_event("checkout_expired", attempt_id=attempt_id)
     )
-    assert await attempt_status(deps, attempt_id) == "paid"
-    assert len(await published(deps, SUCCEEDED)) == 1
+    clock.advance(days=2)
+    for _ in range(3):
+        await deps.reconciler.reconcile()
+        clock.advance(hours=2)
+    with pytest.raises(ProblemError):
+        await deps.payments.dev_checkout_action(attempt_id=attempt_id, action="pay")
+    assert await attempt_status(deps, attempt_id) == "processing"
+    assert await published(deps, EXPIRED) == []
 
 
 async def test_events_for_unknown_attempts_are_recorded_and_ignored(deps: PaymentsDeps) -> None:

@@ -103,8 +103,17 @@ export function refundedNote(order) {
     : null;
 }
 
+/** A delayed payment (SEPA Debit, bank transfer) is on its way: nothing to pay again. */
+export function isProcessing(order) {
+  return !order.paid && order.payment?.status === "processing";
+}
+
 export function statusBadge(order) {
-  return order.paid
-    ? h("span", { class: "status paid" }, t("paid"))
-    : h("span", { class: "status unpaid" }, t("unpaid"));
+  if (order.paid) return h("span", { class: "status paid" }, t("paid"));
+  if (isProcessing(order)) return h("span", { class: "status processing" }, t("processing_badge"));
+  return h("span", { class: "status unpaid" }, t("unpaid"));
+}
+
+export function processingNote() {
+  return h("p", { class: "msg processing", role: "status" }, t("processing"));
 }

@@ -4,7 +4,7 @@ import { h, show } from "../dom.js";
 import { t } from "../i18n.js";
 import { formatDate, formatMoney } from "../money.js";
 import { clearPending, goPay, pending } from "../flow.js";
-import { errorBox, flash, orderSummary, problemText, refreshCartCount, refundedNote, statusBadge } from "../ui.js";
+import { errorBox, flash, isProcessing, orderSummary, problemText, processingNote, refreshCartCount, refundedNote, statusBadge } from "../ui.js";
 
 const POLL_MS = 1000;
 const POLL_TIMES = 60;
@@ -15,11 +15,23 @@ function payButton(order, label) {
     try {
       await goPay(order.id);
     } catch (error) {
+      if (error.code === "payment_processing") {
+        // A delayed payment is on its way (seen only now, e.g. from the order list).
+        button.replaceWith(processingNote());
+        return;
+      }
       flash(problemText(error), "error");
       button.disabled = false;
     }
   } }, label);
   return button;
+}
+
+/** Pay again for an unpaid order; nothing once paid; a note while a payment is processing. */
+function payAgain(order) {
+  if (order.paid) return null;
+  if (isProcessing(order)) return processingNote();
+  return h("p", { class: "actions" }, payButton(order, t("pay_again")));
 }
 
 async function loadOrder(id) {
@@ -28,7 +40,7 @@ async function loadOrder(id) {
 
 export async function reviewView(id) {
   const order = await loadOrder(id);
-  if (order.paid) return orderView(id);
+  if (order.paid || isProcessing(order)) return orderView(id);
   return [
     h("h1", {}, t("review")),
     h("h2", {}, t("order", { number: order.number })),
@@ -53,7 +65,7 @@ export async function thanksView() {
   poll(id, status, (order) => {
     clearPending();
     refreshCartCount();
-    show(heading, t("thanks"));
+    show(heading, order.paid ? t("thanks") : t("processing"));
     show(status, statusBadge(order), " ", t("order", { number: order.number }));
     show(body, orderSummary(order));
   }, () => show(status, t("not_yet")));
@@ -65,7 +77,7 @@ async function poll(id, status, onPaid, onGiveUp) {
     if (attempt > 0 && !status.isConnected) return; // the shopper moved on
     try {
       const order = await loadOrder(id);
-      if (order.paid) return onPaid(order);
+      if (order.paid || isProcessing(order)) return onPaid(order);
     } catch {
       // keep waiting; a brief outage is not an answer
     }
@@ -82,7 +94,7 @@ export async function cancelledView() {
     h("h1", {}, t("cancelled")),
     h("h2", {}, t("order", { number: order.number }), " ", statusBadge(order)),
     orderSummary(order),
-    order.paid ? null : h("p", { class: "actions" }, payButton(order, t("pay_again"))),
+    payAgain(order),
   ];
 }
 
@@ -98,7 +110,7 @@ export async function orderView(id) {
     h("h1", {}, t("order", { number: order.number }), " ", statusBadge(order)),
     h("p", { class: "muted" }, formatDate(order.created_at)),
     orderSummary(order),
-    order.paid ? null : h("p", { class: "actions" }, payButton(order, t("pay_again"))),
+    payAgain(order),
   ];
 }
 
