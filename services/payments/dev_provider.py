@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
+from typing import Any
 
 from libs.contracts.money import format_money
 from libs.contracts.payments import PaymentLine
@@ -20,6 +21,7 @@ from services.payments.domain import WebhooksNotConfigured, add_interval
 from services.payments.provider import (
     CheckoutRequest,
     CheckoutSession,
+    EventKind,
     ProviderCustomer,
     ProviderEvent,
     ProviderRefund,
@@ -89,6 +91,34 @@ class DevProvider:
 # --- what the page's buttons and the dev actions report --------------------------------------
 
 
+def _checkout_event(
+    happened: str, kind: EventKind, *, attempt_id: str, order_id: str, now: datetime, **facts: Any
+) -> ProviderEvent:
+    """What the dev checkout page of one attempt reports: `happened` names the event."""
+    return ProviderEvent(
+        provider="dev",
+        id=f"dev_evt_{attempt_id}_{happened}",
+        type=f"dev.checkout.{happened}",
+        kind=kind,
+        created=now,
+        attempt_id=attempt_id,
+        order_id=order_id,
+        session_id=f"dev_cs_{attempt_id}",
+        **facts,
+    )
+
+
+def _money(attempt_id: str, total: int, currency: str) -> dict[str, Any]:
+    """The facts of money that arrived for an attempt."""
+    return {
+        "paid": True,
+        "payment_status": "paid",
+        "amount": total,
+        "currency": currency,
+        "provider_reference": f"dev_pay_{attempt_id}",
+    }
+
+
 def paid_event(
     *,
     attempt_id: str,
@@ -108,36 +138,26 @@ def paid_event(
             current_period_end=add_interval(now, interval, count),
             cancel_at_period_end=False,
         )
-    return ProviderEvent(
-        provider="dev",
-        id=f"dev_evt_{attempt_id}_paid",
-        type="dev.checkout.paid",
-        kind="checkout_completed",
-        created=now,
+    return _checkout_event(
+        "paid",
+        "checkout_completed",
         attempt_id=attempt_id,
         order_id=order_id,
-        session_id=f"dev_cs_{attempt_id}",
-        paid=True,
-        payment_status="paid",
-        amount=total,
-        currency=currency,
-        provider_reference=f"dev_pay_{attempt_id}",
+        now=now,
         subscription=subscription,
+        **_money(attempt_id, total, currency),
     )
 
 
 def pay_later_event(*, attempt_id: str, order_id: str, now: datetime) -> ProviderEvent:
     """The shopper chose a delayed method (like SEPA Debit): a completed checkout whose money
     is still on its way."""
-    return ProviderEvent(
-        provider="dev",
-        id=f"dev_evt_{attempt_id}_pay_later",
-        type="dev.checkout.pay_later",
-        kind="checkout_completed",
-        created=now,
+    return _checkout_event(
+        "pay_later",
+        "checkout_completed",
         attempt_id=attempt_id,
         order_id=order_id,
-        session_id=f"dev_cs_{attempt_id}",
+        now=now,
         paid=False,
         payment_status="unpaid",
     )
@@ -148,60 +168,40 @@ def settled_event(
 ) -> ProviderEvent:
     """The delayed payment settles: the money arrived, or the debit was refused."""
     if not succeeded:
-        return ProviderEvent(
-            provider="dev",
-            id=f"dev_evt_{attempt_id}_debit_failed",
-            type="dev.checkout.debit_failed",
-            kind="payment_failed",
-            created=now,
+        return _checkout_event(
+            "debit_failed",
+            "payment_failed",
             attempt_id=attempt_id,
             order_id=order_id,
-            session_id=f"dev_cs_{attempt_id}",
+            now=now,
             reason="async_payment_failed",
         )
-    return ProviderEvent(
-        provider="dev",
-        id=f"dev_evt_{attempt_id}_debit_succeeded",
-        type="dev.checkout.debit_succeeded",
-        kind="payment_succeeded",
-        created=now,
+    return _checkout_event(
+        "debit_succeeded",
+        "payment_succeeded",
         attempt_id=attempt_id,
         order_id=order_id,
-        session_id=f"dev_cs_{attempt_id}",
-        paid=True,
-        payment_status="paid",
-        amount=total,
-        currency=currency,
-        provider_reference=f"dev_pay_{attempt_id}",
+        now=now,
+        **_money(attempt_id, total, currency),
     )
 
 
 def declined_event(*, attempt_id: str, order_id: str, now: datetime) -> ProviderEvent:
     """The shopper pressed Decline: the payment failed."""
-    return ProviderEvent(
-        provider="dev",
-        id=f"dev_evt_{attempt_id}_declined",
-        type="dev.checkout.declined",
-        kind="payment_failed",
-        created=now,
+    return _checkout_event(
+        "declined",
+        "payment_failed",
         attempt_id=attempt_id,
         order_id=order_id,
-        session_id=f"dev_cs_{attempt_id}",
+        now=now,
         reason="declined",
     )
 
 
 def expired_event(*, attempt_id: str, order_id: str, now: datetime) -> ProviderEvent:
     """The dev checkout stayed open past its expiry."""
-    return ProviderEvent(
-        provider="dev",
-        id=f"dev_evt_{attempt_id}_expired",
-        type="dev.checkout.expired",
-        kind="checkout_expired",
-        created=now,
-        attempt_id=attempt_id,
-        order_id=order_id,
-        session_id=f"dev_cs_{attempt_id}",
+    return _checkout_event(
+        "expired", "checkout_expired", attempt_id=attempt_id, order_id=order_id, now=now
     )
 
 
