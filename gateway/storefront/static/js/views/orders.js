@@ -124,6 +124,48 @@ function orderRow(order) {
   );
 }
 
+const SUBSCRIPTION_STATUS = { active: "sub_active", trialing: "sub_active", past_due: "sub_past_due", unpaid: "sub_past_due", canceled: "sub_canceled" };
+
+/** Open the provider's billing portal for one subscription (back to this page afterwards). */
+function manageButton(subscription) {
+  const button = h("button", { type: "button", class: "manage", onclick: async () => {
+    button.disabled = true;
+    try {
+      const portal = await api("POST", `/api/store/subscriptions/${encodeURIComponent(subscription.id)}/portal`, { body: { return_url: location.href } });
+      location.assign(portal.url);
+    } catch (error) {
+      flash(problemText(error), "error");
+      button.disabled = false;
+    }
+  } }, t("manage_billing"));
+  return button;
+}
+
+function subscriptionRow(subscription) {
+  const pastDue = ["past_due", "unpaid"].includes(subscription.status);
+  const label = SUBSCRIPTION_STATUS[subscription.status] || "sub_other";
+  const until = subscription.current_period_end ? formatDate(subscription.current_period_end) : null;
+  const when = until && subscription.status !== "canceled"
+    ? t(subscription.cancel_at_period_end ? "ends_on" : "renews_on", { date: until })
+    : "";
+  return h("li", { class: `subscription${pastDue ? " past-due" : ""}`, "data-subscription": subscription.id },
+    h("span", { class: `status ${pastDue ? "unpaid" : subscription.status === "canceled" ? "" : "paid"}` }, t(label, { status: subscription.status })),
+    subscription.amount != null ? h("span", { class: "num" }, formatMoney(subscription.amount, subscription.currency)) : null,
+    h("span", { class: "muted small" }, when),
+    subscription.status === "canceled" ? null : manageButton(subscription),
+    pastDue ? h("p", { class: "msg error past-due-note", role: "status" }, t("past_due_note")) : null,
+  );
+}
+
+async function subscriptionsSection() {
+  const subscriptions = await api("GET", "/api/store/subscriptions").catch(() => []);
+  if (!subscriptions.length) return null;
+  return h("section", { id: "subscriptions" },
+    h("h2", {}, t("subscriptions")),
+    h("ul", { class: "orders subscriptions" }, ...subscriptions.map(subscriptionRow)),
+  );
+}
+
 export async function ordersView() {
   const list = h("ul", { class: "orders", id: "orders" });
   const more = h("p", {});
@@ -136,6 +178,6 @@ export async function ordersView() {
       : null);
     return page;
   };
-  const first = await load(null);
-  return [h("h1", {}, t("orders")), first.items.length ? list : h("p", {}, t("no_orders")), more];
+  const [first, subscriptions] = await Promise.all([load(null), subscriptionsSection()]);
+  return [h("h1", {}, t("orders")), subscriptions, first.items.length ? list : h("p", {}, t("no_orders")), more];
 }
