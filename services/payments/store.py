@@ -1050,9 +1050,10 @@ class SqlPaymentsRepository:
         limit: int,
     ) -> list[AttemptRecord]:
         """Unpaid attempts with a provider session, older than `unpaid_before` or past their
-        expiry, and processing ones until they settle, whose next look is due; never-looked-at ones first, the newest of those first,
-        so a fresh session whose webhook was lost is not starved by a backlog of abandoned
-        ones. Each is leased until its next look: `now + backoff(looks so far)`."""
+        expiry, and processing ones until they settle, whose next look is due; never-looked-at
+        ones first, the newest of those first, so a fresh session whose webhook was lost is not
+        starved by a backlog of abandoned ones. Each is leased until its next look:
+        `now + backoff(looks so far)`."""
         table = payment_attempts
         rows = await self._all(
             select(table)

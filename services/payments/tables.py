@@ -118,8 +118,8 @@ payment_attempts = Table(
         "ix_payment_attempts_to_reconcile",
         "reconcile_after",
         "created_at",
-        sqlite_where=text("status = 'unpaid'"),
-        postgresql_where=text("status = 'unpaid'"),
+        sqlite_where=text("status IN ('unpaid', 'processing')"),
+        postgresql_where=text("status IN ('unpaid', 'processing')"),
     ),
     Index("ix_payment_attempts_owner", "owner_kind", "owner_id"),
     # An order has at most one paid attempt (order_payments.paid_attempt_id is the guard used
