@@ -32,7 +32,10 @@ def _configure_logging() -> None:
     configure_logging(fmt=runtime.effective_log_format, level=runtime.log_level)
 
 
-def _uvicorn_options() -> dict[str, Any]:
+def _uvicorn_options(*, internal: bool = False) -> dict[str, Any]:
+    """How every process serves; `internal`: a service, called only by Store's own clients."""
+    from libs.runtime.http import SERVER_KEEP_ALIVE_S
+
     # No proxy headers at the server: the gateway reads them itself, from configured proxies
     # only (gateway/forwarded.py); the services never use a client's address.
     options: dict[str, Any] = {
@@ -41,6 +44,11 @@ def _uvicorn_options() -> dict[str, Any]:
         "lifespan": "on",
         "proxy_headers": False,
     }
+    if internal:
+        # Longer than the callers' pooled keep-alive (libs/runtime/http.py), so that a service
+        # never closes a connection a caller is about to reuse. The gateway, facing browsers and
+        # proxies, keeps uvicorn's short default.
+        options["timeout_keep_alive"] = SERVER_KEEP_ALIVE_S
     try:
         import uvloop  # noqa: F401
 
@@ -149,7 +157,7 @@ def serve(
         host=host,
         port=port or DEFAULT_PORTS[service],
         workers=workers,
-        **_uvicorn_options(),
+        **_uvicorn_options(internal=service != "gateway"),
     )
 
 

@@ -21,6 +21,13 @@ from libs.runtime.observability import CORRELATION_HEADER, current_correlation_i
 from libs.runtime.problems import PROBLEM_MEDIA_TYPE, ProblemError, ServiceUnavailable
 from libs.runtime.telemetry import Telemetry
 
+# An idle pooled connection to a service is dropped after CLIENT_KEEP_ALIVE_S; the services'
+# servers keep an idle connection open longer (SERVER_KEEP_ALIVE_S), so a pooled connection is
+# never reused just as its server closes it (that race answered a call with a disconnect, a
+# 503, now and then under load).
+CLIENT_KEEP_ALIVE_S = 30
+SERVER_KEEP_ALIVE_S = 75
+
 M = TypeVar("M")
 B = TypeVar("B", bound=BaseModel)
 
@@ -166,7 +173,7 @@ class ServiceClient:
 
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30),
+                connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=CLIENT_KEEP_ALIVE_S),
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s, connect=2.0),
                 auto_decompress=False,
                 trace_configs=self._trace_configs,
