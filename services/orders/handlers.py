@@ -33,26 +33,14 @@ async def on_payment_succeeded(
     await service.mark_paid(session=session, payment=payload)
 
 
-async def on_refund_succeeded(
-    service: OrdersService, session: AsyncSession, payload: RefundSucceeded
+async def on_refund_reported(
+    service: OrdersService, session: AsyncSession, payload: RefundSucceeded | RefundFailed
 ) -> None:
     await service.record_refund(session=session, refund=payload)
 
 
-async def on_refund_failed(
-    service: OrdersService, session: AsyncSession, payload: RefundFailed
-) -> None:
-    await service.record_refund(session=session, refund=payload)
-
-
-async def on_dispute_opened(
-    service: OrdersService, session: AsyncSession, payload: DisputeOpened
-) -> None:
-    await service.record_dispute(session=session, dispute=payload)
-
-
-async def on_dispute_closed(
-    service: OrdersService, session: AsyncSession, payload: DisputeClosed
+async def on_dispute_reported(
+    service: OrdersService, session: AsyncSession, payload: DisputeOpened | DisputeClosed
 ) -> None:
     await service.record_dispute(session=session, dispute=payload)
 
@@ -65,9 +53,9 @@ async def on_anonymous_merged(
 
 HANDLERS: dict[type[Event], EventHandler] = {
     PaymentSucceeded: on_payment_succeeded,
-    RefundSucceeded: on_refund_succeeded,
-    RefundFailed: on_refund_failed,
-    DisputeOpened: on_dispute_opened,
-    DisputeClosed: on_dispute_closed,
+    RefundSucceeded: on_refund_reported,
+    RefundFailed: on_refund_reported,
+    DisputeOpened: on_dispute_reported,
+    DisputeClosed: on_dispute_reported,
     AnonymousMerged: on_anonymous_merged,
 }

@@ -77,6 +77,8 @@ class DisputeService:
         )
         if opened:
             await self._announce_opened(session, dispute)
+            if not news.closed:
+                return  # recorded just now, as the provider reports it
         closed_at = event.created if news.closed else None
         if not await repo.update_dispute(
             dispute.id,

@@ -158,6 +158,7 @@ class RefundService:
             done = await repo.get_refund(refund.id)
             assert done is not None
             await self._announce(session, done, now)
+            return done
         current = await repo.get_refund(refund.id)
         assert current is not None
         return current
