@@ -75,6 +75,36 @@ class PricingChanged(Event):
     replaced_by: str | None = None
 
 
+@event("catalog.stock.changed.v1")
+class StockChanged(Event):
+    """A product's stock changed: set by an operator, reserved or released by a checkout, or
+    sold. `available` is `on_hand - reserved`; it never goes below zero (a sale of stock no
+    longer held may take `on_hand` below `reserved`: the order is backordered)."""
+
+    product_key: str
+    tracked: bool
+    on_hand: int
+    reserved: int = Field(ge=0)
+    available: int | None = Field(description="on_hand - reserved, at least 0; null: untracked.")
+    reason: Literal["set", "reserved", "released", "sold", "backordered"]
+    order_id: str | None = Field(None, description="The order that reserved, released or sold.")
+    actor: str | None = Field(
+        None, description="The operator who did it (admin token `sub`); null otherwise."
+    )
+
+    model_config = example(
+        {
+            "product_key": "mug",
+            "tracked": True,
+            "on_hand": 10,
+            "reserved": 2,
+            "available": 8,
+            "reason": "reserved",
+            "order_id": "0b9e3c55-7a51-4c8e-8f3e-6c2d9b1e4a22",
+        }
+    )
+
+
 # --- cart ------------------------------------------------------------------------------------
 
 
@@ -238,6 +268,111 @@ class OrderPaid(Event):
                 "state": None,
                 "country": "DE",
             },
+        }
+    )
+
+
+class OrderLineRef(Contract):
+    """One line of an order by what was bought and how many."""
+
+    pricing_id: str
+    product_key: str
+    name: str
+    quantity: int = Field(ge=1)
+
+
+@event("orders.order.canceled.v1")
+class OrderCanceled(Event):
+    """An unpaid order was canceled, by its shopper or an operator: its stock is released and
+    its open checkouts are closed; money that lands for it anyway is refunded. Published once
+    per order."""
+
+    order_id: str
+    number: str
+    owner: Owner
+    customer_id: str | None = None
+    currency: str
+    total: int = Field(ge=0)
+    canceled_at: datetime
+    canceled_by: Literal["shopper", "operator"]
+    reason: str | None = None
+    actor: str | None = Field(
+        None, description="The operator who did it (admin token `sub`); null otherwise."
+    )
+
+    model_config = example(
+        {
+            **_ORDER,
+            "canceled_at": "2026-03-01T12:10:00Z",
+            "canceled_by": "shopper",
+            "reason": None,
+        }
+    )
+
+
+@event("orders.order.fulfilled.v1")
+class OrderFulfilled(Event):
+    """Goods of a paid order were handed to a carrier (one event per fulfilment).
+    `fulfillment_status` is the order's after it: `partially_fulfilled` or `fulfilled`."""
+
+    order_id: str
+    number: str
+    owner: Owner
+    fulfillment_id: str
+    carrier: str
+    tracking_number: str
+    tracking_url: str | None = None
+    lines: list[OrderLineRef]
+    fulfillment_status: Literal["partially_fulfilled", "fulfilled"]
+    created_at: datetime
+    actor: str | None = Field(
+        None, description="The operator who did it (admin token `sub`); null otherwise."
+    )
+
+    model_config = example(
+        {
+            "order_id": ORDER_ID,
+            "number": "2026-000042",
+            "owner": {"kind": "user", "id": "user_42"},
+            "fulfillment_id": "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+            "carrier": "DHL",
+            "tracking_number": "00340434161234567890",
+            "tracking_url": "https://www.dhl.de/de/privatkunden.html?piececode=00340434161234567890",
+            "lines": [
+                {"pricing_id": "pr_mug_eur", "product_key": "mug", "name": "Mug", "quantity": 2}
+            ],
+            "fulfillment_status": "fulfilled",
+            "created_at": "2026-03-02T09:00:00Z",
+        }
+    )
+
+
+class BackorderedLine(Contract):
+    """A product of a paid order whose stock was no longer held for it."""
+
+    product_key: str
+    quantity: int = Field(ge=1, description="Units sold without stock to cover them.")
+
+
+@event("orders.order.backordered.v1")
+class OrderBackordered(Event):
+    """A payment landed after the order's stock reservation was released (its checkout had
+    expired) and the stock had gone meanwhile: the order is paid and waits for stock. It is
+    never silently oversold. Published once per order."""
+
+    order_id: str
+    number: str
+    owner: Owner
+    lines: list[BackorderedLine]
+    at: datetime
+
+    model_config = example(
+        {
+            "order_id": ORDER_ID,
+            "number": "2026-000042",
+            "owner": {"kind": "user", "id": "user_42"},
+            "lines": [{"product_key": "mug", "quantity": 2}],
+            "at": "2026-03-01T12:00:06Z",
         }
     )
 
