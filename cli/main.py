@@ -216,6 +216,10 @@ def token(
         list[str] | None,
         typer.Option("--org", help="An organization the user belongs to (repeatable)."),
     ] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="A role of the user, e.g. store:admin (repeatable)."),
+    ] = None,
     expires_in: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 24 * 3600,
 ) -> None:
     """Print a user token signed with GATEWAY_JWT_SECRET (the dev secret by default)."""
@@ -223,15 +227,23 @@ def token(
     from gateway.settings import DEV_JWT_SECRET
 
     secret = os.environ.get("GATEWAY_JWT_SECRET", DEV_JWT_SECRET)
-    typer.echo(issue_token(user, secret=secret, orgs=org or [], expires_in_s=expires_in))
+    typer.echo(
+        issue_token(user, secret=secret, orgs=org or [], roles=role or [], expires_in_s=expires_in)
+    )
 
 
 @app.command()
-def openapi() -> None:
-    """Print the store API's OpenAPI document."""
+def openapi(
+    admin: Annotated[
+        bool, typer.Option("--admin", help="The admin API's document instead.")
+    ] = False,
+) -> None:
+    """Print the store API's (or the admin API's) OpenAPI document."""
+    from gateway.admin_router import admin_openapi
     from gateway.app import create_app
 
-    typer.echo(json.dumps(create_app().openapi(), indent=2))
+    app = create_app()
+    typer.echo(json.dumps(admin_openapi(app) if admin else app.openapi(), indent=2))
 
 
 @app.command()

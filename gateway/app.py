@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import cart_router, payments_router, store_router
+from gateway.admin_router import install_admin_api
 from gateway.cache import ProductPageCache, ProductPageCacheMiddleware
 from gateway.clients import Clients
 from gateway.deps import Deps, GatewayDeps
@@ -122,6 +123,7 @@ def create_app(
     app.include_router(store_router.router, dependencies=limited)
     app.include_router(cart_router.router, dependencies=limited)
     app.include_router(payments_router.router, dependencies=limited)
+    install_admin_api(app)
     app.include_router(_operations_router(shared, settings.runtime))
     mount_storefront(app, settings)
     return app

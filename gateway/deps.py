@@ -45,7 +45,8 @@ async def current_caller(
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Use `Authorization: Bearer <token>`.", code="invalid_token")
-        caller.user_id, caller.orgs = await deps.verifier.verify(token.strip())
+        claims = await deps.verifier.verify_claims(token.strip())
+        caller.user_id, caller.orgs = claims.user_id, claims.orgs
     caller.anonymous_id = deps.cookie.of_request(request)
     if caller.anonymous_id and await deps.merged_ids.is_merged(caller.anonymous_id):
         caller.anonymous_id = None

@@ -65,6 +65,23 @@ def new_anonymous_id() -> str:
     return secrets.token_urlsafe(18)
 
 
+ADMIN_ROLE = "store:admin"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """The identity a verified token carries. `roles` come from the identity provider (the
+    `roles` claim); `store:admin` opens the admin API."""
+
+    user_id: str
+    orgs: list[str]
+    roles: list[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_ROLE in self.roles
+
+
 # Algorithms by key type, never both families: a public key cannot be used as an HMAC secret.
 HMAC_ALGORITHMS = ["HS256"]
 PUBLIC_KEY_ALGORITHMS = ["RS256", "ES256"]
@@ -97,6 +114,11 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> tuple[str, list[str]]:
         """The user id (`sub`) and organizations (`orgs`) of a valid token."""
+        claims = await self.verify_claims(token)
+        return claims.user_id, claims.orgs
+
+    async def verify_claims(self, token: str) -> TokenClaims:
+        """What a valid token says: its user, organizations and roles."""
         try:
             keys = self._keys
             if self._jwks is not None:
@@ -111,10 +133,15 @@ class TokenVerifier:
             raise Unauthorized(
                 "Invalid token: `orgs` must be a list of strings", code="invalid_token"
             )
+        roles = claims.get("roles") or []
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthorized(
+                "Invalid token: `roles` must be a list of strings", code="invalid_token"
+            )
         subject = str(claims["sub"])
         if not subject or len(subject) > 200:
             raise Unauthorized("Invalid token: bad `sub`", code="invalid_token")
-        return subject, orgs
+        return TokenClaims(user_id=subject, orgs=orgs, roles=roles)
 
     def _decode(self, token: str, keys: list[Any]) -> dict[str, Any]:
         for index, key in enumerate(keys):
@@ -232,11 +259,23 @@ class MergedAnonymousIds:
 
 
 def issue_token(
-    user_id: str, *, secret: str, orgs: list[str] | None = None, expires_in_s: int = 3600
+    user_id: str,
+    *,
+    secret: str,
+    orgs: list[str] | None = None,
+    roles: list[str] | None = None,
+    expires_in_s: int = 3600,
 ) -> str:
-    """A HS256 user token (for development: `store token USER`)."""
+    """A HS256 user token (for development: `store token USER [--role ROLE]`)."""
     import time
 
     now = int(time.time())
-    claims = {"sub": user_id, "orgs": orgs or [], "iat": now, "exp": now + expires_in_s}
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "orgs": orgs or [],
+        "iat": now,
+        "exp": now + expires_in_s,
+    }
+    if roles:
+        claims["roles"] = roles
     return jwt.encode(claims, secret, algorithm="HS256")
