@@ -351,7 +351,7 @@ class PaymentService:
         if event.kind == "dispute_updated":
             await self.disputes.apply_event(repo, session, event)
             return
-        if event.kind == "invoice_paid" and event.billing_reason == "subscription_cycle":
+        if event.kind == "invoice_paid" and event.billing_reason in RENEWAL_BILLING_REASONS:
             await self._renewal(repo, session, event, now)
             return
         if event.kind in ("invoice_payment_failed", "invoice_action_required") and (
@@ -682,6 +682,10 @@ class PaymentService:
             return
         period_end = event.period_end or event.subscription.current_period_end
         amount = event.amount if event.amount is not None else subscription.amount
+        if event.billing_reason == "subscription_update" and amount == 0:
+            # A proration that charged nothing (a downgrade's credit): no money, no order.
+            log.info("payments.proration_without_charge", event_id=event.id)
+            return
         currency = event.currency or subscription.currency
         invoice = event.invoice_id or event.id
         added = await repo.add_renewal(
@@ -712,6 +716,8 @@ class PaymentService:
                 currency=currency,
                 period_end=values.get("current_period_end", subscription.current_period_end),  # type: ignore[arg-type]
                 invoice=invoice,
+                billing_reason=event.billing_reason,
+                renewed_at=event.created,
             ),
         )
 
@@ -936,6 +942,10 @@ class PaymentService:
 
 
 _DEADLOCK_RETRIES = 2
+
+# Paid invoices of a running subscription that are orders of their own: a new period, and a
+# proration charged at once (an upgrade mid-period); the first invoice pays the first order.
+RENEWAL_BILLING_REASONS = ("subscription_cycle", "subscription_update")
 
 
 def _is_deadlock(exc: DBAPIError) -> bool:
