@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from libs.contracts.payments import PaymentLine
 from services.payments.tables import subscriptions
 from tests.api.payments.test_stripe import StripeWorld, reconcile, stripe_world
 from tests.unit.payments.builders import RENEWED, headers, published
@@ -53,6 +54,34 @@ async def test_a_renewal_carries_why_it_was_billed_and_when_it_was_paid(
     [renewed] = await published(world.deps, RENEWED)
     assert renewed["billing_reason"] == "subscription_cycle"
     assert renewed["renewed_at"] is not None and renewed["invoice_reference"].startswith("in_")
+
+
+async def test_shipping_that_recurs_is_charged_by_stripe_each_period(world: StripeWorld) -> None:
+    # What the gateway sends for a subscription to goods that ship: the shipping recurs too.
+    lines = [
+        PaymentLine(
+            pricing_id="coffee", name="Coffee", unit_amount=1200, quantity=1, interval="month"
+        ),
+        PaymentLine(
+            pricing_id="shipping",
+            name="Standard",
+            unit_amount=490,
+            quantity=1,
+            total=583,  # exclusive tax
+            interval="month",
+        ),
+    ]
+    paid = await world.pay(lines=lines, amount=1200 + 583)
+    await world.fake.state.complete_checkout_session(paid["session"]["id"])
+    [request] = world.fake.requests(method="POST", path="/v1/checkout/sessions")
+    items = request.params["line_items"]
+    assert [item["price_data"]["recurring"]["interval"] for item in items] == ["month", "month"]
+    stripe_id = world.fake.object(paid["session"]["id"])["subscription"]
+
+    await world.fake.state.renew_subscription(stripe_id)
+
+    [renewed] = await published(world.deps, RENEWED)
+    assert renewed["amount"] == 1200 + 583
 
 
 async def test_a_lost_renewal_webhook_is_recorded_by_one_reconciliation_run(

@@ -15,7 +15,12 @@ from libs.contracts.envelope import Envelope, Event
 from libs.contracts.events import SubscriptionRenewed
 from services.orders.api import order_out
 from services.orders.domain import Order, OrderNotYetVisible
-from services.orders.renewals import plan_renewal, record_renewal, renewal_order_id
+from services.orders.renewals import (
+    plan_renewal,
+    record_renewal,
+    recurring_shipping,
+    renewal_order_id,
+)
 from services.orders.tables import OrderRow, RenewalRow
 from tests.unit.orders.support import (
     OrdersHarness,
@@ -120,6 +125,16 @@ async def test_a_subscription_to_goods_that_ship_pays_its_shipping_each_period(
     assert (plan.details["tax"], plan.total, plan.amount_differs) == (342 + 93, 2725, False)
     [tax_line] = plan.details["tax_lines"]
     assert tax_line["amount"] == 342 + 93
+
+
+def test_shipping_recurs_only_with_a_recurring_line_that_ships() -> None:
+    shipping = {"method": {"code": "standard"}, "total": 583}
+    digital = {"interval": "month", "shippable": False}
+    goods = {"interval": "month", "shippable": True}
+    mug = {"interval": None, "shippable": True}
+    assert recurring_shipping({"lines": [digital, mug], "shipping": shipping}) is None
+    assert recurring_shipping({"lines": [goods, mug], "shipping": shipping}) == shipping
+    assert recurring_shipping({"lines": [goods], "shipping": None}) is None
 
 
 # --- through the bus ---------------------------------------------------------------------------
