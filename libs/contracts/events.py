@@ -678,6 +678,16 @@ class SubscriptionRenewed(Event):
     currency: str
     current_period_end: datetime | None = None
     invoice_reference: str | None = None
+    billing_reason: str | None = Field(
+        None,
+        description="Why the provider billed: `subscription_cycle` for a new period, "
+        "`subscription_update` for a proration. Added within v1: null from older producers.",
+    )
+    renewed_at: datetime | None = Field(
+        None,
+        description="When the provider took the money. Added within v1: null from older "
+        "producers (then the envelope's `occurred_at` is the best guess).",
+    )
 
     model_config = example(
         {
@@ -687,6 +697,8 @@ class SubscriptionRenewed(Event):
             "currency": "EUR",
             "current_period_end": "2026-05-01T12:00:00Z",
             "invoice_reference": "in_1Nv",
+            "billing_reason": "subscription_cycle",
+            "renewed_at": "2026-04-01T12:00:03Z",
         }
     )
 

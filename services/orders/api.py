@@ -17,6 +17,7 @@ from libs.contracts.orders import (
 )
 from libs.runtime.auth import principal_or_none, require_service_token
 from services.orders.domain import Order
+from services.orders.renewals import renewal_of
 from services.orders.service import OrdersService
 
 
@@ -75,6 +76,7 @@ def order_out(order: Order) -> OrderOut:
             )
             for dispute in order.disputes
         ],
+        renewal=renewal_of(order),
     )
 
 

@@ -5,7 +5,8 @@ Published (through the outbox, in the transaction of the change): `OrderCreated`
 Consumed: `PaymentSucceeded` (set paid), `RefundSucceeded` and `RefundFailed` (keep the
 order's refunds; the first final status wins), `DisputeOpened` and `DisputeClosed` (keep the
 order's disputes; a closed one never reopens) and `AnonymousMerged` (re-own the shopper's
-orders).
+orders), `SubscriptionRenewed` (a paid renewal invoice becomes an order of its own, paid at
+once, publishing `OrderCreated` and `OrderPaid` for it: services/orders/renewals.py).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from libs.contracts.events import (
     PaymentSucceeded,
     RefundFailed,
     RefundSucceeded,
+    SubscriptionRenewed,
 )
 from libs.runtime.runtime import EventHandler
+from services.orders.renewals import record_renewal
 from services.orders.service import OrdersService
 
 PUBLISHES = ("orders.order.created.v1", "orders.order.paid.v1", "orders.order.canceled.v1")
@@ -51,6 +54,14 @@ async def on_anonymous_merged(
     await service.anonymous_to_user(session=session, merged=payload)
 
 
+async def on_subscription_renewed(
+    service: OrdersService, session: AsyncSession, payload: SubscriptionRenewed
+) -> None:
+    await record_renewal(
+        runtime=service.runtime, session=session, renewed=payload, now=service.clock()
+    )
+
+
 HANDLERS: dict[type[Event], EventHandler] = {
     PaymentSucceeded: on_payment_succeeded,
     RefundSucceeded: on_refund_reported,
@@ -58,4 +69,5 @@ HANDLERS: dict[type[Event], EventHandler] = {
     DisputeOpened: on_dispute_reported,
     DisputeClosed: on_dispute_reported,
     AnonymousMerged: on_anonymous_merged,
+    SubscriptionRenewed: on_subscription_renewed,
 }
