@@ -494,6 +494,34 @@ class InjectedFailure:
         return ApiResult(error.status, error.body(), transient=True)
 
 
+@dataclass
+class Harshness:
+    """Stripe on a bad day, switchable per test: a share of API requests fail transiently
+    (429 or 5xx; before the endpoint ran, or after it ran and saved its answer under the
+    idempotency key, as when the answer is lost on its way back), and webhooks arrive
+    concurrently and some of them twice. Deterministic per seed."""
+
+    failure_rate: float = 0.0
+    duplicate_rate: float = 0.0
+    concurrent: bool = False
+    seed: int = 0
+    rng: random.Random = field(init=False)
+    injected: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def failure(self, call: ApiCall) -> InjectedFailure | None:
+        if self.failure_rate <= 0 or self.rng.random() >= self.failure_rate:
+            return None
+        self.injected += 1
+        status = self.rng.choice((429, 500, 503))
+        return InjectedFailure(call.method, call.path, status, self.rng.random() < 0.5)
+
+    def twice(self) -> bool:
+        return self.duplicate_rate > 0 and self.rng.random() < self.duplicate_rate
+
+
 def _token(length: int) -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
@@ -575,10 +603,18 @@ class WebhookDispatcher:
         self.deliveries: list[Delivery] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
+        self.harshness: Harshness | None = None
 
     async def deliver_all(self, events: list[JSON]) -> list[Delivery]:
-        """Deliver in order, one at a time, as Stripe does for a single endpoint."""
-        return [await self._deliver(event) for event in events]
+        """Deliver in order, one at a time, as Stripe does for a single endpoint; when harsh,
+        all at once, and some twice."""
+        harsh = self.harshness
+        if harsh is None:
+            return [await self._deliver(event) for event in events]
+        sent = [e for event in events for e in ([event, event] if harsh.twice() else [event])]
+        if not harsh.concurrent:
+            return [await self._deliver(event) for event in sent]
+        return list(await asyncio.gather(*(self._deliver(event) for event in sent)))
 
     def deliver_later(self, events: list[JSON]) -> None:
         """Deliver after the API response, like Stripe's asynchronous webhooks."""
@@ -696,6 +732,7 @@ class FakeStripe:
         self._invoice_number = 0
         self._shuffle = random.Random(shuffle_seed) if shuffle_seed is not None else None
         self._failures: list[InjectedFailure] = []
+        self.harshness: Harshness | None = None
         # How a new refund starts: Stripe settles most card refunds at once, but a refund may
         # stay `pending` (or `requires_action`) for days and then succeed or fail.
         self.refund_status = "succeeded"
@@ -733,6 +770,8 @@ class FakeStripe:
         params: JSON = {}
         api_key = ""
         failure = self._take_failure(call)
+        if failure is None and self.harshness is not None:
+            failure = self.harshness.failure(call)
         try:
             api_key = self._authenticate(call.authorization)
             params = parse_stripe_params(call.pairs)
@@ -770,6 +809,11 @@ class FakeStripe:
             )
         )
         return result
+
+    def be_harsh(self, harshness: Harshness | None) -> None:
+        """From now on, fail requests and deliver webhooks as `harshness` says (None: kind)."""
+        self.harshness = harshness
+        self.webhooks.harshness = harshness
 
     def fail_next(
         self, method: str, path: str, *, status: int = 500, after_handling: bool = False

@@ -118,8 +118,7 @@ async def stripe_world(
             stripe_secret_key=fake.api_key,
             stripe_webhook_secret=",".join([*other_webhook_secrets, fake.webhook_secret]),
             stripe_api_base=fake.base_url,
-            stripe_max_network_retries=0,
-            **{"reconcile_interval_s": 0, **values},
+            **{"reconcile_interval_s": 0, "stripe_max_network_retries": 0, **values},
         )
         deps = build_deps(settings)
         app = create_app(deps=deps)
