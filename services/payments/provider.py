@@ -101,6 +101,7 @@ class ProviderRefund:
     store_refund_id: str | None = None  # Store's refund id, from the provider's metadata
     amount: int | None = None  # ISO 4217 minor units
     currency: str | None = None
+    payment_reference: str | None = None  # the refunded payment (Stripe: its PaymentIntent)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class ProviderEvent:
 
 @dataclass(frozen=True)
 class RefundRequest:
-    """Send one attempt's money back: the whole payment named by `provider_reference`."""
+    """Send `amount` of one attempt's money back (the payment named by `provider_reference`)."""
 
     refund_id: str
     attempt_id: str
