@@ -158,6 +158,9 @@ class RefundRequest:
     currency: str
     reason: str
     provider_subscription_id: str | None = None
+    # An operator's refund names its amount; an automatic one sends back whatever of the
+    # payment is still there (a part refunded in the Dashboard meanwhile is not asked twice).
+    partial: bool = False
 
     @property
     def idempotency_key(self) -> str:

@@ -39,7 +39,7 @@ from services.payments.store import PaymentsRepository, RefundRecord, SqlPayment
 
 log = structlog.get_logger(__name__)
 
-# Refunds that send money back and leave the rest of the purchase as it is.
+# Refunds that send an amount back and leave the rest of the purchase as it is.
 KEEP_SUBSCRIPTION = frozenset({"operator", "provider_dashboard"})
 FIRST_WAIT = timedelta(minutes=1)
 LONGEST_WAIT = timedelta(hours=1)
@@ -103,6 +103,7 @@ class RefundService:
                         provider_subscription_id=None
                         if refund.reason in KEEP_SUBSCRIPTION
                         else attempt.provider_subscription_id,
+                        partial=refund.reason in KEEP_SUBSCRIPTION,
                     )
                 )
         except PaymentRejected as exc:

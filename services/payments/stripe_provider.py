@@ -611,20 +611,19 @@ class StripeProvider:
             # The extra checkout started a subscription: end it now, or it bills again.
             await self._end_subscription(request.provider_subscription_id)
         intent = await self._payment_intent_of(request.provider_reference)
-        try:
-            amount = to_stripe_amount(request.amount, request.currency)
-        except ValueError as exc:  # a part Stripe cannot express (e.g. BHD 1.235)
-            raise PaymentRejected(str(exc)) from None
         params: RefundCreateParams = {
             "payment_intent": intent,
-            # Always named: an operator's refund is often a part of the payment.
-            "amount": amount,
             "metadata": {
                 "refund_id": request.refund_id,
                 "attempt_id": request.attempt_id,
                 "reason": request.reason,
             },
         }
+        if request.partial:
+            try:
+                params["amount"] = to_stripe_amount(request.amount, request.currency)
+            except ValueError as exc:  # a part Stripe cannot express (e.g. BHD 1.235)
+                raise PaymentRejected(str(exc)) from None
         if request.reason in STRIPE_REFUND_REASON:
             params["reason"] = STRIPE_REFUND_REASON[request.reason]
         try:
