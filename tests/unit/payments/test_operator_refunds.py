@@ -78,4 +78,6 @@ def test_a_line_refunded_in_any_pieces_adds_up_to_its_total(total: int, pieces: 
         refunded += units
     assert sum(parts) == total
     # No part is off its fair share by a whole minor unit or more.
-    assert all(abs(part - total * units / quantity) < 1 for part, units in zip(parts, pieces))
+    assert all(
+        abs(part - total * units / quantity) < 1 for part, units in zip(parts, pieces, strict=True)
+    )
