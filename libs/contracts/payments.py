@@ -461,7 +461,7 @@ class OperatorRefundIn(Input):
     """Internal: `POST /admin/orders/{order_id}/refunds` — an operator sends money back.
 
     Give an `amount` (minor units), or `lines` (priced from the order's frozen line totals, tax
-    included; docs/payments.md, "Operator refunds"), or neither: all that is not yet refunded.
+    included; ADR 007, "Operators refund orders"), or neither: all that is not yet refunded.
     Once per order and `idempotency_key`: a retry returns the same refund, another request under
     the same key is 422 `idempotency_key_reused`."""
 

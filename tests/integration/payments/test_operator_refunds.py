@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.contracts.payments import CreateBillingIn, OperatorRefundIn
+from libs.contracts.payments import CreateBillingIn, OperatorRefundIn, PaymentLine
 from libs.runtime.problems import ProblemError
 from services.payments.bootstrap import PaymentsDeps
 from services.payments.provider import ProviderRefund
@@ -27,6 +27,8 @@ from tests.unit.payments.builders import (
 
 pytestmark = pytest.mark.integration
 
+PRICING_ID = "price-mug-eur"
+
 
 @pytest.fixture
 async def deps(tmp_path: Path, pg_database_url: str) -> AsyncIterator[PaymentsDeps]:
@@ -40,7 +42,11 @@ async def paid_order(deps: PaymentsDeps, reference: str | None = None) -> tuple[
     customer = await deps.customers.create_billing(
         principal=shopper, data=CreateBillingIn.model_validate(billing())
     )
-    data = start_payment(owner=shopper.owner, customer_id=customer.id)  # type: ignore[arg-type]
+    data = start_payment(
+        owner=shopper.owner,  # type: ignore[arg-type]
+        customer_id=customer.id,
+        lines=[PaymentLine(pricing_id=PRICING_ID, name="Mug", unit_amount=1250, quantity=2)],
+    )
     payment, _ = await deps.payments.start_payment(data=data)
     await deps.payments.handle_provider_event(
         provider_event(
@@ -153,3 +159,26 @@ async def test_a_dashboard_refund_is_recorded_once_and_counts(deps: PaymentsDeps
     with pytest.raises(ProblemError) as refused:
         await deps.payments.operator_refunds.refund_order(order_id=order_id, data=ask(paid))
     assert refused.value.extra == {"paid": paid, "refunded": 700, "asked": paid}
+
+
+async def test_lines_are_refunded_at_their_frozen_price_and_never_past_their_quantity(
+    deps: PaymentsDeps,
+) -> None:
+    order_id, _ = await paid_order(deps)  # one line: 2 x 12.50
+    one, _ = await deps.payments.operator_refunds.refund_order(
+        order_id=order_id, data=ask(lines=[{"pricing_id": PRICING_ID, "quantity": 1}])
+    )
+    assert (one.amount, [(x.pricing_id, x.quantity) for x in one.lines or []]) == (
+        1250,
+        [(PRICING_ID, 1)],
+    )
+    with pytest.raises(ProblemError) as refused:
+        await deps.payments.operator_refunds.refund_order(
+            order_id=order_id, data=ask(lines=[{"pricing_id": PRICING_ID, "quantity": 2}])
+        )
+    assert refused.value.code == "refund_exceeds_ordered"
+    with pytest.raises(ProblemError) as unknown:
+        await deps.payments.operator_refunds.refund_order(
+            order_id=order_id, data=ask(lines=[{"pricing_id": "teapot", "quantity": 1}])
+        )
+    assert unknown.value.code == "refund_line_unknown"
