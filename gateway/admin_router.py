@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from gateway import admin_refunds
 from gateway.admin_auth import PREFIX, Admin, CurrentAdmin, current_admin
@@ -22,9 +22,19 @@ __all__ = ["PREFIX", "Admin", "CurrentAdmin", "current_admin", "install_admin_ap
 router = APIRouter(prefix=PREFIX, tags=["admin"], dependencies=[Depends(current_admin)])
 
 
+def _routes(app: FastAPI) -> list[RouteContext]:
+    """Every route with its effective path: an included router is one entry of `app.routes`
+    that holds its routes, so filtering `app.routes` by path would miss them."""
+    return list(iter_route_contexts(app.routes))
+
+
+def _is_admin(route: RouteContext) -> bool:
+    return isinstance(route.original_route, APIRoute) and (route.path or "").startswith(PREFIX)
+
+
 def admin_openapi(app: FastAPI) -> dict[str, Any]:
     """The admin API's own OpenAPI document."""
-    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith(PREFIX)]
+    routes = [r for r in _routes(app) if _is_admin(r)]
     return get_openapi(
         title="Store admin API",
         version=app.version,
@@ -37,9 +47,7 @@ def admin_openapi(app: FastAPI) -> dict[str, Any]:
 def store_openapi(app: FastAPI) -> dict[str, Any]:
     """The store API's OpenAPI document, without the admin routes."""
     if app.openapi_schema is None:
-        routes = [
-            r for r in app.routes if not (isinstance(r, APIRoute) and r.path.startswith(PREFIX))
-        ]
+        routes = [r for r in _routes(app) if not _is_admin(r)]
         app.openapi_schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=routes
         )

@@ -872,9 +872,11 @@ class SqlPaymentsRepository:
 
     async def add_refund(self, **values: Any) -> RefundRecord:
         """A refund, `pending` unless a status is given; the existing one when its order already
-        has a refund of this idempotency key (one per attempt, whatever reported its money
-        twice; one per operator request; one per provider refund)."""
+        has a refund of this idempotency key (by default `attempt:<id>`: one automatic refund
+        per attempt, whatever reported its money twice; one per operator request; one per
+        provider refund)."""
         values.setdefault("status", "pending")
+        values.setdefault("idempotency_key", f"attempt:{values['attempt_id']}")
         try:
             async with self.session.begin_nested():
                 await self.session.execute(
