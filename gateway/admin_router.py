@@ -6,20 +6,44 @@ Every admin request is logged with its actor; every change it makes is also an e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import admin_refunds
 from gateway.admin_auth import PREFIX, Admin, CurrentAdmin, current_admin
+from gateway.deps import Deps
 from gateway.identity import ADMIN_ROLE
+from libs.contracts.common import ID_PATTERN
+from libs.contracts.orders import OrderOut
 
 # Who is an admin lives in admin_auth, which the route modules build on; kept importable here.
 __all__ = ["PREFIX", "Admin", "CurrentAdmin", "current_admin", "install_admin_api", "router"]
 
 router = APIRouter(prefix=PREFIX, tags=["admin"], dependencies=[Depends(current_admin)])
+
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
+
+
+class AdminCancelIn(BaseModel):
+    reason: str | None = Field(None, max_length=500, description="Kept with the order.")
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@router.post("/orders/{order_id}/cancel", summary="Cancel an unpaid order")
+async def cancel_order(
+    order_id: Id, deps: Deps, admin: CurrentAdmin, body: AdminCancelIn | None = None
+) -> OrderOut:
+    """Cancel any unpaid order: its open checkouts close, its stock is released, and money
+    that lands for it anyway is refunded. 409 `order_already_paid` (refund it instead) or
+    `order_canceled`."""
+    return await deps.interactor.cancel_order_as_operator(
+        order_id, actor=admin.actor, reason=body.reason if body else None
+    )
 
 
 def _routes(app: FastAPI) -> list[RouteContext]:

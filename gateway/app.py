@@ -53,13 +53,16 @@ def create_app(
     cookie = AnonymousCookie(settings)
     # One client for the idempotency keys and the record of merged anonymous ids.
     redis = create_redis(settings.runtime.redis_url, fake_server=shared.fake_redis_server)
+    merged_ids = MergedAnonymousIds.for_cookie(redis, cookie)
     deps = GatewayDeps(
         settings=settings,
         interactor=StoreInteractor(Clients(shared.directory)),
         verifier=verifier,
         cookie=cookie,
-        rate_limits=RateLimits.from_settings(settings, verifier=verifier, cookie=cookie),
-        merged_ids=MergedAnonymousIds.for_cookie(redis, cookie),
+        rate_limits=RateLimits.from_settings(
+            settings, verifier=verifier, cookie=cookie, merged_ids=merged_ids
+        ),
+        merged_ids=merged_ids,
     )
     _warn_about_opt_outs(settings)
 
