@@ -85,3 +85,19 @@ async def test_a_dashboard_refund_is_recorded_once_and_counts(tmp_path: Path) ->
         )
         rest = await refund(world, order_id)
         assert (rest.status_code, rest.json()["amount"]) == (201, total - 500)
+
+
+async def test_an_operator_refund_of_a_subscription_keeps_it_running(tmp_path: Path) -> None:
+    async with stripe_world(tmp_path) as world:
+        started = await paid(world, recurring=True)
+        order_id = started["body"]["order_id"]
+        stripe_id = world.fake.object(started["session"]["id"])["subscription"]
+        answer = await refund(world, order_id, amount=1000)
+        assert answer.status_code == 201, answer.text
+        await world.fake.wait_for_deliveries()
+        assert world.fake.object(stripe_id)["status"] == "active"
+        assert not world.fake.requests(method="DELETE", path=f"/v1/subscriptions/{stripe_id}")
+        [made] = stripe_refunds(world)
+        assert (made["amount"], made["status"]) == (1000, "succeeded")
+        [mine] = [r for r in await store_refunds(world) if r["order_id"] == order_id]
+        assert (mine["status"], mine["amount"]) == ("succeeded", 1000)
