@@ -85,3 +85,31 @@ async def test_twenty_concurrent_parts_never_exceed_what_was_paid(
 
 async def test_an_unpaid_order_cannot_be_refunded(store: RunningStore) -> None:
     assert_problem(await refund(store, str(uuid.uuid4())), 409, "order_not_paid")
+
+
+async def test_lines_are_refunded_at_their_frozen_price_with_tax(
+    store: RunningStore, client: httpx.AsyncClient
+) -> None:
+    order = await paid_order(client)  # 2 units of one price, shipped
+    [line] = order["details"]["lines"]
+    one = await refund(
+        store, order["id"], lines=[{"pricing_id": line["pricing_id"], "quantity": 1}]
+    )
+    assert one.status_code == 201, one.text
+    assert one.json()["amount"] == line["total"] // 2
+    rest = await refund(
+        store,
+        order["id"],
+        lines=[
+            {"pricing_id": line["pricing_id"], "quantity": 1},
+            {"pricing_id": "shipping", "quantity": 1},
+        ],
+    )
+    assert rest.status_code == 201, rest.text
+    # The two halves add up to the line's total exactly; shipping is refunded with its tax.
+    assert one.json()["amount"] + rest.json()["amount"] == order["total"]
+    assert_problem(
+        await refund(store, order["id"], lines=[{"pricing_id": line["pricing_id"], "quantity": 1}]),
+        409,
+        "refund_exceeds_ordered",
+    )
