@@ -6,55 +6,22 @@ Every admin request is logged with its actor; every change it makes is also an e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-import structlog
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway import admin_refunds
+from gateway.admin_auth import PREFIX, Admin, CurrentAdmin, current_admin
 from gateway.deps import Deps
 from gateway.identity import ADMIN_ROLE
 from libs.contracts.common import ID_PATTERN
 from libs.contracts.orders import OrderOut
-from libs.runtime.problems import Forbidden, Unauthorized
 
-log = structlog.get_logger(__name__)
-
-PREFIX = "/api/admin"
-
-
-@dataclass(frozen=True)
-class Admin:
-    """An operator: the `sub` of a verified token holding the admin role."""
-
-    actor: str
-
-
-async def current_admin(
-    request: Request,
-    deps: Deps,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Admin:
-    """401 without a valid bearer token, 403 with one that lacks `store:admin`. The anonymous
-    cookie plays no part here."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(
-            "The admin API needs `Authorization: Bearer <token>` with the store:admin role.",
-            code="invalid_token",
-        )
-    claims = await deps.verifier.verify_claims(token.strip())
-    if not claims.is_admin:
-        log.warning("admin.refused", user_id=claims.user_id, path=request.url.path)
-        raise Forbidden(f"This needs the {ADMIN_ROLE} role.", code="admin_role_required")
-    log.info("admin.action", actor=claims.user_id, method=request.method, path=request.url.path)
-    return Admin(actor=claims.user_id)
-
-
-CurrentAdmin = Annotated[Admin, Depends(current_admin)]
+# Who is an admin lives in admin_auth, which the route modules build on; kept importable here.
+__all__ = ["PREFIX", "Admin", "CurrentAdmin", "current_admin", "install_admin_api", "router"]
 
 router = APIRouter(prefix=PREFIX, tags=["admin"], dependencies=[Depends(current_admin)])
 
@@ -79,9 +46,19 @@ async def cancel_order(
     )
 
 
+def _routes(app: FastAPI) -> list[RouteContext]:
+    """Every route with its effective path: an included router is one entry of `app.routes`
+    that holds its routes, so filtering `app.routes` by path would miss them."""
+    return list(iter_route_contexts(app.routes))
+
+
+def _is_admin(route: RouteContext) -> bool:
+    return isinstance(route.original_route, APIRoute) and (route.path or "").startswith(PREFIX)
+
+
 def admin_openapi(app: FastAPI) -> dict[str, Any]:
     """The admin API's own OpenAPI document."""
-    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith(PREFIX)]
+    routes = [r for r in _routes(app) if _is_admin(r)]
     return get_openapi(
         title="Store admin API",
         version=app.version,
@@ -94,9 +71,7 @@ def admin_openapi(app: FastAPI) -> dict[str, Any]:
 def store_openapi(app: FastAPI) -> dict[str, Any]:
     """The store API's OpenAPI document, without the admin routes."""
     if app.openapi_schema is None:
-        routes = [
-            r for r in app.routes if not (isinstance(r, APIRoute) and r.path.startswith(PREFIX))
-        ]
+        routes = [r for r in _routes(app) if not _is_admin(r)]
         app.openapi_schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=routes
         )
@@ -106,6 +81,7 @@ def store_openapi(app: FastAPI) -> dict[str, Any]:
 def install_admin_api(app: FastAPI) -> None:
     """Mount the admin routes and split the OpenAPI documents."""
     app.include_router(router)
+    app.include_router(admin_refunds.router)
     document: dict[str, Any] = {}
 
     @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)

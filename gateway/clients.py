@@ -15,11 +15,13 @@ from libs.contracts.orders import CancelOrderIn, OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
+    OperatorRefundIn,
     PaymentAttemptOut,
     PaymentCheckIn,
     PaymentOut,
     PortalIn,
     PortalOut,
+    RefundOut,
     StartPaymentIn,
     SubscriptionOut,
 )
@@ -263,6 +265,15 @@ class PaymentsClient:
             PortalOut,
             json=PortalIn(return_url=return_url).model_dump(mode="json"),
             principal=principal,
+        )
+
+    async def refund_order(self, order_id: str, body: OperatorRefundIn) -> RefundOut:
+        """An operator's refund (the service credential only: the caller is an admin)."""
+        return await self.http.call(
+            "POST",
+            f"/admin/orders/{_seg(order_id)}/refunds",
+            RefundOut,
+            json=body.model_dump(mode="json"),
         )
 
     async def forward(

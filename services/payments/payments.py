@@ -46,9 +46,11 @@ from services.payments.domain import (
     billing_cycle,
     charge_lines,
     checkout_mode,
+    order_lines,
     recurring_total,
 )
 from services.payments.metrics import payments_metrics
+from services.payments.operator_refunds import OperatorRefundService
 from services.payments.provider import (
     CheckoutRequest,
     PaymentProvider,
@@ -113,6 +115,9 @@ class PaymentService:
             max_tries=refund_max_tries,
             clock=clock,
             repository=repository,
+        )
+        self.operator_refunds = OperatorRefundService(
+            runtime=runtime, refunds=self.refunds, clock=clock, repository=repository
         )
 
     @property
@@ -184,6 +189,7 @@ class PaymentService:
                     total=data.amount,
                     currency=currency,
                     lines=lines,
+                    order_lines=order_lines(data.lines),
                     statement_descriptor=data.statement_descriptor,
                     success_url=data.success_url,
                     cancel_url=data.cancel_url,
@@ -577,6 +583,7 @@ class PaymentService:
             amount=event.amount if event.amount is not None else attempt.total,
             currency=event.currency or attempt.currency,
             reason=reason,
+            idempotency_key=f"attempt:{attempt.id}",
             created_at=now,
         )
         after.refunds.append(refund.id)

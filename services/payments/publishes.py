@@ -111,6 +111,8 @@ def _refund_facts(refund: RefundRecord) -> dict[str, Any]:
         "provider_refund_id": refund.provider_refund_id,
         "reason": refund.reason,
         "created_at": refund.created_at,
+        "actor": refund.actor,
+        "note": refund.note,
     }
 
 

@@ -123,7 +123,10 @@ REFUND_STATUS: Final[dict[str, RefundStatus]] = {
 }
 
 # Store's refund reasons Stripe has a name for; the others go without one (the metadata says).
-STRIPE_REFUND_REASON: Final[dict[str, str]] = {"order_already_paid": "duplicate"}
+STRIPE_REFUND_REASON: Final[dict[str, str]] = {
+    "order_already_paid": "duplicate",
+    "operator": "requested_by_customer",
+}
 
 
 def stripe_exponent(currency: str) -> int:
@@ -313,6 +316,7 @@ def refund_from_stripe(obj: Mapping[str, Any]) -> ProviderRefund:
         store_refund_id=_metadata(obj.get("metadata")).get("refund_id"),
         amount=_amount(obj.get("amount"), currency, "amount"),
         currency=currency,
+        payment_reference=_id(obj.get("payment_intent")),
     )
 
 
@@ -620,6 +624,11 @@ class StripeProvider:
                 "reason": request.reason,
             },
         }
+        if request.partial:
+            try:
+                params["amount"] = to_stripe_amount(request.amount, request.currency)
+            except ValueError as exc:  # a part Stripe cannot express (e.g. BHD 1.235)
+                raise PaymentRejected(str(exc)) from None
         if request.reason in STRIPE_REFUND_REASON:
             params["reason"] = STRIPE_REFUND_REASON[request.reason]
         try:
