@@ -4,7 +4,7 @@ operator's refund keeps its actor, reason, request digest and lines; attempts ke
 lines, which a refund by lines is priced from.
 
 Revision ID: a3c7e9f1b2d4
-Revises: d8b6f4a2c1e9
+Revises: a9d4c6e2f817
 Create Date: 2026-12-08 02:15:00.000000
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "a3c7e9f1b2d4"
-down_revision: str | None = "d8b6f4a2c1e9"
+down_revision: str | None = "a9d4c6e2f817"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
