@@ -7,7 +7,13 @@ from pydantic import Field, model_validator
 from libs.contracts.common import ID_PATTERN
 from libs.contracts.envelope import Contract, Input
 from libs.contracts.orders import OrderOut
-from libs.contracts.payments import AttemptStatus, BillingDetails, PaymentOut, ShippingAddress
+from libs.contracts.payments import (
+    AttemptStatus,
+    BillingDetails,
+    PaymentAttemptOut,
+    PaymentOut,
+    ShippingAddress,
+)
 
 
 class CheckoutShippingIn(Input):
@@ -100,6 +106,33 @@ class StoreOrderOut(OrderOut):
                         "attempt_id": "5c4b3a29-1807-4f6e-9d5c-4b3a29180706",
                         "status": "processing",
                     },
+                }
+            ]
+        }
+    }
+
+
+class AdminOrderOut(OrderOut):
+    """`GET /api/admin/orders/{id}`: any order with its refunds, disputes and fulfilments, and
+    every attempt to pay it (oldest first)."""
+
+    payments: list[PaymentAttemptOut] = Field(default_factory=list)
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "number": "2027-000042",
+                    "currency": "EUR",
+                    "total": 2500,
+                    "paid": "2027-01-05T10:02:00Z",
+                    "created_at": "2027-01-05T10:00:00Z",
+                    "details": {},
+                    "owner": {"kind": "user", "id": "ada"},
+                    "customer_id": "3d6f0a9e-1c2b-4f5e-8a7d-9b0c1d2e3f40",
+                    "fulfillment_status": "unfulfilled",
+                    "payments": [],
                 }
             ]
         }
