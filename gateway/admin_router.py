@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from gateway.deps import Deps
 from gateway.identity import ADMIN_ROLE
@@ -53,12 +53,28 @@ async def current_admin(
 
 CurrentAdmin = Annotated[Admin, Depends(current_admin)]
 
-router = APIRouter(prefix=PREFIX, tags=["admin"], dependencies=[Depends(current_admin)])
+# Every admin router is mounted with these: under /api/admin, and only for an admin.
+ADMIN_ROUTES: dict[str, Any] = {
+    "prefix": PREFIX,
+    "tags": ["admin"],
+    "dependencies": [Depends(current_admin)],
+}
+router = APIRouter(**ADMIN_ROUTES)
+
+
+def is_admin_path(path: str | None) -> bool:
+    return path is not None and (path == PREFIX or path.startswith(f"{PREFIX}/"))
+
+
+def api_routes(app: FastAPI) -> list[RouteContext]:
+    """Every route of the app with its full path, those of included routers too (FastAPI
+    keeps an included router as one entry of `app.routes`)."""
+    return [context for context in iter_route_contexts(app.routes) if context.path is not None]
 
 
 def admin_openapi(app: FastAPI) -> dict[str, Any]:
     """The admin API's own OpenAPI document."""
-    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith(PREFIX)]
+    routes = [context for context in api_routes(app) if is_admin_path(context.path)]
     return get_openapi(
         title="Store admin API",
         version=app.version,
@@ -72,7 +88,9 @@ def store_openapi(app: FastAPI) -> dict[str, Any]:
     """The store API's OpenAPI document, without the admin routes."""
     if app.openapi_schema is None:
         routes = [
-            r for r in app.routes if not (isinstance(r, APIRoute) and r.path.startswith(PREFIX))
+            context
+            for context in iter_route_contexts(app.routes)
+            if not (isinstance(context.original_route, APIRoute) and is_admin_path(context.path))
         ]
         app.openapi_schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=routes
@@ -82,7 +100,10 @@ def store_openapi(app: FastAPI) -> dict[str, Any]:
 
 def install_admin_api(app: FastAPI) -> None:
     """Mount the admin routes and split the OpenAPI documents."""
+    from gateway import admin_orders  # its routes need CurrentAdmin, defined above
+
     app.include_router(router)
+    app.include_router(admin_orders.router, **ADMIN_ROUTES)
     document: dict[str, Any] = {}
 
     @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)

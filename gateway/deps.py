@@ -8,6 +8,7 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Header, Query, Request
 
+from gateway.admin_interactor import AdminInteractor
 from gateway.identity import AnonymousCookie, Caller, MergedAnonymousIds, TokenVerifier
 from gateway.interactor import Locale, StoreInteractor
 from gateway.rate_limits import RateLimits
@@ -25,6 +26,7 @@ class GatewayDeps:
     cookie: AnonymousCookie
     rate_limits: RateLimits
     merged_ids: MergedAnonymousIds
+    admin: AdminInteractor
 
 
 async def gateway_deps(request: Request) -> GatewayDeps:

@@ -1,0 +1,168 @@
+"""Attacks on the admin API (`/api/admin/*`), in process against the embedded store.
+
+Every admin route is found from the app's own routes, so a route added later is attacked too:
+no token is 401, a shopper's token is 403, an admin token signed with another key or whose
+`roles` is not a list is 401, and the dev login cannot mint an admin token. The writes that
+were refused changed nothing; an operator's token works.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+
+from gateway.admin_router import PREFIX, api_routes, is_admin_path
+from gateway.identity import ADMIN_ROLE, issue_token
+from gateway.settings import DEV_JWT_SECRET, EMBEDDED_PUBLIC_URL
+from tests.e2e.helpers import PROBLEM
+from tests.support.admin import admin_headers, paid_order
+
+# The admin API's description is public, like the store API's (`store openapi --admin` prints
+# it too): it tells what exists, never what is in the shop.
+PUBLIC = {f"{PREFIX}/openapi.json"}
+# One body that every admin write accepts the shape of (unknown fields are ignored), so a
+# refusal is the credential's doing and not the body's.
+BODY = {
+    "carrier": "Evil Express",
+    "tracking_number": "666",
+    "reason": "mallory",
+    "amount": 1,
+    "on_hand": 0,
+}
+
+
+@dataclass
+class Store:
+    app: FastAPI
+    http: httpx.AsyncClient
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    from cli.embedded import create_embedded_app
+    from libs.runtime.settings import RuntimeSettings
+
+    app = create_embedded_app(RuntimeSettings(data_dir=tmp_path))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=EMBEDDED_PUBLIC_URL, timeout=15
+        ) as http:
+            yield Store(app=app, http=http)
+
+
+def admin_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path template) of every admin route the gateway serves."""
+    found = [
+        (method, route.path)
+        for route in api_routes(app)
+        if is_admin_path(route.path) and route.path not in PUBLIC
+        for method in sorted(route.methods or ())
+    ]
+    assert found, "no admin routes found"
+    return found
+
+
+def filled(path: str, order_id: str) -> str:
+    """The path with every parameter set to the order's id (or a product key)."""
+    return re.sub(r"\{[^}]+\}", order_id, path)
+
+
+def token(claims: dict[str, Any], secret: str = DEV_JWT_SECRET) -> dict[str, str]:
+    now = int(time.time())
+    body = {"sub": "mallory", "iat": now, "exp": now + 600, **claims}
+    return {"authorization": f"Bearer {jwt.encode(body, secret, algorithm='HS256')}"}
+
+
+ATTACKS: dict[str, tuple[dict[str, str], int]] = {
+    "no token": ({}, 401),
+    "not a bearer token": ({"authorization": "Basic b3BzOm9wcw=="}, 401),
+    "a shopper's token": (token({}), 403),
+    "a shopper's token with other roles": (token({"roles": ["store:shopper"]}), 403),
+    "an admin token signed with another key": (
+        token({"roles": [ADMIN_ROLE]}, secret="another-key-" + "x" * 32),
+        401,
+    ),
+    "roles that are not a list": (token({"roles": ADMIN_ROLE}), 401),
+    "roles that are a list of lists": (token({"roles": [[ADMIN_ROLE]]}), 401),
+    "an unsigned admin token": (
+        {
+            "authorization": "Bearer "
+            + jwt.encode({"sub": "m", "roles": [ADMIN_ROLE]}, None, "none")
+        },
+        401,
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+async def test_every_admin_route_refuses_callers_without_the_admin_role(
+    store: Store, attack: str
+) -> None:
+    order = await paid_order(store.http)
+    admin = admin_headers()
+    before = (await store.http.get(f"{PREFIX}/orders/{order['id']}", headers=admin)).json()
+    headers, status = ATTACKS[attack]
+
+    for method, path in admin_routes(store.app):
+        response = await store.http.request(
+            method,
+            filled(path, order["id"]),
+            headers=headers,
+            json=BODY if method in ("POST", "PUT", "PATCH") else None,
+        )
+        assert response.status_code == status, (method, path, response.text)
+        assert response.headers["content-type"].startswith(PROBLEM)
+        assert order["number"] not in response.text  # nothing of the order leaks
+
+    after = (await store.http.get(f"{PREFIX}/orders/{order['id']}", headers=admin)).json()
+    assert after == before
+    assert after["fulfillments"] == [] and after["fulfillment_status"] == "unfulfilled"
+
+
+async def test_the_dev_login_never_mints_an_admin_token(store: Store) -> None:
+    minted = await store.http.post(
+        "/api/dev/token", json={"user_id": "mallory", "roles": [ADMIN_ROLE]}
+    )
+    assert minted.status_code == 200, minted.text
+    claims = jwt.decode(minted.json()["token"], options={"verify_signature": False})
+    assert ADMIN_ROLE not in (claims.get("roles") or [])
+    headers = {"authorization": f"Bearer {minted.json()['token']}"}
+    assert (await store.http.get(f"{PREFIX}/orders", headers=headers)).status_code == 403
+
+
+async def test_an_admin_token_works(store: Store) -> None:
+    order = await paid_order(store.http)
+    admin = admin_headers()
+    listed = await store.http.get(f"{PREFIX}/orders", headers=admin, params={"status": "paid"})
+    assert listed.status_code == 200, listed.text
+    assert order["id"] in [o["id"] for o in listed.json()["items"]]
+    shown = await store.http.get(f"{PREFIX}/orders/{order['number']}", headers=admin)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["id"] == order["id"]
+    assert [a["status"] for a in shown.json()["payments"]] == ["paid"]
+    # A shopper's token that is also an admin's is an admin's: the role decides.
+    both = {
+        "authorization": f"Bearer {issue_token('ops', secret=DEV_JWT_SECRET, roles=[ADMIN_ROLE, 'x'])}"
+    }
+    assert (await store.http.get(f"{PREFIX}/orders", headers=both)).status_code == 200
+
+
+def test_the_admin_routes_are_documented_apart_from_the_store_api() -> None:
+    from gateway.admin_router import admin_openapi
+    from gateway.app import create_app
+
+    app = create_app()
+    admin, shop = admin_openapi(app)["paths"], app.openapi()["paths"]
+    assert {f"{PREFIX}/orders", f"{PREFIX}/orders/{{order_id}}/fulfillments"} <= set(admin)
+    assert all(is_admin_path(path) for path in admin)
+    assert not any(is_admin_path(path) for path in shop) and "/api/store/cart/lines" in shop
