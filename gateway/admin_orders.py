@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from gateway.admin_router import CurrentAdmin
-from gateway.deps import Deps
+from gateway.deps import CurrentAdmin, Deps
 from libs.contracts.common import Page
 from libs.contracts.orders import CreateFulfillmentIn, OrderOut, OrderStatusFilter
 from libs.contracts.store import AdminOrderOut

@@ -6,52 +6,22 @@ Every admin request is logged with its actor; every change it makes is also an e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-import structlog
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
-from gateway.deps import Deps
+from gateway import admin_orders
+from gateway.deps import Admin, CurrentAdmin, current_admin
 from gateway.identity import ADMIN_ROLE
-from libs.runtime.problems import Forbidden, Unauthorized
 
-log = structlog.get_logger(__name__)
+# The operator's dependency lives in gateway/deps.py, so that route modules such as
+# admin_orders use it without importing this module (which mounts them).
+__all__ = ["Admin", "CurrentAdmin", "current_admin", "install_admin_api"]
 
 PREFIX = "/api/admin"
 
-
-@dataclass(frozen=True)
-class Admin:
-    """An operator: the `sub` of a verified token holding the admin role."""
-
-    actor: str
-
-
-async def current_admin(
-    request: Request,
-    deps: Deps,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Admin:
-    """401 without a valid bearer token, 403 with one that lacks `store:admin`. The anonymous
-    cookie plays no part here."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(
-            "The admin API needs `Authorization: Bearer <token>` with the store:admin role.",
-            code="invalid_token",
-        )
-    claims = await deps.verifier.verify_claims(token.strip())
-    if not claims.is_admin:
-        log.warning("admin.refused", user_id=claims.user_id, path=request.url.path)
-        raise Forbidden(f"This needs the {ADMIN_ROLE} role.", code="admin_role_required")
-    log.info("admin.action", actor=claims.user_id, method=request.method, path=request.url.path)
-    return Admin(actor=claims.user_id)
-
-
-CurrentAdmin = Annotated[Admin, Depends(current_admin)]
 
 # Every admin router is mounted with these: under /api/admin, and only for an admin.
 ADMIN_ROUTES: dict[str, Any] = {
@@ -100,8 +70,6 @@ def store_openapi(app: FastAPI) -> dict[str, Any]:
 
 def install_admin_api(app: FastAPI) -> None:
     """Mount the admin routes and split the OpenAPI documents."""
-    from gateway import admin_orders  # its routes need CurrentAdmin, defined above
-
     app.include_router(router)
     app.include_router(admin_orders.router, **ADMIN_ROUTES)
     document: dict[str, Any] = {}
