@@ -17,7 +17,7 @@ from libs.contracts.orders import (
     CreateFulfillmentIn,
     FulfilOrderIn,
     OrderOut,
-    OrderStatusFilter,
+    OrderStatus,
 )
 from libs.contracts.store import AdminOrderOut
 
@@ -36,7 +36,7 @@ class AdminInteractor:
     async def list_orders(
         self,
         *,
-        status: OrderStatusFilter | None,
+        status: OrderStatus | None,
         email: str | None,
         number: str | None,
         limit: int | None,

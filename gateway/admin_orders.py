@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from gateway.deps import CurrentAdmin, Deps
 from libs.contracts.common import Page
-from libs.contracts.orders import CreateFulfillmentIn, OrderOut, OrderStatusFilter
+from libs.contracts.orders import CreateFulfillmentIn, OrderOut, OrderStatus
 from libs.contracts.store import AdminOrderOut
 
 router = APIRouter(prefix="/orders")
@@ -22,7 +22,7 @@ OrderId = Annotated[str, Path(min_length=1, max_length=64)]
 @router.get("", response_model=Page[OrderOut])
 async def list_orders(
     deps: Deps,
-    status: OrderStatusFilter | None = None,
+    status: OrderStatus | None = None,
     email: Annotated[
         str | None, Query(min_length=1, max_length=320, description="Billing e-mail.")
     ] = None,

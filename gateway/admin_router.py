@@ -6,15 +6,18 @@ Every admin request is logged with its actor; every change it makes is also an e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import admin_orders
-from gateway.deps import Admin, CurrentAdmin, current_admin
+from gateway.deps import Admin, CurrentAdmin, Deps, current_admin
 from gateway.identity import ADMIN_ROLE
+from libs.contracts.common import ID_PATTERN
+from libs.contracts.orders import OrderOut
 
 # The operator's dependency lives in gateway/deps.py, so that route modules such as
 # admin_orders use it without importing this module (which mounts them).
@@ -40,6 +43,27 @@ def api_routes(app: FastAPI) -> list[RouteContext]:
     """Every route of the app with its full path, those of included routers too (FastAPI
     keeps an included router as one entry of `app.routes`)."""
     return [context for context in iter_route_contexts(app.routes) if context.path is not None]
+
+
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
+
+
+class AdminCancelIn(BaseModel):
+    reason: str | None = Field(None, max_length=500, description="Kept with the order.")
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@router.post("/orders/{order_id}/cancel", summary="Cancel an unpaid order")
+async def cancel_order(
+    order_id: Id, deps: Deps, admin: CurrentAdmin, body: AdminCancelIn | None = None
+) -> OrderOut:
+    """Cancel any unpaid order: its open checkouts close, its stock is released, and money
+    that lands for it anyway is refunded. 409 `order_already_paid` (refund it instead) or
+    `order_canceled`."""
+    return await deps.interactor.cancel_order_as_operator(
+        order_id, actor=admin.actor, reason=body.reason if body else None
+    )
 
 
 def admin_openapi(app: FastAPI) -> dict[str, Any]:

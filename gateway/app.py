@@ -55,13 +55,16 @@ def create_app(
     # One client for the idempotency keys and the record of merged anonymous ids.
     redis = create_redis(settings.runtime.redis_url, fake_server=shared.fake_redis_server)
     clients = Clients(shared.directory)
+    merged_ids = MergedAnonymousIds.for_cookie(redis, cookie)
     deps = GatewayDeps(
         settings=settings,
         interactor=StoreInteractor(clients),
         verifier=verifier,
         cookie=cookie,
-        rate_limits=RateLimits.from_settings(settings, verifier=verifier, cookie=cookie),
-        merged_ids=MergedAnonymousIds.for_cookie(redis, cookie),
+        rate_limits=RateLimits.from_settings(
+            settings, verifier=verifier, cookie=cookie, merged_ids=merged_ids
+        ),
+        merged_ids=merged_ids,
         admin=AdminInteractor(clients),
     )
     _warn_about_opt_outs(settings)

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 from libs.contracts.cart import AddLineIn, CartOut, FrozenCart, MergeIn, MergeOut, SetQuantityIn
 from libs.contracts.catalog import ProductOut, ShippingMethodOut
 from libs.contracts.common import Page, Principal
-from libs.contracts.orders import FulfilOrderIn, OrderOut, PrepareOrderIn
+from libs.contracts.orders import CancelOrderIn, FulfilOrderIn, OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
@@ -167,6 +167,21 @@ class OrdersClient:
     async def get_order(self, principal: Principal, order_id: str) -> OrderOut:
         return await self.http.call(
             "GET", f"/orders/{_seg(order_id)}", OrderOut, principal=principal
+        )
+
+    async def cancel_order(self, principal: Principal, order_id: str) -> OrderOut:
+        return await self.http.call(
+            "POST", f"/orders/{_seg(order_id)}/cancel", OrderOut, principal=principal
+        )
+
+    async def cancel_order_as_operator(
+        self, order_id: str, *, actor: str, reason: str | None
+    ) -> OrderOut:
+        return await self.http.call(
+            "POST",
+            f"/admin/orders/{_seg(order_id)}/cancel",
+            OrderOut,
+            json=CancelOrderIn(actor=actor, reason=reason).model_dump(mode="json"),
         )
 
     # Operators' routes: no principal (the admin API checked the operator's role).

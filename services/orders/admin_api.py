@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from libs.contracts.common import Page
-from libs.contracts.orders import FulfilOrderIn, OrderOut, OrderStatusFilter
+from libs.contracts.orders import FulfilOrderIn, OrderOut, OrderStatus
 from services.orders.api import Service, order_out
 
 router = APIRouter(prefix="/admin", tags=["orders admin"])
@@ -22,7 +22,7 @@ OrderId = Annotated[str, Path(min_length=1, max_length=36)]
 @router.get("/orders", response_model=Page[OrderOut])
 async def list_all_orders(
     service: Service,
-    status: OrderStatusFilter | None = None,
+    status: OrderStatus | None = None,
     email: Annotated[str | None, Query(min_length=1, max_length=320)] = None,
     number: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,

@@ -80,10 +80,9 @@ def plan_fulfillment(
 ) -> tuple[FulfilledLine, ...]:
     """The lines one more fulfilment of `order` ships: those requested, or everything shippable
     not yet fulfilled; never more than the quantities ordered."""
-    # TODO(merge with order status): a canceled order is never fulfilled; until `status`
-    # exists, an unpaid order (canceled or not) is refused here.
-    if order.paid is None:
-        raise OrderNotPaid(f"Order {order.number} is not paid; only a paid order ships.")
+    # A canceled order is never paid (ADR 020), so this refuses it too.
+    if order.status != "paid":
+        raise OrderNotPaid(f"Order {order.number} is {order.status}; only a paid order ships.")
     shippable = shippable_lines(order)
     if not shippable:
         raise NothingToFulfil(f"Order {order.number} has no shippable line.")

@@ -13,6 +13,7 @@ from sqlalchemy import Row, Table, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.common import Owner
+from libs.contracts.orders import OrderStatus
 from services.orders.domain import Cursor, Order, order_number
 from services.orders.tables import OrderNumberRow, OrderRow, OwnerMergeRow
 
@@ -35,6 +36,10 @@ class OrderRepository(Protocol):
     ) -> Order | None:
         """Set `paid` if it is not set yet; the order when this call set it, else None."""
         ...
+
+    async def cancel(
+        self, order_id: str, *, at: datetime, by: str, reason: str | None, actor: str | None
+    ) -> Order | None: ...
 
     async def merged_user(self, anonymous_id: str) -> str | None: ...
 
@@ -67,17 +72,19 @@ class SqlOrderRepository:
     async def list_all(
         self,
         *,
-        paid: bool | None,
+        status: OrderStatus | None,
         email: str | None,
         limit: int,
         after: Cursor | None,
     ) -> list[Order]:
         """One page of every order, newest first, after `after` (keyset on ix_orders_created)."""
         query = select(OrderRow)
-        if paid is True:
+        if status == "paid":
             query = query.where(OrderRow.paid.is_not(None))
-        elif paid is False:
-            query = query.where(OrderRow.paid.is_(None))
+        elif status == "canceled":
+            query = query.where(OrderRow.canceled_at.is_not(None))
+        elif status == "pending":
+            query = query.where(OrderRow.paid.is_(None), OrderRow.canceled_at.is_(None))
         if email is not None:
             # Known simplification: no index on the billing e-mail; with the newest-first walk
             # and a page limit, an operator's search reads the archive until the page is full.
@@ -160,8 +167,32 @@ class SqlOrderRepository:
         row = (
             await self.session.execute(
                 update(orders)
-                .where(orders.c.id == order_id, orders.c.paid.is_(None))
+                .where(
+                    orders.c.id == order_id,
+                    orders.c.paid.is_(None),
+                    orders.c.canceled_at.is_(None),
+                )
                 .values(paid=paid_at, paid_attempt_id=attempt_id)
+                .returning(*orders.c)
+            )
+        ).first()
+        return None if row is None else _to_order(row)
+
+    async def cancel(
+        self, order_id: str, *, at: datetime, by: str, reason: str | None, actor: str | None
+    ) -> Order | None:
+        """Cancel the order if it is neither paid nor canceled (one guarded statement, so a
+        payment and a cancel racing for it cannot both win); the canceled order, else None."""
+        orders = cast(Table, OrderRow.__table__)
+        row = (
+            await self.session.execute(
+                update(orders)
+                .where(
+                    orders.c.id == order_id,
+                    orders.c.paid.is_(None),
+                    orders.c.canceled_at.is_(None),
+                )
+                .values(canceled_at=at, canceled_by=by, cancel_reason=reason, canceled_actor=actor)
                 .returning(*orders.c)
             )
         ).first()
@@ -202,4 +233,7 @@ def _to_order(row: OrderRow | Row[Any]) -> Order:
         created_at=row.created_at,
         paid=row.paid,
         paid_attempt_id=row.paid_attempt_id,
+        canceled_at=row.canceled_at,
+        canceled_by=row.canceled_by,
+        cancel_reason=row.cancel_reason,
     )

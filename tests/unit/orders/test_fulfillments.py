@@ -191,6 +191,13 @@ async def test_operators_list_every_order_newest_first_and_find_one(
     assert [o.id for o in after] == [unpaid.id] and end is None
     assert [o.id for o in (await orders.service.get_all_orders(status="paid"))[0]] == [paid.id]
     assert [o.id for o in (await orders.service.get_all_orders(status="pending"))[0]] == [unpaid.id]
+    assert (await orders.service.get_all_orders(status="canceled"))[0] == []
+    await orders.service.cancel_order(order_id=unpaid.id, principal=None, actor="ops")
+    canceled = (await orders.service.get_all_orders(status="canceled"))[0]
+    assert [o.id for o in canceled] == [unpaid.id]
+    assert (await orders.service.get_all_orders(status="pending"))[0] == []
+    with pytest.raises(OrderNotPaid):
+        await orders.service.fulfil_order(order_id=unpaid.id, shipment=shipment(), actor=None)
     by_email = (await orders.service.get_all_orders(email="ADA@example.com"))[0]
     assert [o.id for o in by_email] == [paid.id, unpaid.id]
     assert (await orders.service.get_all_orders(email="eve@example.com"))[0] == []
