@@ -95,3 +95,27 @@ def test_a_real_secret_is_never_used_to_mint_a_token() -> None:
     }
     result = CliRunner().invoke(app, ["orders", "list"], env=env)
     assert result.exit_code == 1 and "STORE_ADMIN_TOKEN" in result.output
+
+
+async def test_cancel_an_unpaid_order_from_the_shell(
+    client: httpx.AsyncClient, store: RunningStore
+) -> None:
+    from tests.e2e.helpers import billing
+    from tests.support.admin import return_urls, shippable_price
+
+    price = await shippable_price(client)
+    await client.post("/api/store/cart/lines", json={"pricing_id": price["id"]})
+    checkout = await client.post(
+        "/api/store/checkout",
+        json={**return_urls(client), "billing": billing(), "shipping": {"method": "standard"}},
+    )
+    assert checkout.status_code == 200, checkout.text
+    order = checkout.json()["order"]
+
+    canceled = run(store, "cancel", order["number"], "--json")
+    assert canceled.exit_code == 0, canceled.output
+    assert json.loads(canceled.output)["status"] == "canceled"
+    listed = run(store, "list", "--status", "canceled", "--limit", "100", "--json")
+    assert order["id"] in [o["id"] for o in json.loads(listed.output)["items"]]
+    again = run(store, "fulfil", order["id"], "--carrier", "DHL", "--tracking-number", "1")
+    assert again.exit_code == 1 and "order_not_paid" in again.output
