@@ -7,16 +7,22 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from gateway.deps import CurrentAdmin, Deps
-from libs.contracts.common import Page
+from libs.contracts.common import ID_PATTERN, Page
 from libs.contracts.orders import CreateFulfillmentIn, OrderOut, OrderStatus
 from libs.contracts.store import AdminOrderOut
 
 router = APIRouter(prefix="/orders")
 
 OrderKey = Annotated[
-    str, Path(min_length=1, max_length=64, description="The order's id, or its number.")
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="The order's id, or its number.",
+    ),
 ]
-OrderId = Annotated[str, Path(min_length=1, max_length=64)]
+OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
 
 @router.get("", response_model=Page[OrderOut])

@@ -178,3 +178,24 @@ def test_the_admin_routes_are_documented_apart_from_the_store_api() -> None:
     assert {f"{PREFIX}/orders", f"{PREFIX}/orders/{{order_id}}/fulfillments"} <= set(admin)
     assert all(is_admin_path(path) for path in admin)
     assert not any(is_admin_path(path) for path in shop) and "/api/store/cart/lines" in shop
+
+
+async def test_an_operator_with_a_shoppers_cookie_takes_nothing_of_the_shopper(
+    target: Target,
+) -> None:
+    """The anonymous cookie plays no part in the admin API: an operator's token sent beside a
+    shopper's cookie (one browser for both) never merges that shopper into the operator."""
+    order = await paid_order(target.http)
+    for method, path in target.routes:
+        # A body no admin write accepts: every dependency runs, nothing is changed.
+        response = await target.http.request(
+            method,
+            filled(path, order["id"]),
+            headers=target.admin,
+            json=[] if method in ("POST", "PUT", "PATCH") else None,
+        )
+        assert response.status_code in (200, 404, 422), (method, path, response.text)
+        assert "set-cookie" not in response.headers, (method, path)
+    mine = await target.http.get(f"/api/store/orders/{order['id']}")
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["owner"] == order["owner"]
