@@ -166,6 +166,35 @@ class FulfilOrderIn(CreateFulfillmentIn):
     actor: str | None = Field(None, max_length=200)
 
 
+class OrderRenewalOut(Contract):
+    """What makes an order a subscription renewal: one paid period of a subscription, taken
+    from its first order's recurring lines (docs/subscriptions.md)."""
+
+    model_config = example(
+        {
+            "subscription_id": "2b7e1c4a-6d3f-4a8e-9b1c-4e6d3f8a9b1c",
+            "first_order_id": "5f0c7a7e-3f57-4a43-9d56-3c1f6a1f5d10",
+            "invoice_reference": "in_1Nv",
+            "period_end": "2027-04-01T12:00:00Z",
+            "billing_reason": "subscription_cycle",
+            "amount_differs": False,
+        }
+    )
+
+    subscription_id: str = Field(description="The payments subscription id.")
+    first_order_id: str = Field(description="The order that started the subscription.")
+    invoice_reference: str = Field(description="The provider's invoice: one order per invoice.")
+    period_end: datetime | None = Field(None, description="Until when this renewal pays.")
+    billing_reason: str | None = Field(
+        None, description="The provider's: `subscription_cycle`, or `subscription_update`."
+    )
+    amount_differs: bool = Field(
+        False,
+        description="The provider charged other than the first order's recurring lines "
+        "(a price change, a proration, a coupon): the total is what was charged.",
+    )
+
+
 OrderStatus = Literal["pending", "paid", "canceled"]
 
 
@@ -191,6 +220,9 @@ class OrderOut(Contract):
     )
     fulfillments: list[OrderFulfillmentOut] = Field(
         default_factory=list, description="Oldest first."
+    )
+    renewal: OrderRenewalOut | None = Field(
+        None, description="Set on the order of a subscription's renewal; null otherwise."
     )
 
 

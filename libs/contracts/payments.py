@@ -450,10 +450,25 @@ class ReconcileOut(Contract):
     settled: int = 0
     refunds_retried: int = 0
     errors: int = 0
+    subscriptions_checked: int = Field(
+        0, description="Running subscriptions whose paid invoices the provider was asked for."
+    )
+    renewals_recorded: int = Field(
+        0, description="Paid renewal invoices no webhook had brought, recorded now."
+    )
 
     model_config = Contract.model_config | {
         "json_schema_extra": {
-            "examples": [{"checked": 3, "settled": 1, "refunds_retried": 0, "errors": 0}]
+            "examples": [
+                {
+                    "checked": 3,
+                    "settled": 1,
+                    "refunds_retried": 0,
+                    "errors": 0,
+                    "subscriptions_checked": 2,
+                    "renewals_recorded": 1,
+                }
+            ]
         }
     }
 

@@ -20,6 +20,7 @@ from libs.contracts.orders import (
 from libs.runtime.auth import principal_or_none, require_service_token
 from services.orders.domain import Order
 from services.orders.fulfillments import fulfillment_status
+from services.orders.renewals import renewal_of
 from services.orders.service import OrdersService
 
 
@@ -98,6 +99,7 @@ def order_out(order: Order) -> OrderOut:
             )
             for fulfillment in order.fulfillments
         ],
+        renewal=renewal_of(order),
     )
 
 

@@ -150,6 +150,7 @@ class OrdersService:
                         customer_id=new.customer_id,
                         currency=new.currency,
                         total=new.total,
+                        shipping=shipped_to(new),
                     ),
                     ordering_key=f"order:{new.id}",
                 )

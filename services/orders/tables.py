@@ -171,6 +171,22 @@ class FulfillmentRow(Base):
     )
 
 
+class RenewalRow(Base):
+    """The renewal order of one provider invoice: the invoice is the key, so a redelivered or
+    concurrent `SubscriptionRenewed` finds it taken and creates no second order."""
+
+    __tablename__ = "order_renewals"
+
+    invoice_reference: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(36), unique=True)
+    subscription_id: Mapped[str] = mapped_column(String(64))
+    first_order_id: Mapped[str] = mapped_column(String(36))
+    period_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_order_renewals_subscription", "subscription_id", "created_at"),)
+
+
 outbox_table(metadata)
 inbox_table(metadata)
 

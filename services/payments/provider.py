@@ -211,4 +211,11 @@ class PaymentProvider(Protocol):
         """What the provider says about a session now, as an event to settle it by (None:
         still open, or nothing to learn); used when a webhook may have been lost."""
 
+    async def paid_invoices(
+        self, provider_subscription_id: str, *, since: datetime
+    ) -> Sequence[ProviderEvent]:
+        """The subscription's paid invoices created after `since`, newest first, each as the
+        `invoice_paid` event that settles it (used when a renewal's webhook may have been
+        lost; applying one twice changes nothing)."""
+
     async def aclose(self) -> None: ...

@@ -186,6 +186,8 @@ def subscription_renewed(
     currency: str,
     period_end: datetime | None,
     invoice: str,
+    billing_reason: str | None = None,
+    renewed_at: datetime | None = None,
 ) -> SubscriptionRenewed:
     return SubscriptionRenewed(
         subscription_id=subscription.id,
@@ -194,6 +196,8 @@ def subscription_renewed(
         currency=currency,
         current_period_end=period_end,
         invoice_reference=invoice,
+        billing_reason=billing_reason,
+        renewed_at=renewed_at,
     )
 
 

@@ -115,6 +115,7 @@ class SubscriptionRecord:
     provider_updated_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    renewals_checked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,10 @@ def _attempt(row: RowMapping) -> AttemptRecord:
     lines = tuple(PaymentLine.model_validate(line) for line in values.pop("lines"))
     values["refund_required"] = bool(values["refund_required"])
     return AttemptRecord(owner=owner, lines=lines, **values)
+
+
+# Subscriptions the provider still bills: reconciliation asks about their paid invoices.
+RENEWING_STATUSES = ("active", "past_due", "trialing")
 
 
 def _subscription(row: RowMapping) -> SubscriptionRecord:
@@ -297,6 +302,9 @@ class PaymentsRepository(Protocol):
     async def add_renewal(self, **values: Any) -> bool: ...
     async def add_past_due(self, **values: Any) -> bool: ...
     async def renewal_counts(self, subscription_ids: Sequence[str]) -> dict[str, int]: ...
+    async def claim_subscriptions_to_reconcile(
+        self, *, now: datetime, checked_before: datetime, limit: int
+    ) -> list[tuple[SubscriptionRecord, datetime | None]]: ...
     async def reassign_subscriptions(self, source: Owner, target: Owner, now: datetime) -> int: ...
     async def record_provider_event(
         self, provider: str, event_id: str, event_type: str, now: datetime
@@ -850,6 +858,48 @@ class SqlPaymentsRepository:
         counts = {subscription_id: 0 for subscription_id in subscription_ids}
         counts.update({subscription_id: int(count) for subscription_id, count in rows.all()})
         return counts
+
+    async def claim_subscriptions_to_reconcile(
+        self, *, now: datetime, checked_before: datetime, limit: int
+    ) -> list[tuple[SubscriptionRecord, datetime | None]]:
+        """Running subscriptions whose paid invoices are due a look (never asked, or last asked
+        before `checked_before`), never-asked ones first, then the longest unasked; each with
+        when its newest renewal was recorded (None: none yet). Leased until `now`."""
+        table = subscriptions
+        rows = await self._all(
+            select(table)
+            .where(
+                table.c.status.in_(RENEWING_STATUSES),
+                table.c.ended_at.is_(None),
+                or_(
+                    table.c.renewals_checked_at.is_(None),
+                    table.c.renewals_checked_at <= checked_before,
+                ),
+            )
+            .order_by(table.c.renewals_checked_at.asc().nulls_first(), table.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        found = [_subscription(row) for row in rows]
+        if not found:
+            return []
+        ids = [subscription.id for subscription in found]
+        await self.session.execute(
+            update(table).where(table.c.id.in_(ids)).values(renewals_checked_at=now)
+        )
+        newest = dict(
+            (
+                await self.session.execute(
+                    select(
+                        subscription_renewals.c.subscription_id,
+                        func.max(subscription_renewals.c.created_at),
+                    )
+                    .where(subscription_renewals.c.subscription_id.in_(ids))
+                    .group_by(subscription_renewals.c.subscription_id)
+                )
+            ).all()
+        )
+        return [(subscription, newest.get(subscription.id)) for subscription in found]
 
     async def reassign_subscriptions(self, source: Owner, target: Owner, now: datetime) -> int:
         result = await self.session.execute(

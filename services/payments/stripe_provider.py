@@ -476,6 +476,11 @@ def _invoice_event(base: dict[str, Any], invoice: Mapping[str, Any]) -> Provider
     )
 
 
+# Paid invoices asked for per subscription and reconciliation run: pages of 100, at most 5
+# (a daily subscription over the look-back window; more waits for the next run).
+INVOICE_PAGE, INVOICE_PAGES = 100, 5
+
+
 class StripeProvider:
     """The `PaymentProvider` for Stripe."""
 
@@ -727,6 +732,35 @@ class StripeProvider:
             if fetched is not None:
                 event = _with_subscription(event, fetched)
         return event
+
+    async def paid_invoices(
+        self, provider_subscription_id: str, *, since: datetime
+    ) -> Sequence[ProviderEvent]:
+        events: list[ProviderEvent] = []
+        params: dict[str, Any] = {
+            "subscription": provider_subscription_id,
+            "status": "paid",
+            "created": {"gt": int(since.timestamp())},
+            "limit": INVOICE_PAGE,
+        }
+        for _ in range(INVOICE_PAGES):
+            page = await self._call(self._client.v1.invoices.list_async(params))  # type: ignore[arg-type]
+            invoices = [invoice.to_dict() for invoice in page.data]
+            for invoice in invoices:
+                paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
+                base: dict[str, Any] = {
+                    "provider": "stripe",
+                    # One reconciliation per invoice, whatever replica or run finds it.
+                    "id": f"reconcile_{invoice['id']}_paid",
+                    "type": "invoice.paid",
+                    "kind": "invoice_paid",
+                    "created": _timestamp(paid_at or invoice.get("created")) or datetime.now(UTC),
+                }
+                events.append(_invoice_event(base, invoice))
+            if not page.has_more or not invoices:
+                break
+            params["starting_after"] = invoices[-1]["id"]
+        return events
 
     async def _async_payment_failed(self, session: Mapping[str, Any]) -> bool:
         """Whether a completed, unpaid session's payment intent stopped trying (its debit was

@@ -160,7 +160,11 @@ subscriptions = Table(
     Column("provider_updated_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # When reconciliation last asked the provider about its paid invoices (a lease: the next
+    # look is due an hour later), so every subscription gets its turn, never-asked ones first.
+    Column("renewals_checked_at", UTCDateTime, nullable=True),
     Index("ix_subscriptions_owner", "owner_kind", "owner_id", "created_at"),
+    Index("ix_subscriptions_renewals_checked", "renewals_checked_at"),
 )
 
 subscription_renewals = Table(

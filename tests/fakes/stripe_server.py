@@ -1738,6 +1738,56 @@ class FakeStripe:
             self.emit("charge.dispute.funds_reinstated", dispute)
         return await self._report(dispute)
 
+    def list_invoices(self, params: JSON) -> JSON:
+        """`GET /v1/invoices`, newest first, filtered as Stripe filters (subscription, customer,
+        status, a `created` range), paginated by `starting_after` and `limit`."""
+        limit = min(_int(params.get("limit", 10), "limit", minimum=1), 100)
+        status = params.get("status")
+        if status is not None and status not in ("draft", "open", "paid", "uncollectible", "void"):
+            raise invalid_param(
+                "status",
+                f"Invalid status: must be one of draft, open, paid, "
+                f"uncollectible or void; got {status!r}",
+            )
+        invoices = [
+            obj for obj in reversed(self.objects.values()) if obj.get("object") == "invoice"
+        ]
+        if params.get("subscription"):
+            subscription = self.get("subscription", params["subscription"], param="subscription")
+            invoices = [
+                i
+                for i in invoices
+                if i["parent"]["subscription_details"]["subscription"] == subscription["id"]
+            ]
+        if params.get("customer"):
+            invoices = [i for i in invoices if i["customer"] == params["customer"]]
+        if status is not None:
+            invoices = [i for i in invoices if i["status"] == status]
+        created = params.get("created")
+        if created is not None:
+            if not isinstance(created, dict):
+                created = {"eq": created}
+            bounds = {op: _int(value, f"created[{op}]") for op, value in created.items()}
+            checks = {
+                "eq": lambda at, bound: at == bound,
+                "gt": lambda at, bound: at > bound,
+                "gte": lambda at, bound: at >= bound,
+                "lt": lambda at, bound: at < bound,
+                "lte": lambda at, bound: at <= bound,
+            }
+            for op, bound in bounds.items():
+                if op not in checks:
+                    raise invalid_param(f"created[{op}]", "Received unknown parameter")
+                invoices = [i for i in invoices if checks[op](i["created"], bound)]
+        if params.get("starting_after"):
+            ids = [i["id"] for i in invoices]
+            start = params["starting_after"]
+            invoices = invoices[ids.index(start) + 1 :] if start in ids else []
+        page = _list_object(invoices[:limit], "/v1/invoices")
+        page["has_more"] = len(invoices) > limit
+        del page["total_count"]
+        return page
+
     def list_invoice_payments(self, params: JSON) -> JSON:
         invoice_id = _require(params, "invoice")
         invoice = self.get("invoice", invoice_id, param="invoice")
@@ -2011,6 +2061,7 @@ def _api_routes() -> list[Route]:
             lambda f, p, c: f.cancel_subscription(_path_id(c), c),
             sp.SubscriptionCancelParams,
         ),
+        _api_route("/v1/invoices", "GET", lambda f, p, c: f.list_invoices(p), sp.InvoiceListParams),
         _api_route(
             "/v1/invoices/{id}",
             "GET",

@@ -580,6 +580,8 @@ async def test_a_lost_payment_webhook_is_settled_by_reconciliation(
             "settled": 1,
             "refunds_retried": 0,
             "errors": 0,
+            "subscriptions_checked": 0,
+            "renewals_recorded": 0,
         }
         assert (await world.attempt(attempt_id))["status"] == "paid"
         [succeeded] = await published(world.deps, SUCCEEDED)
@@ -617,6 +619,8 @@ async def test_reconciliation_follows_a_processing_debit_until_it_settles(
             "settled": 0,
             "refunds_retried": 0,
             "errors": 0,
+            "subscriptions_checked": 0,
+            "renewals_recorded": 0,
         }
         assert (await world.attempt(attempt_id))["status"] == "processing"
         problem(await pay_again(world, paid), 409, "payment_processing")

@@ -365,11 +365,13 @@ async def test_the_paid_event_lists_what_was_bought_and_what_ships(orders: Order
 
     outbox = orders.runtime.outbox
     async with orders.runtime.sessions() as session:
-        body = (
-            await session.execute(
-                select(outbox.c.envelope).where(outbox.c.type == "orders.order.paid.v1")
-            )
-        ).scalar_one()
+        bodies = {}
+        for event_type in ("orders.order.paid.v1", "orders.order.created.v1"):
+            query = select(outbox.c.envelope).where(outbox.c.type == event_type)
+            bodies[event_type] = (await session.execute(query)).scalar_one()
+    body, created = bodies["orders.order.paid.v1"], bodies["orders.order.created.v1"]
+    # The created event already says where it goes (a warehouse may plan before it is paid).
+    assert created["payload"]["shipping"] == body["payload"]["shipping"]
     lines = {line["product_key"]: line for line in body["payload"]["lines"]}
     assert (lines["mug"]["quantity"], lines["mug"]["shippable"]) == (2, True)
     assert (lines["course"]["quantity"], lines["course"]["shippable"]) == (1, False)

@@ -1,7 +1,7 @@
 """order_fulfillments: each shipment of an order (carrier, tracking, lines); all orders by date
 
 Revision ID: e1c4f7a9b3d2
-Revises: c7a3e1f5b902
+Revises: e5b2d7a9c418
 Create Date: 2026-12-08 02:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import libs.runtime.db
 
 revision: str = "e1c4f7a9b3d2"
-down_revision: str | None = "c7a3e1f5b902"
+down_revision: str | None = "e5b2d7a9c418"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
