@@ -13,17 +13,38 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import admin_refunds
-from gateway.admin_auth import PREFIX, Admin, CurrentAdmin, current_admin
-from gateway.deps import Deps
+from gateway import admin_orders, admin_refunds
+from gateway.deps import Admin, CurrentAdmin, Deps, current_admin
+from gateway.idempotency import AdminIdempotent
 from gateway.identity import ADMIN_ROLE
 from libs.contracts.common import ID_PATTERN
 from libs.contracts.orders import OrderOut
 
-# Who is an admin lives in admin_auth, which the route modules build on; kept importable here.
-__all__ = ["PREFIX", "Admin", "CurrentAdmin", "current_admin", "install_admin_api", "router"]
+# The operator's dependency lives in gateway/deps.py, so that route modules such as
+# admin_orders use it without importing this module (which mounts them).
+__all__ = ["Admin", "CurrentAdmin", "current_admin", "install_admin_api"]
 
-router = APIRouter(prefix=PREFIX, tags=["admin"], dependencies=[Depends(current_admin)])
+PREFIX = "/api/admin"
+
+
+# Every admin router is mounted with these: under /api/admin, and only for an admin.
+ADMIN_ROUTES: dict[str, Any] = {
+    "prefix": PREFIX,
+    "tags": ["admin"],
+    "dependencies": [Depends(current_admin)],
+}
+router = APIRouter(**ADMIN_ROUTES)
+
+
+def is_admin_path(path: str | None) -> bool:
+    return path is not None and (path == PREFIX or path.startswith(f"{PREFIX}/"))
+
+
+def api_routes(app: FastAPI) -> list[RouteContext]:
+    """Every route of the app with its full path, those of included routers too (FastAPI
+    keeps an included router as one entry of `app.routes`)."""
+    return [context for context in iter_route_contexts(app.routes) if context.path is not None]
+
 
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
@@ -34,7 +55,11 @@ class AdminCancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-@router.post("/orders/{order_id}/cancel", summary="Cancel an unpaid order")
+@router.post(
+    "/orders/{order_id}/cancel",
+    summary="Cancel an unpaid order",
+    dependencies=[AdminIdempotent],
+)
 async def cancel_order(
     order_id: Id, deps: Deps, admin: CurrentAdmin, body: AdminCancelIn | None = None
 ) -> OrderOut:
@@ -46,19 +71,9 @@ async def cancel_order(
     )
 
 
-def _routes(app: FastAPI) -> list[RouteContext]:
-    """Every route with its effective path: an included router is one entry of `app.routes`
-    that holds its routes, so filtering `app.routes` by path would miss them."""
-    return list(iter_route_contexts(app.routes))
-
-
-def _is_admin(route: RouteContext) -> bool:
-    return isinstance(route.original_route, APIRoute) and (route.path or "").startswith(PREFIX)
-
-
 def admin_openapi(app: FastAPI) -> dict[str, Any]:
     """The admin API's own OpenAPI document."""
-    routes = [r for r in _routes(app) if _is_admin(r)]
+    routes = [context for context in api_routes(app) if is_admin_path(context.path)]
     return get_openapi(
         title="Store admin API",
         version=app.version,
@@ -71,7 +86,11 @@ def admin_openapi(app: FastAPI) -> dict[str, Any]:
 def store_openapi(app: FastAPI) -> dict[str, Any]:
     """The store API's OpenAPI document, without the admin routes."""
     if app.openapi_schema is None:
-        routes = [r for r in _routes(app) if not _is_admin(r)]
+        routes = [
+            context
+            for context in iter_route_contexts(app.routes)
+            if not (isinstance(context.original_route, APIRoute) and is_admin_path(context.path))
+        ]
         app.openapi_schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=routes
         )
@@ -81,7 +100,8 @@ def store_openapi(app: FastAPI) -> dict[str, Any]:
 def install_admin_api(app: FastAPI) -> None:
     """Mount the admin routes and split the OpenAPI documents."""
     app.include_router(router)
-    app.include_router(admin_refunds.router)
+    app.include_router(admin_orders.router, **ADMIN_ROUTES)
+    app.include_router(admin_refunds.router, **ADMIN_ROUTES)
     document: dict[str, Any] = {}
 
     @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 from libs.contracts.cart import AddLineIn, CartOut, FrozenCart, MergeIn, MergeOut, SetQuantityIn
 from libs.contracts.catalog import ProductOut, ShippingMethodOut
 from libs.contracts.common import Page, Principal
-from libs.contracts.orders import CancelOrderIn, OrderOut, PrepareOrderIn
+from libs.contracts.orders import CancelOrderIn, FulfilOrderIn, OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
@@ -184,6 +184,27 @@ class OrdersClient:
             f"/admin/orders/{_seg(order_id)}/cancel",
             OrderOut,
             json=CancelOrderIn(actor=actor, reason=reason).model_dump(mode="json"),
+        )
+
+    # Operators' routes: no principal (the admin API checked the operator's role).
+
+    async def list_all_orders(self, **filters: Any) -> Page[OrderOut]:
+        return await self.http.call(
+            "GET", "/admin/orders", Page[OrderOut], params=_params(**filters)
+        )
+
+    async def get_any_order(self, order_id: str) -> OrderOut:
+        return await self.http.call("GET", f"/admin/orders/{_seg(order_id)}", OrderOut)
+
+    async def get_order_by_number(self, number: str) -> OrderOut:
+        return await self.http.call("GET", f"/admin/orders/by-number/{_seg(number)}", OrderOut)
+
+    async def fulfil_order(self, order_id: str, body: FulfilOrderIn) -> OrderOut:
+        return await self.http.call(
+            "POST",
+            f"/admin/orders/{_seg(order_id)}/fulfillments",
+            OrderOut,
+            json=body.model_dump(mode="json"),
         )
 
 

@@ -12,6 +12,7 @@ from libs.contracts.orders import OrderOut
 from libs.contracts.payments import (
     AttemptStatus,
     BillingDetails,
+    PaymentAttemptOut,
     PaymentOut,
     RefundStatus,
     ShippingAddress,
@@ -171,6 +172,33 @@ class AdminRefundOut(Contract):
                     "note": "Arrived late",
                     "actor": "operator-1",
                     "created_at": "2027-03-01T12:00:00Z",
+                }
+            ]
+        }
+    }
+
+
+class AdminOrderOut(OrderOut):
+    """`GET /api/admin/orders/{id}`: any order with its refunds, disputes and fulfilments, and
+    every attempt to pay it (oldest first)."""
+
+    payments: list[PaymentAttemptOut] = Field(default_factory=list)
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                    "number": "2027-000042",
+                    "currency": "EUR",
+                    "total": 2500,
+                    "paid": "2027-01-05T10:02:00Z",
+                    "created_at": "2027-01-05T10:00:00Z",
+                    "details": {},
+                    "owner": {"kind": "user", "id": "ada"},
+                    "customer_id": "3d6f0a9e-1c2b-4f5e-8a7d-9b0c1d2e3f40",
+                    "fulfillment_status": "unfulfilled",
+                    "payments": [],
                 }
             ]
         }

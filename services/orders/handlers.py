@@ -1,7 +1,8 @@
 """What the orders service consumes: HANDLERS, bound by `Runtime.subscribe(service, HANDLERS)`.
 
 Published (through the outbox, in the transaction of the change): `OrderCreated` by
-`prepare_order`, `OrderPaid` by `mark_paid`, `OrderCanceled` by `cancel_order` — each once per order.
+`prepare_order`, `OrderPaid` by `mark_paid`, `OrderCanceled` by `cancel_order` — each once
+per order; `OrderFulfilled` by `fulfil_order` — once per fulfilment.
 Consumed: `PaymentSucceeded` (set paid), `RefundSucceeded` and `RefundFailed` (keep the
 order's refunds; the first final status wins), `DisputeOpened` and `DisputeClosed` (keep the
 order's disputes; a closed one never reopens) and `AnonymousMerged` (re-own the shopper's
@@ -27,7 +28,12 @@ from libs.runtime.runtime import EventHandler
 from services.orders.renewals import record_renewal
 from services.orders.service import OrdersService
 
-PUBLISHES = ("orders.order.created.v1", "orders.order.paid.v1", "orders.order.canceled.v1")
+PUBLISHES = (
+    "orders.order.created.v1",
+    "orders.order.paid.v1",
+    "orders.order.canceled.v1",
+    "orders.order.fulfilled.v1",
+)
 
 
 async def on_payment_succeeded(
