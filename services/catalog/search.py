@@ -382,7 +382,8 @@ class PostgresProductSearch(_SqlProductSearch):
             in_language = _in_language(t.c.locale, language)
             matched.append(and_(in_language, vector.op("@@")(tsquery)))
             ts_ranks.append((in_language, func.ts_rank(vector, tsquery)))
-        similar = q.op("<%")(t.c.name)
+        # pg_trgm's operators (GIN-indexed): similar as a whole (≥ 0.3), or to a word (≥ 0.6).
+        similar = or_(q.op("%")(t.c.name), q.op("<%")(t.c.name))
         ts_rank = case(*ts_ranks, else_=literal(0.0))
         score = func.round((ts_rank + func.word_similarity(q, t.c.name)).cast(Numeric), 6)
         return (
