@@ -27,6 +27,7 @@ from sqlalchemy import (
     bindparam,
     case,
     column,
+    exists,
     func,
     literal,
     literal_column,
@@ -158,6 +159,8 @@ def typo_variants(word: str) -> list[str]:
     """The word and its neighbours one slip away that trigrams miss: two letters swapped
     ("mgu" → "mug") and, in longer words, one letter typed twice or too many ("muug")."""
     variants = [word]
+    if any(c.isdigit() for c in word):
+        return variants  # "330ml", "4242": a swapped digit is another number, not a typo
     for i in range(len(word) - 1):
         variants.append(word[:i] + word[i + 1] + word[i] + word[i + 2 :])
     if len(word) >= 4:
@@ -304,19 +307,27 @@ class _SqlProductSearch:
             conditions.append(products.c.shippable == query.shippable)
 
         price: Any = None
+        tie: Any = products.c.id
         if query.priced and query.currency is not None:
-            # A product's price in a currency: its lowest active one.
-            prices = (
-                select(
-                    pricings.c.product_id.label("product_id"),
-                    func.min(pricings.c.unit_amount).label("price"),
+            # A product's price in a currency is its lowest active one there: the one price
+            # row with no cheaper (amount, id) beside it. Not a GROUP BY over every price: the
+            # page walks `ix_pricings_currency_amount` in order and stops after `limit` rows.
+            lowest = pricings.alias("lowest")
+            cheaper = pricings.alias("cheaper")
+            in_currency = and_(lowest.c.active == true(), lowest.c.currency == query.currency)
+            source = source.join(lowest, and_(lowest.c.product_id == products.c.id, in_currency))
+            conditions.append(
+                ~exists().where(
+                    cheaper.c.product_id == lowest.c.product_id,
+                    cheaper.c.active == true(),
+                    cheaper.c.currency == query.currency,
+                    tuple_(cheaper.c.unit_amount, cheaper.c.id)
+                    < tuple_(lowest.c.unit_amount, lowest.c.id),
                 )
-                .where(pricings.c.active == true(), pricings.c.currency == query.currency)
-                .group_by(pricings.c.product_id)
-                .subquery("price_in_currency")
             )
-            source = source.join(prices, prices.c.product_id == products.c.id)
-            price = prices.c.price
+            price = lowest.c.unit_amount
+            if query.by_price:
+                tie = lowest.c.product_id  # the same id, in the index's own column
             if query.price_min is not None:
                 conditions.append(price >= query.price_min)
             if query.price_max is not None:
@@ -337,10 +348,10 @@ class _SqlProductSearch:
         else:
             key = products.c.created_at
         if after is not None:
-            position = tuple_(key, products.c.id)
+            position = tuple_(key, tie)
             bound = tuple_(self.cursor_param(after, key.type), literal(after.id))
             conditions.append(position < bound if descending else position > bound)
-        order = [key.desc(), products.c.id.desc()] if descending else [key, products.c.id]
+        order = [key.desc(), tie.desc()] if descending else [key, tie]
         return (
             select(products, key.label("sort_value"))
             .select_from(source)
@@ -365,7 +376,7 @@ def _in_language(column: Any, language: str) -> ColumnElement[bool]:
 class PostgresProductSearch(_SqlProductSearch):
     """`product_translations.search_vector` (a generated tsvector, per locale's text search
     configuration, GIN-indexed) for words and prefixes; pg_trgm's word similarity on the name
-    for typos. Rank: ts_rank of the words, plus the name's word similarity (0..1 each)."""
+    for typos. Rank: ts_rank of the words as typed, plus the name's word similarity."""
 
     def matches(self, query: SearchQuery, languages: Sequence[str]) -> Any:
         t = product_translations
@@ -374,14 +385,18 @@ class PostgresProductSearch(_SqlProductSearch):
         expression = " & ".join(
             "(" + " | ".join(f"{v}:*" for v in typo_variants(w)) + ")" for w in query.words
         )
+        # Ranked on the words as typed: a typo's variant finds a product but scores nothing,
+        # so exact words come first (and ts_rank of a short query is cheaper per row).
+        exact = " & ".join(f"{w}:*" for w in query.words)
         ts_ranks = []
         matched = []
         for language in languages:
-            config = text_search_config(language)
-            tsquery = func.to_tsquery(literal_column(f"'{config}'::regconfig"), expression)
+            config = literal_column(f"'{text_search_config(language)}'::regconfig")
             in_language = _in_language(t.c.locale, language)
-            matched.append(and_(in_language, vector.op("@@")(tsquery)))
-            ts_ranks.append((in_language, func.ts_rank(vector, tsquery)))
+            # Each branch a bare index condition, so the OR can be a BitmapOr of GIN scans;
+            # the locales are narrowed once, outside it.
+            matched.append(vector.op("@@")(func.to_tsquery(config, expression)))
+            ts_ranks.append((in_language, func.ts_rank(vector, func.to_tsquery(config, exact))))
         # pg_trgm's operators (GIN-indexed): similar as a whole (≥ 0.3), or to a word (≥ 0.6).
         similar = or_(q.op("%")(t.c.name), q.op("<%")(t.c.name))
         ts_rank = case(*ts_ranks, else_=literal(0.0))

@@ -64,7 +64,7 @@ pricings = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_pricings_product", "product_id", "active"),
     # A product's lowest price in a currency, for the search's price filters and sorts.
-    Index("ix_pricings_currency", "currency", "active", "product_id", "unit_amount"),
+    Index("ix_pricings_currency_amount", "currency", "active", "unit_amount", "product_id"),
 )
 
 product_translations = Table(

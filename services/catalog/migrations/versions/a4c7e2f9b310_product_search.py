@@ -45,7 +45,9 @@ _SQLITE_TRIGGERS = [
 def upgrade() -> None:
     op.create_index("ix_products_newest", "products", ["sellable", "created_at", "id"])
     op.create_index(
-        "ix_pricings_currency", "pricings", ["currency", "active", "product_id", "unit_amount"]
+        "ix_pricings_currency_amount",
+        "pricings",
+        ["currency", "active", "unit_amount", "product_id"],
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
@@ -85,5 +87,5 @@ def downgrade() -> None:
         for name in ("insert", "update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS product_search_{name}")
         op.execute("DROP TABLE IF EXISTS product_search")
-    op.drop_index("ix_pricings_currency", table_name="pricings")
+    op.drop_index("ix_pricings_currency_amount", table_name="pricings")
     op.drop_index("ix_products_newest", table_name="products")
