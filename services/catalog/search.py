@@ -391,7 +391,7 @@ class PostgresProductSearch(_SqlProductSearch):
         ts_ranks = []
         matched = []
         for language in languages:
-            config = literal_column(f"'{text_search_config(language)}'::regconfig")
+            config: Any = literal_column(f"'{text_search_config(language)}'::regconfig")
             in_language = _in_language(t.c.locale, language)
             # Each branch a bare index condition, so the OR can be a BitmapOr of GIN scans;
             # the locales are narrowed once, outside it.
