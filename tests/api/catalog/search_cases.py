@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import String, select
 
 from services.catalog.bulk import generate_products
+from services.catalog.tables import outbox
 
 Case = Callable[[httpx.AsyncClient, FastAPI], Awaitable[None]]
 
@@ -102,6 +104,19 @@ async def changes_show_in_search_at_once(client: httpx.AsyncClient, app: FastAPI
     response = await client.patch(f"/admin/products/{key}", json={"active": False})
     assert response.status_code == 200, response.text
     assert await found(client, q=other) == []
+    # Searching needs no event of its own: the product's changes told consumers as before.
+    async with app.state.deps.runtime.engine.connect() as connection:
+        types = (
+            (
+                await connection.execute(
+                    select(outbox.c.type).where(outbox.c.envelope.cast(String).like(f"%{key}%"))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert types and set(types) <= {"catalog.product.changed.v1", "catalog.pricing.changed.v1"}
+    assert "catalog.product.changed.v1" in types
 
 
 async def filters_narrow_and_prices_show_in_the_currency(
