@@ -497,14 +497,6 @@ class StoreInteractor:
         canceled = await self.clients.orders.cancel_order(caller.principal, order.id)
         return _with_payment(canceled, attempts)
 
-    async def cancel_order_as_operator(
-        self, order_id: str, *, actor: str, reason: str | None
-    ) -> OrderOut:
-        """Cancel any unpaid order, for an operator."""
-        return await self.clients.orders.cancel_order_as_operator(
-            order_id, actor=actor, reason=reason
-        )
-
     async def get_subscriptions(self, caller: Caller) -> list[SubscriptionOut]:
         """The caller's subscriptions."""
         if caller.user_id is None and caller.anonymous_id is None:
