@@ -86,7 +86,7 @@ class EmlDirectoryMailer:
         self.folder = folder
 
     def path_of(self, message: EmailMessage) -> Path:
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", str(message["Message-ID"]).strip("<>"))
+        name = re.sub(r"[^A-Za-z0-9._@-]", "_", str(message["Message-ID"]).strip().strip("<>"))
         return self.folder / f"{name}.eml"
 
     async def send(self, message: EmailMessage) -> None:
