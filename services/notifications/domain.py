@@ -61,10 +61,6 @@ class Notice:
     locale: str
     facts: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def number(self) -> str:
-        return str(self.facts["number"])
-
 
 def pick_locale(value: str | None) -> str:
     """The supported language of an order's locale (`de-AT` is `de`), else English."""
@@ -150,7 +146,6 @@ def order_paid_notice(event_id: str, event: OrderPaid, order: OrderOut) -> Notic
             if tax.amount
         ],
         tax=fmt(details.tax),
-        # Exclusive tax is added on top; inclusive tax is already in the line amounts.
         total=fmt(details.total),
     )
 
