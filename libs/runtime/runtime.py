@@ -242,8 +242,8 @@ class Runtime:
                         )
             finally:
                 _delivering.reset(token)
-                if not handled:
-                    log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)
+            if not handled:
+                log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)
 
         return deliver
 
