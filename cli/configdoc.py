@@ -89,6 +89,12 @@ SOURCES: tuple[SettingsSource, ...] = (
         "services.payments.settings:PaymentsSettings",
         "`store serve payments`, `store migrate`, `store dev`",
     ),
+    SettingsSource(
+        "notifications",
+        "Notifications",
+        "services.notifications.settings:NotificationsSettings",
+        "`store serve notifications`, `store migrate`, `store dev`",
+    ),
 )
 
 SOURCES_BY_KEY = {source.key: source for source in SOURCES}

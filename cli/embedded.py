@@ -1,8 +1,9 @@
-"""The embedded mode: the gateway and all four services in one process, on one port.
+"""The embedded mode: the gateway and every service in one process, on one port.
 
 SQLite files under STORE_DATA_DIR, one in-process bus, one in-process Redis substitute, the
-dev payment provider. The gateway reaches the services over in-process ASGI transport, exactly
-as it reaches them over HTTP in the distributed mode.
+dev payment provider, the shopper's e-mails written as .eml files under STORE_DATA_DIR/mail.
+The gateway reaches the services over in-process ASGI transport, exactly as it reaches them
+over HTTP in the distributed mode.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from libs.runtime.runtime import shared_for
 from libs.runtime.settings import RuntimeSettings
 from libs.runtime.telemetry import Telemetry
 
-SERVICES = ("catalog", "cart", "orders", "payments")
+SERVICES = ("catalog", "cart", "orders", "payments", "notifications")
 
 
 def create_embedded_app(

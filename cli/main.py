@@ -12,12 +12,19 @@ from typing import Annotated, Any, get_args
 import typer
 from rich.console import Console
 
-SERVICES = ("catalog", "cart", "orders", "payments")
+SERVICES = ("catalog", "cart", "orders", "payments", "notifications")
 SERVABLE = (*SERVICES, "gateway")
-DEFAULT_PORTS = {"gateway": 8000, "catalog": 8001, "cart": 8002, "orders": 8003, "payments": 8004}
+DEFAULT_PORTS = {
+    "gateway": 8000,
+    "catalog": 8001,
+    "cart": 8002,
+    "orders": 8003,
+    "payments": 8004,
+    "notifications": 8005,
+}
 
 app = typer.Typer(
-    help="Store: a commerce backend. Catalog, carts, orders and payments.",
+    help="Store: a commerce backend. Catalog, carts, orders, payments and notifications.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -132,12 +139,14 @@ def _served_on(host: str, port: int) -> str:
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="catalog, cart, orders, payments or gateway.")],
+    service: Annotated[
+        str, typer.Argument(help="catalog, cart, orders, payments, notifications or gateway.")
+    ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int | None,
         typer.Option(
-            help="Port; default per service (gateway 8000, catalog 8001 … payments 8004)."
+            help="Port; default per service (gateway 8000, catalog 8001 … notifications 8005)."
         ),
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,

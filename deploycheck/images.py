@@ -27,6 +27,7 @@ STAND_INS = {
     "POSTGRES_IMAGE": ("postgres", "store-ci/postgres:16"),
     "REDIS_IMAGE": ("redis", "store-ci/redis:7"),
     "RABBITMQ_IMAGE": ("rabbitmq", "store-ci/rabbitmq:3.13"),
+    "MAILCATCHER_IMAGE": ("mailcatcher", "store-ci/mailcatcher:1"),
 }
 
 

@@ -81,7 +81,7 @@ def problems(objects: list[dict[str, Any]]) -> list[str]:
     for obj in objects:
         by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
     deployments = by_kind.get("Deployment", {})
-    if set(deployments) != {"catalog", "cart", "orders", "payments", "gateway"}:
+    if set(deployments) != {"catalog", "cart", "orders", "payments", "notifications", "gateway"}:
         found.append(f"Deployments: {sorted(deployments)}")
     secret_keys = set(by_kind.get("Secret", {}).get("store-secrets", {}).get("stringData", {}))
     for name, deployment in deployments.items():

@@ -195,7 +195,10 @@ async def delete_bus_names(names: BusNames) -> None:
     from tests.support.cluster import SERVICES, delete_bus
 
     await delete_bus(
-        names.url, names.exchange, names.queue_prefix, (*SERVICES, "probe", "consumer", "external")
+        names.url,
+        names.exchange,
+        names.queue_prefix,
+        (*SERVICES, "notifications", "probe", "consumer", "external"),
     )
 
 

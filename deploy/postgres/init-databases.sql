@@ -5,3 +5,4 @@ CREATE DATABASE store_catalog;
 CREATE DATABASE store_cart;
 CREATE DATABASE store_orders;
 CREATE DATABASE store_payments;
+CREATE DATABASE store_notifications;

@@ -33,6 +33,17 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
         "payments.subscription.renewed.v1",
     ),
     "payments": ("identity.anonymous.merged.v1", "orders.order.canceled.v1"),
+    # The shopper's e-mails; the created and merged events keep who owns each order.
+    "notifications": (
+        "orders.order.created.v1",
+        "orders.order.paid.v1",
+        "orders.order.fulfilled.v1",
+        "payments.payment.failed.v1",
+        "payments.refund.succeeded.v1",
+        "payments.subscription.renewed.v1",
+        "payments.subscription.past_due.v1",
+        "identity.anonymous.merged.v1",
+    ),
 }
 
 # Events of types no consumer above takes wait here, so that publishing them (which is

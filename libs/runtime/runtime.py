@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -42,6 +43,17 @@ AFTER_COMMIT_KEY = "store.after_commit"
 P = TypeVar("P", bound=Event)
 EventHandler = Callable[[Any, AsyncSession, Any], Awaitable[None]]
 """A consumer: `handler(service, session, event)`, one per event type in a service's HANDLERS."""
+
+_delivering: ContextVar[Envelope | None] = ContextVar("delivering", default=None)
+
+
+def delivering() -> Envelope:
+    """The envelope whose handler is running: for a handler that keys what it records by the
+    event id (notifications: one message per event)."""
+    envelope = _delivering.get()
+    if envelope is None:
+        raise RuntimeError("no event is being handled")
+    return envelope
 
 
 @dataclass(frozen=True)
@@ -231,17 +243,21 @@ class Runtime:
         async def deliver(envelope: Envelope) -> None:
             set_correlation_id(envelope.correlation_id)
             payload = model.model_validate(envelope.payload)
-            with self.telemetry.consuming(self.name, envelope):
-                async with self.transaction() as session:
-                    handled = await handle_once(
-                        session,
-                        self.inbox,
-                        consumer=self.name,
-                        event_id=envelope.event_id,
-                        handle=lambda: handler(service, session, payload),
-                    )
-                if not handled:
-                    log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)
+            token = _delivering.set(envelope)
+            try:
+                with self.telemetry.consuming(self.name, envelope):
+                    async with self.transaction() as session:
+                        handled = await handle_once(
+                            session,
+                            self.inbox,
+                            consumer=self.name,
+                            event_id=envelope.event_id,
+                            handle=lambda: handler(service, session, payload),
+                        )
+            finally:
+                _delivering.reset(token)
+            if not handled:
+                log.info("event.duplicate", event_id=str(envelope.event_id), type=envelope.type)
 
         return deliver
 

@@ -92,6 +92,9 @@ class RuntimeSettings(BaseSettings):
     cart_url: str = Field("http://127.0.0.1:8002", description="Cart service base URL.")
     orders_url: str = Field("http://127.0.0.1:8003", description="Orders service base URL.")
     payments_url: str = Field("http://127.0.0.1:8004", description="Payments service base URL.")
+    notifications_url: str = Field(
+        "http://127.0.0.1:8005", description="Notifications service base URL."
+    )
     http_timeout_s: float = Field(5.0, gt=0, description="Timeout of service-to-service calls.")
     http_head_limit_bytes: int = Field(
         32768,
@@ -158,4 +161,5 @@ class RuntimeSettings(BaseSettings):
             "cart": self.cart_url,
             "orders": self.orders_url,
             "payments": self.payments_url,
+            "notifications": self.notifications_url,
         }

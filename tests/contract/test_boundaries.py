@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("catalog", "cart", "orders", "payments")
+SERVICES = ("catalog", "cart", "orders", "payments", "notifications")
 PACKAGES = ("libs", "services", "gateway", "cli")
 
 

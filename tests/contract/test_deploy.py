@@ -48,7 +48,15 @@ RABBITMQ_CONF = ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf"
 CONFIG_DOC = ROOT / "docs" / "configuration.md"
 
 BACKING = ("postgres", "redis", "rabbitmq")
-SETTINGS_PREFIXES = ("STORE_", "GATEWAY_", "CATALOG_", "CART_", "ORDERS_", "PAYMENTS_")
+SETTINGS_PREFIXES = (
+    "STORE_",
+    "GATEWAY_",
+    "CATALOG_",
+    "CART_",
+    "ORDERS_",
+    "PAYMENTS_",
+    "NOTIFICATIONS_",
+)
 UNPREFIXED_SETTINGS = ("ONE_OFF_PRODUCTS_AVAILABLE", "ISO_ALPHA_3_CURRENCY_CODE")
 BUILD_PY = "import setuptools; setuptools.setup()"
 

@@ -135,7 +135,16 @@ def _base_env(**extra: str) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith(
-            ("STORE_", "GATEWAY_", "CATALOG_", "CART_", "ORDERS_", "PAYMENTS_", "FORWARDED_")
+            (
+                "STORE_",
+                "GATEWAY_",
+                "CATALOG_",
+                "CART_",
+                "ORDERS_",
+                "PAYMENTS_",
+                "NOTIFICATIONS_",
+                "FORWARDED_",
+            )
         )
     }
     env.update(extra)
@@ -191,7 +200,10 @@ TEST_LADDER_DELAYS_MS = (10, 20, 50, 100, 1_000, 30_000)
 
 
 async def delete_bus(
-    amqp_url: str, exchange: str, prefix: str, consumers: tuple[str, ...] = SERVICES
+    amqp_url: str,
+    exchange: str,
+    prefix: str,
+    consumers: tuple[str, ...] = (*SERVICES, "notifications"),
 ) -> None:
     """Remove a run's exchange and each consumer's queue, retry rungs and dead-letter queue."""
     import aio_pika

@@ -156,3 +156,30 @@ async def test_relay_keeps_events_until_the_bus_accepts_them(
         assert [e.payload["user_id"] for e in published] == ["1", "2"]
     finally:
         await producer.stop()
+
+
+async def test_a_handler_sees_the_event_it_handles_and_its_own_error_is_kept(
+    tmp_path: Path, shared: Shared
+) -> None:
+    from libs.runtime.runtime import delivering
+
+    consumer, _ = make_runtime(tmp_path, "consumer", shared)
+    seen: list[object] = []
+
+    async def fails_after_looking(_service, session, payload: AnonymousMerged) -> None:
+        seen.append(delivering().event_id)
+        raise ValueError("poison")
+
+    consumer.subscribe(None, {AnonymousMerged: fails_after_looking})
+    await start(consumer)
+    try:
+        envelope = Envelope.wrap(AnonymousMerged(anonymous_id="a", user_id="u"), producer="t")
+        await shared.bus.publish(envelope)
+        await shared.bus.idle()  # type: ignore[attr-defined]
+        assert seen == [envelope.event_id] * 3
+        (dead,) = shared.bus.dead_letters  # type: ignore[attr-defined]
+        assert "ValueError('poison')" in dead.error
+        with pytest.raises(RuntimeError, match="no event is being handled"):
+            delivering()
+    finally:
+        await consumer.stop()
