@@ -62,6 +62,9 @@ class Passthrough(Generic[M]):
         return Passthrough(value.model_dump_json().encode(), type(value))
 
 
+_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "instance", "errors"})
+
+
 class RemoteProblem(ProblemError):
     """A problem answered by another service, passed on with its status and code."""
 
@@ -227,6 +230,8 @@ class ServiceClient:
             code=body.get("code", f"http_{status}"),
             title=body.get("title", "Error"),
             errors=errors,
+            # A problem's own members (out_of_stock's `products`...) travel on with it.
+            extra={k: v for k, v in body.items() if k not in _PROBLEM_MEMBERS},
         )
 
     async def call(self, method: str, path: str, response_model: type[M] | Any, **kwargs: Any) -> M:
