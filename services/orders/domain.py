@@ -158,6 +158,7 @@ class Order:
     created_at: datetime
     paid: datetime | None = None
     paid_attempt_id: str | None = None
+    backordered: bool = False
     # Read beside the order (they change; the order does not), so not part of its equality.
     refunds: tuple[Refund, ...] = field(default=(), compare=False)
     disputes: tuple[Dispute, ...] = field(default=(), compare=False)

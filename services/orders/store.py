@@ -165,4 +165,5 @@ def _to_order(row: OrderRow | Row[Any]) -> Order:
         created_at=row.created_at,
         paid=row.paid,
         paid_attempt_id=row.paid_attempt_id,
+        backordered=bool(row.backordered),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String, event, inspect
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, event, false, inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.runtime.db import JSONType, UTCDateTime, new_metadata
@@ -53,6 +53,8 @@ class OrderRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paid_attempt_id: Mapped[str | None] = mapped_column(String(64))
+    # Paid after its stock was released, with too little left to cover it (set once).
+    backordered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         # The archive: one owner's orders, newest first, keyset-paginated on (created_at, id).
