@@ -82,7 +82,10 @@ def store_openapi(app: FastAPI) -> dict[str, Any]:
 
 def install_admin_api(app: FastAPI) -> None:
     """Mount the admin routes and split the OpenAPI documents."""
+    from gateway import admin_stock  # imported here: its routes import `CurrentAdmin`
+
     app.include_router(router)
+    app.include_router(admin_stock.router, prefix=PREFIX, dependencies=[Depends(current_admin)])
     document: dict[str, Any] = {}
 
     @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)

@@ -156,17 +156,21 @@ class SqlStockRepository:
             r.product_id: Level(r.product_id, r.key, r.tracked, r.on_hand, r.reserved) for r in rows
         }
 
-    async def take(self, product_id: str, quantity: int, at: datetime) -> bool:
-        """Reserve `quantity` if that much is free: the atomic guard against overselling."""
-        result = await self.session.execute(
-            update(stock_levels)
-            .where(
-                stock_levels.c.product_id == product_id,
-                stock_levels.c.on_hand - stock_levels.c.reserved >= quantity,
+    async def take(self, product_id: str, quantity: int, at: datetime) -> tuple[int, int] | None:
+        """Reserve `quantity` if that much is free: the atomic guard against overselling.
+        The new (on hand, reserved), or None when too little is free."""
+        row = (
+            await self.session.execute(
+                update(stock_levels)
+                .where(
+                    stock_levels.c.product_id == product_id,
+                    stock_levels.c.on_hand - stock_levels.c.reserved >= quantity,
+                )
+                .values(reserved=stock_levels.c.reserved + quantity, updated_at=at)
+                .returning(stock_levels.c.on_hand, stock_levels.c.reserved)
             )
-            .values(reserved=stock_levels.c.reserved + quantity, updated_at=at)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        ).first()
+        return None if row is None else (int(row.on_hand), int(row.reserved))
 
     async def adjust(self, product_id: str, *, reserved: int, on_hand: int, at: datetime) -> None:
         """Take `reserved` and `on_hand` units off (negative: give back)."""
@@ -335,6 +339,11 @@ class StockService:
     def __init__(self, *, runtime: Runtime, hold: timedelta) -> None:
         self.runtime = runtime
         self.hold = hold
+        # Racing reservations of one product queue on its row lock, each holding a pooled
+        # connection while it waits: at most half the pool may wait so, and the rest of the
+        # catalog (product pages, the lookups of checkout) keeps connections to answer with.
+        pool = runtime.pool_size or runtime.settings.db_pool_size
+        self._writers = asyncio.Semaphore(max(1, pool // 2))
 
     async def levels_of(
         self, connection: AsyncSession | AsyncConnection, product_ids: Sequence[str]
@@ -392,11 +401,12 @@ class StockService:
         """Hold the order's quantities, all lines or none (409 `out_of_stock` naming the
         products). A held reservation answers the same again (its deadline renewed, its
         attempt unbound until the next one starts); a released one is taken anew."""
-        try:
-            return await self._reserve(order_id, lines)
-        except IntegrityError:
-            # A racing call for the same order inserted its hold first: answer with it.
-            return await self._reserve(order_id, lines)
+        async with self._writers:
+            try:
+                return await self._reserve(order_id, lines)
+            except IntegrityError:
+                # A racing call for the same order inserted its hold first: answer with it.
+                return await self._reserve(order_id, lines)
 
     async def _reserve(self, order_id: str, lines: Sequence[StockLineIn]) -> ReservationOut:
         at = now()
@@ -426,9 +436,13 @@ class StockService:
             levels = await repo.levels(wanted)
             tracked = {pid: q for pid, q in wanted.items() if pid in levels and levels[pid].tracked}
             short: dict[str, tuple[str, int, int]] = {}
+            taken: list[Level] = []
             for pid, quantity in sorted(tracked.items()):
-                if not await repo.take(pid, quantity, at):
+                after = await repo.take(pid, quantity, at)
+                if after is None:
                     short[pid] = (levels[pid].product_key, quantity, 0)
+                else:
+                    taken.append(Level(pid, levels[pid].product_key, True, *after))
             if short:
                 # Rolled back with the transaction; the answer says what is free right now.
                 fresh = await repo.levels(short)
@@ -447,9 +461,24 @@ class StockService:
                     )
             elif tracked:
                 await repo.hold(order_id, tracked, until, at)
-            for level in (await repo.levels(tracked)).values():
+            for level in taken:
                 await self._changed(session, level, "reserved", order_id=order_id)
-            return reservation_out(order_id, await repo.reservation(order_id))
+        return reservation_out(
+            order_id,
+            [
+                Held(
+                    order_id,
+                    level.product_id,
+                    level.product_key,
+                    tracked[level.product_id],
+                    "held",
+                    None,
+                    until,
+                    0,
+                )
+                for level in taken
+            ],
+        )
 
     async def bind_attempt(self, *, order_id: str, attempt_id: str) -> ReservationOut:
         """The payment attempt the hold now waits for: only that attempt's expiry releases it."""
@@ -473,7 +502,7 @@ class StockService:
         that attempt: the expiry of an old attempt never releases a pay-again's new hold."""
         if session is not None:
             return await self._release(session, order_id, attempt_id)
-        async with self.runtime.transaction() as own:
+        async with self._writers, self.runtime.transaction() as own:
             return await self._release(own, order_id, attempt_id)
 
     async def _release(
@@ -495,7 +524,7 @@ class StockService:
         """The order is paid: its reservation becomes a sale, once. Lines released meanwhile
         take what is free; the rest is sold anyway and reported `backordered`."""
         at = now()
-        async with self.runtime.transaction() as session:
+        async with self._writers, self.runtime.transaction() as session:
             repo = SqlStockRepository(session)
             rows = await repo.reservation(order_id, lock=True)
             pending = [r for r in rows if r.status != "sold"]
