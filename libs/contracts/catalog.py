@@ -482,6 +482,16 @@ class StockCheckLine(Contract):
     tracked: bool
     available: int | None = None
 
+    model_config = _example(
+        {
+            "pricing_id": _PRICE["id"],
+            "product_key": "mug",
+            "quantity": 2,
+            "tracked": True,
+            "available": 1,
+        }
+    )
+
 
 class StockCheckOut(Contract):
     """The lines as checked, and the product keys that are short (none: all can be bought)."""
@@ -521,6 +531,10 @@ class ReservationLineOut(Contract):
     quantity: int
     status: str = Field(description="`held`, `released` or `sold`.")
     backordered: int = Field(0, ge=0, description="Units sold without stock to cover them.")
+
+    model_config = _example(
+        {"product_key": "mug", "quantity": 2, "status": "sold", "backordered": 1}
+    )
 
 
 class ReservationOut(Contract):

@@ -397,6 +397,19 @@ class StockService:
         log.info("stock.set", product_key=key, on_hand=on_hand, tracked=tracked, actor=actor)
         return _level_out(key, level)
 
+    async def start_tracking(self, *, key: str, on_hand: int) -> bool:
+        """Track a product that does not track stock yet, with `on_hand` units; False (and
+        nothing changed) when it already has a stock row (`setupproducts` reruns)."""
+        async with self.runtime.transaction() as session:
+            pid = await _product_id(session, key)
+            repo = SqlStockRepository(session)
+            if await repo.levels([pid]):  # tracked or not, it was counted before
+                return False
+            await repo.set_on_hand(pid, on_hand, True, now())
+            level = (await repo.levels([pid]))[pid]
+            await self._changed(session, level, "set", actor="setupproducts")
+        return True
+
     async def reserve_stock(self, *, order_id: str, lines: Sequence[StockLineIn]) -> ReservationOut:
         """Hold the order's quantities, all lines or none (409 `out_of_stock` naming the
         products). A held reservation answers the same again (its deadline renewed, its

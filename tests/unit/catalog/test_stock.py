@@ -303,3 +303,32 @@ async def test_racing_multi_line_reservations_take_all_lines_or_none(catalog: Ca
     level_a, level_b = await stock.get_stock(key=a), await stock.get_stock(key=b)
     assert (level_a.reserved, level_b.reserved) == (3, 3)  # a's extra units were not kept
     assert (level_a.available, level_b.available) == (3, 0)
+
+
+async def test_setupproducts_starts_tracking_once_and_never_resets(catalog: CatalogDeps) -> None:
+    import json
+
+    from services.catalog.setup import apply_config, load_config
+
+    key = f"p-{uuid.uuid4().hex[:10]}"
+    entry = {
+        "key": key,
+        "translations": {"en": {"name": "Counted"}},
+        "prices": [{"unit_amount": 100}],
+        "stock": 4,
+    }
+    config = load_config(json.dumps({"products": [entry]}))
+    report = await apply_config(catalog.service, config, currency="EUR")
+    assert not report.failed
+    assert await available(catalog, key) == 4
+    pricing = (await catalog.service.get_product(key=key)).prices[0].id
+    await catalog.service.stock.reserve_stock(order_id=order(), lines=[line(pricing, 1)])
+    await catalog.service.stock.commit_stock(order_id=(await _held_order(catalog, key)))
+    await apply_config(catalog.service, config, currency="EUR")  # a rerun
+    level = await catalog.service.stock.get_stock(key=key)
+    assert (level.on_hand, level.available) == (3, 3)  # the sale stays sold
+
+
+async def _held_order(catalog: CatalogDeps, key: str) -> str:
+    [event] = [e for e in await stock_events(catalog, key) if e["reason"] == "reserved"]
+    return str(event["order_id"])
