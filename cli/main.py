@@ -319,9 +319,8 @@ def stock_set(
     /api/admin/products/{key}/stock); reserved units stay reserved."""
     import getpass
 
-    from services.catalog.operations import set_stock
-
     from libs.runtime.problems import ProblemError
+    from services.catalog.operations import set_stock
 
     who = actor or f"cli:{getpass.getuser()}"
     try:
