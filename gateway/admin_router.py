@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import Deps
 from gateway.identity import ADMIN_ROLE
+from libs.contracts.common import ID_PATTERN
+from libs.contracts.orders import OrderOut
 from libs.runtime.problems import Forbidden, Unauthorized
 
 log = structlog.get_logger(__name__)
@@ -55,6 +58,26 @@ CurrentAdmin = Annotated[Admin, Depends(current_admin)]
 
 router = APIRouter(prefix=PREFIX, tags=["admin"], dependencies=[Depends(current_admin)])
 
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
+
+
+class AdminCancelIn(BaseModel):
+    reason: str | None = Field(None, max_length=500, description="Kept with the order.")
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@router.post("/orders/{order_id}/cancel", summary="Cancel an unpaid order")
+async def cancel_order(
+    order_id: Id, deps: Deps, admin: CurrentAdmin, body: AdminCancelIn | None = None
+) -> OrderOut:
+    """Cancel any unpaid order: its open checkouts close, its stock is released, and money
+    that lands for it anyway is refunded. 409 `order_already_paid` (refund it instead) or
+    `order_canceled`."""
+    return await deps.interactor.cancel_order_as_operator(
+        order_id, actor=admin.actor, reason=body.reason if body else None
+    )
+
 
 def admin_openapi(app: FastAPI) -> dict[str, Any]:
     """The admin API's own OpenAPI document."""
@@ -80,12 +103,12 @@ def store_openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def install_admin_api(app: FastAPI) -> None:
-    """Mount the admin routes and split the OpenAPI documents."""
-    from gateway import admin_stock  # imported here: its routes import `CurrentAdmin`
-
+def install_admin_api(app: FastAPI, *routers: APIRouter) -> None:
+    """Mount the admin routes (and `routers` of other admin modules, under the same prefix and
+    guard) and split the OpenAPI documents."""
     app.include_router(router)
-    app.include_router(admin_stock.router, prefix=PREFIX, dependencies=[Depends(current_admin)])
+    for more in routers:
+        app.include_router(more, prefix=PREFIX, dependencies=[Depends(current_admin)])
     document: dict[str, Any] = {}
 
     @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)

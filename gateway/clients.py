@@ -22,7 +22,7 @@ from libs.contracts.catalog import (
     StockSetIn,
 )
 from libs.contracts.common import Page, Principal
-from libs.contracts.orders import OrderOut, PrepareOrderIn
+from libs.contracts.orders import CancelOrderIn, OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
@@ -209,6 +209,21 @@ class OrdersClient:
     async def get_order(self, principal: Principal, order_id: str) -> OrderOut:
         return await self.http.call(
             "GET", f"/orders/{_seg(order_id)}", OrderOut, principal=principal
+        )
+
+    async def cancel_order(self, principal: Principal, order_id: str) -> OrderOut:
+        return await self.http.call(
+            "POST", f"/orders/{_seg(order_id)}/cancel", OrderOut, principal=principal
+        )
+
+    async def cancel_order_as_operator(
+        self, order_id: str, *, actor: str, reason: str | None
+    ) -> OrderOut:
+        return await self.http.call(
+            "POST",
+            f"/admin/orders/{_seg(order_id)}/cancel",
+            OrderOut,
+            json=CancelOrderIn(actor=actor, reason=reason).model_dump(mode="json"),
         )
 
 

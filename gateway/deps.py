@@ -48,7 +48,9 @@ async def current_caller(
         claims = await deps.verifier.verify_claims(token.strip())
         caller.user_id, caller.orgs = claims.user_id, claims.orgs
     caller.anonymous_id = deps.cookie.of_request(request)
-    if caller.anonymous_id and await deps.merged_ids.is_merged(caller.anonymous_id):
+    if caller.anonymous_id and await deps.merged_ids.is_merged_for_request(
+        request, caller.anonymous_id
+    ):
         caller.anonymous_id = None
         caller.merged_cookie = caller.clear_cookie = True
     if caller.user_id and caller.anonymous_id:

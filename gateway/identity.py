@@ -234,6 +234,7 @@ class AnonymousCookie:
 
 
 _MERGED_PREFIX = "store:identity:merged:"
+_MERGED_STATE = "anonymous_id_merged"
 # Kept a day past the cookie's max age: enough for clocks of gateway replicas that disagree.
 _MERGED_MARGIN_S = 24 * 3600
 
@@ -256,6 +257,15 @@ class MergedAnonymousIds:
 
     async def is_merged(self, anonymous_id: str) -> bool:
         return bool(await self.redis.exists(_MERGED_PREFIX + anonymous_id))
+
+    async def is_merged_for_request(self, request: Request, anonymous_id: str) -> bool:
+        """`is_merged`, asked once per request (the rate limits and the caller both need it)."""
+        state = request.scope.setdefault("state", {})
+        key = (_MERGED_STATE, anonymous_id)
+        if key not in state:
+            state[key] = await self.is_merged(anonymous_id)
+        merged: bool = state[key]
+        return merged
 
 
 def issue_token(

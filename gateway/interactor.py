@@ -21,6 +21,7 @@ from libs.contracts.payments import (
     BillingDetails,
     CreateBillingIn,
     CustomerOut,
+    PaymentAttemptOut,
     PaymentCheckIn,
     PaymentLine,
     PaymentOut,
@@ -121,6 +122,17 @@ def _check_shipping_needed(cart: CartOut, shipping: CheckoutShippingIn | None) -
             "Nothing in the cart is shipped: leave `shipping` out.",
             errors=InvalidInput.for_field("shipping", "nothing to ship").errors,
         )
+
+
+def _with_payment(order: OrderOut, attempts: list[PaymentAttemptOut]) -> StoreOrderOut:
+    """The order with the payment attempt that tells the shopper most: a payment on its way,
+    else the one that paid, else the newest."""
+    shown = next(
+        (a for a in attempts if a.status == "processing"),
+        next((a for a in attempts if a.status == "paid"), attempts[-1] if attempts else None),
+    )
+    payment = OrderPaymentOut(attempt_id=shown.attempt_id, status=shown.status) if shown else None
+    return StoreOrderOut(**order.model_dump(), payment=payment)
 
 
 class StoreInteractor:
@@ -299,6 +311,8 @@ class StoreInteractor:
         order = await self.clients.orders.get_order(caller.principal, order_id)
         if order.paid is not None:
             raise Conflict("This order is already paid.", code="order_already_paid")
+        if order.status == "canceled":
+            raise Conflict("This order is canceled; it cannot be paid.", code="order_canceled")
         payment = await self._pay_for_order(
             caller,
             order,
@@ -491,16 +505,29 @@ class StoreInteractor:
         caller.require_any()
         order = await self.clients.orders.get_order(caller.principal, order_id)
         attempts = await self.clients.payments.order_payments(caller.principal, order.id)
-        # The one that tells the shopper most: a payment on its way, else the one that paid,
-        # else the newest.
-        shown = next(
-            (a for a in attempts if a.status == "processing"),
-            next((a for a in attempts if a.status == "paid"), attempts[-1] if attempts else None),
+        return _with_payment(order, attempts)
+
+    async def cancel_order(self, caller: Caller, order_id: str) -> StoreOrderOut:
+        """Cancel one of the caller's unpaid orders; 409 while a payment of it is under way
+        (a debit cannot be called back), once paid, or once canceled."""
+        caller.require_any()
+        order = await self.clients.orders.get_order(caller.principal, order_id)
+        attempts = await self.clients.payments.order_payments(caller.principal, order.id)
+        if any(attempt.status == "processing" for attempt in attempts):
+            raise Conflict(
+                "A payment of this order is under way; it can be canceled only if it fails.",
+                code="payment_processing",
+            )
+        canceled = await self.clients.orders.cancel_order(caller.principal, order.id)
+        return _with_payment(canceled, attempts)
+
+    async def cancel_order_as_operator(
+        self, order_id: str, *, actor: str, reason: str | None
+    ) -> OrderOut:
+        """Cancel any unpaid order, for an operator."""
+        return await self.clients.orders.cancel_order_as_operator(
+            order_id, actor=actor, reason=reason
         )
-        payment = (
-            OrderPaymentOut(attempt_id=shown.attempt_id, status=shown.status) if shown else None
-        )
-        return StoreOrderOut(**order.model_dump(), payment=payment)
 
     async def get_subscriptions(self, caller: Caller) -> list[SubscriptionOut]:
         """The caller's subscriptions."""

@@ -25,7 +25,7 @@ from fastapi import Request
 from prometheus_client import Counter
 
 from gateway.forwarded import address_key
-from gateway.identity import AnonymousCookie, TokenVerifier
+from gateway.identity import AnonymousCookie, MergedAnonymousIds, TokenVerifier
 from gateway.settings import GatewaySettings
 from libs.runtime.problems import ProblemError
 
@@ -98,10 +98,16 @@ class RateLimits:
     limiter: Any
     verifier: TokenVerifier
     cookie: AnonymousCookie
+    merged_ids: MergedAnonymousIds
 
     @classmethod
     def from_settings(
-        cls, settings: GatewaySettings, *, verifier: TokenVerifier, cookie: AnonymousCookie
+        cls,
+        settings: GatewaySettings,
+        *,
+        verifier: TokenVerifier,
+        cookie: AnonymousCookie,
+        merged_ids: MergedAnonymousIds,
     ) -> RateLimits:
         from limits.aio.strategies import FixedWindowRateLimiter
         from limits.storage import storage_from_string
@@ -125,6 +131,7 @@ class RateLimits:
             limiter=FixedWindowRateLimiter(storage),
             verifier=verifier,
             cookie=cookie,
+            merged_ids=merged_ids,
         )
 
     async def check(self, request: Request) -> None:
@@ -178,7 +185,7 @@ class RateLimits:
         raise problem
 
     async def _identity(self, request: Request) -> str | None:
-        """The user of a valid bearer token, else the anonymous id of a valid cookie."""
+        """The user of a valid bearer token, else the anonymous id of a valid, live cookie."""
         scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
         if scheme.lower() == "bearer" and token:
             try:
@@ -186,7 +193,10 @@ class RateLimits:
             except ProblemError:
                 return None
         anonymous_id = self.cookie.of_request(request)
-        return f"anonymous:{anonymous_id}" if anonymous_id else None
+        if not anonymous_id or await self.merged_ids.is_merged_for_request(request, anonymous_id):
+            # A cookie merged at login is dead: its holder is nobody, who starts a new cart.
+            return None
+        return f"anonymous:{anonymous_id}"
 
 
 async def rate_limit(request: Request) -> None:

@@ -101,6 +101,13 @@ async def get_order(order_id: Id, deps: Deps, caller: CurrentCaller) -> StoreOrd
     return await deps.interactor.get_order(caller, order_id)
 
 
+@router.post("/orders/{order_id}/cancel", tags=["orders"], summary="Cancel an unpaid order")
+async def cancel_order(order_id: Id, deps: Deps, caller: CurrentCaller) -> StoreOrderOut:
+    """Cancel one of the caller's orders while it is unpaid: its open checkouts close and its
+    stock is released. 409 `order_already_paid`, `order_canceled` or `payment_processing`."""
+    return await deps.interactor.cancel_order(caller, order_id)
+
+
 @router.post(
     "/orders/{order_id}/pay", tags=["orders"], summary="Pay for an order", dependencies=[Idempotent]
 )

@@ -179,20 +179,6 @@ _ORDER = {
 }
 
 
-@event("orders.order.created.v1")
-class OrderCreated(Event):
-    """An order was prepared from a checked-out cart; it is not paid yet."""
-
-    order_id: str
-    number: str
-    owner: Owner
-    customer_id: str | None = None
-    currency: str
-    total: int = Field(ge=0)
-
-    model_config = example(_ORDER)
-
-
 class PaidLine(Contract):
     """One line of a paid order: what to hand over, and whether it ships."""
 
@@ -218,6 +204,39 @@ class ShippedTo(Contract):
     postal_code: str
     state: str | None = None
     country: str = Field(description="ISO 3166-1 alpha-2.")
+
+
+_SHIPPED_TO = {
+    "method_code": "standard",
+    "method_name": "Standard shipping",
+    "name": "Ada Lovelace",
+    "phone": None,
+    "line1": "Unter den Linden 1",
+    "line2": None,
+    "city": "Berlin",
+    "postal_code": "10117",
+    "state": None,
+    "country": "DE",
+}
+
+
+@event("orders.order.created.v1")
+class OrderCreated(Event):
+    """An order was prepared from a checked-out cart; it is not paid yet."""
+
+    order_id: str
+    number: str
+    owner: Owner
+    customer_id: str | None = None
+    currency: str
+    total: int = Field(ge=0)
+    shipping: ShippedTo | None = Field(
+        None,
+        description="Where the goods go; null when nothing ships. Added within v1: null from "
+        "older producers.",
+    )
+
+    model_config = example({**_ORDER, "shipping": _SHIPPED_TO})
 
 
 @event("orders.order.paid.v1")
@@ -256,18 +275,7 @@ class OrderPaid(Event):
                     "shippable": True,
                 }
             ],
-            "shipping": {
-                "method_code": "standard",
-                "method_name": "Standard shipping",
-                "name": "Ada Lovelace",
-                "phone": None,
-                "line1": "Unter den Linden 1",
-                "line2": None,
-                "city": "Berlin",
-                "postal_code": "10117",
-                "state": None,
-                "country": "DE",
-            },
+            "shipping": _SHIPPED_TO,
         }
     )
 

@@ -75,12 +75,19 @@ class OrderDisputeOut(Contract):
     closed_at: datetime | None = Field(None, description="Set once the dispute ended.")
 
 
+OrderStatus = Literal["pending", "paid", "canceled"]
+
+
 class OrderOut(Contract):
     id: str
     number: str
     currency: str
     total: int
+    status: OrderStatus = Field(
+        "pending", description="`pending` until paid; `canceled` (never paid) once canceled."
+    )
     paid: datetime | None = None
+    canceled_at: datetime | None = None
     created_at: datetime
     details: dict[str, Any] = Field(description="Immutable snapshot taken at purchase time.")
     owner: Owner
@@ -121,6 +128,13 @@ class PrepareOrderIn(Contract):
 
 
 OrderPaidFilter = Literal["paid", "unpaid"]
+
+
+class CancelOrderIn(Contract):
+    """Internal: why an order is canceled, and by whom (`actor`: an operator's `sub`)."""
+
+    reason: str | None = Field(None, max_length=500)
+    actor: str | None = Field(None, max_length=200)
 
 
 class OrderLineDetails(Contract):

@@ -35,7 +35,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
         "payments.dispute.closed.v1",
         "identity.anonymous.merged.v1",
     ),
-    "payments": ("identity.anonymous.merged.v1",),
+    "payments": ("identity.anonymous.merged.v1", "orders.order.canceled.v1"),
 }
 
 # Events of types no consumer above takes wait here, so that publishing them (which is

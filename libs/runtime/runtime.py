@@ -37,6 +37,8 @@ from libs.runtime.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
+AFTER_COMMIT_KEY = "store.after_commit"
+
 P = TypeVar("P", bound=Event)
 EventHandler = Callable[[Any, AsyncSession, Any], Awaitable[None]]
 """A consumer: `handler(service, session, event)`, one per event type in a service's HANDLERS."""
@@ -184,6 +186,18 @@ class Runtime:
                 yield session
             if session.info.pop(WAKE_KEY, False):
                 self.relay.notify()
+            for action in session.info.pop(AFTER_COMMIT_KEY, ()):
+                try:
+                    await action()
+                except Exception as exc:  # best effort: what must happen is recorded already
+                    log.warning("after_commit.failed", action=repr(action), error=repr(exc))
+
+    def after_commit(self, session: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` once the session's transaction has committed (never if it rolls back).
+
+        For what the committed state asks of the outside world (close a provider's checkout,
+        send a refund): best effort, since each such step is also retried by its own sweep."""
+        session.info.setdefault(AFTER_COMMIT_KEY, []).append(action)
 
     async def record(
         self, session: AsyncSession, payload: Event, *, ordering_key: str | None = None

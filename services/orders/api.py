@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from libs.contracts.common import Owner, Page, Principal
 from libs.contracts.orders import (
+    CancelOrderIn,
     OrderDisputeOut,
     OrderOut,
     OrderPaidFilter,
@@ -43,7 +44,9 @@ def order_out(order: Order) -> OrderOut:
         number=order.number,
         currency=order.currency,
         total=order.total,
+        status=order.status,
         paid=order.paid,
+        canceled_at=order.canceled_at,
         created_at=order.created_at,
         details=dict(order.details),
         owner=Owner.model_validate(order.owner),
@@ -109,3 +112,25 @@ async def list_orders(
 async def get_order(order_id: str, service: Service, principal: Caller) -> OrderOut:
     """One of the caller's orders."""
     return order_out(await service.get_order(principal=principal, order_id=order_id))
+
+
+@router.post("/orders/{order_id}/cancel", response_model=OrderOut)
+async def cancel_order(order_id: str, service: Service, principal: Caller) -> OrderOut:
+    """Cancel one of the caller's unpaid orders."""
+    return order_out(await service.cancel_order(order_id=order_id, principal=principal))
+
+
+@router.post(
+    "/admin/orders/{order_id}/cancel",
+    response_model=OrderOut,
+    dependencies=[Depends(require_service_token)],
+)
+async def cancel_order_as_operator(
+    order_id: str, body: CancelOrderIn, service: Service
+) -> OrderOut:
+    """Cancel any unpaid order, for an operator (`actor`)."""
+    return order_out(
+        await service.cancel_order(
+            order_id=order_id, principal=None, actor=body.actor, reason=body.reason
+        )
+    )

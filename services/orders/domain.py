@@ -31,6 +31,7 @@ from libs.contracts.orders import (
     OrderRefundStatus,
     OrderShipping,
     OrderShippingMethod,
+    OrderStatus,
     OrderTaxLine,
     ShippingChoice,
 )
@@ -43,6 +44,14 @@ from services.orders.tax import TaxableLine, TaxRate, compute_taxes
 
 class OrderNotFound(NotFound):
     code, title = "order_not_found", "Order not found"
+
+
+class OrderAlreadyPaid(Conflict):
+    code, title = "order_already_paid", "This order is already paid"
+
+
+class OrderIsCanceled(Conflict):
+    code, title = "order_canceled", "This order is canceled"
 
 
 class PricingUnavailable(Conflict):
@@ -159,6 +168,9 @@ class Order:
     paid: datetime | None = None
     paid_attempt_id: str | None = None
     backordered: bool = False
+    canceled_at: datetime | None = None
+    canceled_by: str | None = None
+    cancel_reason: str | None = None
     # Read beside the order (they change; the order does not), so not part of its equality.
     refunds: tuple[Refund, ...] = field(default=(), compare=False)
     disputes: tuple[Dispute, ...] = field(default=(), compare=False)
@@ -166,6 +178,14 @@ class Order:
     @property
     def refunded_amount(self) -> int:
         return refunded_amount(self.currency, self.refunds)
+
+    @property
+    def status(self) -> OrderStatus:
+        """`canceled` once canceled (it is then never paid), else `paid` once paid, else
+        `pending`."""
+        if self.canceled_at is not None:
+            return "canceled"
+        return "paid" if self.paid is not None else "pending"
 
 
 def paid_lines(order: Order) -> list[PaidLine]:

@@ -1,8 +1,9 @@
 """What the orders service consumes: HANDLERS, bound by `Runtime.subscribe(service, HANDLERS)`.
 
 Published (through the outbox, in the transaction of the change): `OrderCreated` by
-`prepare_order`, `OrderPaid` by `mark_paid` — once per order; `OrderBackordered` by
-`mark_paid` when the paid order's stock was no longer held and could not be covered (once).
+`prepare_order`, `OrderPaid` by `mark_paid`, `OrderCanceled` by `cancel_order` — each once per order;
+`OrderBackordered` by `mark_paid` when the paid order's stock was no longer held and could
+not be covered (once).
 Consumed: `PaymentSucceeded` (set paid), `RefundSucceeded` and `RefundFailed` (keep the
 order's refunds; the first final status wins), `DisputeOpened` and `DisputeClosed` (keep the
 order's disputes; a closed one never reopens) and `AnonymousMerged` (re-own the shopper's
@@ -25,7 +26,12 @@ from libs.contracts.events import (
 from libs.runtime.runtime import EventHandler
 from services.orders.service import OrdersService
 
-PUBLISHES = ("orders.order.created.v1", "orders.order.paid.v1", "orders.order.backordered.v1")
+PUBLISHES = (
+    "orders.order.created.v1",
+    "orders.order.paid.v1",
+    "orders.order.canceled.v1",
+    "orders.order.backordered.v1",
+)
 
 
 async def on_payment_succeeded(

@@ -15,6 +15,7 @@ from libs.contracts.events import (
     AnonymousMerged,
     DisputeClosed,
     DisputeOpened,
+    OrderCanceled,
     OrderCreated,
     OrderPaid,
     PaymentSucceeded,
@@ -29,7 +30,9 @@ from services.orders.disputes import SqlDisputeRepository
 from services.orders.domain import (
     Cursor,
     Order,
+    OrderAlreadyPaid,
     OrderIdConflict,
+    OrderIsCanceled,
     OrderNotFound,
     OrderNotYetVisible,
     build_details,
@@ -144,6 +147,7 @@ class OrdersService:
                         customer_id=new.customer_id,
                         currency=new.currency,
                         total=new.total,
+                        shipping=shipped_to(new),
                     ),
                     ordering_key=f"order:{new.id}",
                 )
@@ -229,6 +233,13 @@ class OrdersService:
             if known is None:
                 # The payment overtook the order (or its commit): fail so the bus redelivers it.
                 raise OrderNotYetVisible(f"order {payment.order_id} is not known (yet)")
+            if known.canceled_at is not None:
+                # Canceled first: it stays canceled. Payments refunds this money when it hears
+                # of the cancel (it may have paid the attempt before it did).
+                log.warning(
+                    "order.paid_after_cancel", order_id=known.id, attempt_id=payment.attempt_id
+                )
+                return
             # A second successful attempt: the order stays as it is; payments may refund it.
             _check_amount(known, payment)
             log.warning(
@@ -257,6 +268,55 @@ class OrdersService:
             ordering_key=f"order:{order.id}",
         )
         log.info("order.paid", order_id=order.id, attempt_id=payment.attempt_id)
+
+    # --- cancel ------------------------------------------------------------------------------
+
+    async def cancel_order(
+        self,
+        *,
+        order_id: str,
+        principal: Principal | None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Order:
+        """Cancel an unpaid order: its owner (`principal`) or an operator (`actor`, with no
+        principal). 409 once paid or canceled; anyone else learns nothing (404). The event
+        releases its stock and closes its checkouts; money that lands anyway is refunded."""
+        async with self.runtime.transaction() as session:
+            orders = SqlOrderRepository(session)
+            order = await orders.get(order_id)
+            if order is None or (principal is not None and not principal.owns(order.owner)):
+                raise OrderNotFound(f"No order {order_id}.")
+            by = "shopper" if principal is not None else "operator"
+            canceled = await orders.cancel(
+                order_id, at=self.clock(), by=by, reason=reason, actor=actor
+            )
+            if canceled is None:
+                if order.paid is not None:
+                    raise OrderAlreadyPaid(
+                        f"Order {order.number} is paid; it can be refunded, not canceled."
+                    )
+                raise OrderIsCanceled(f"Order {order.number} is already canceled.")
+            assert canceled.canceled_at is not None
+            await self.runtime.record(
+                session,
+                OrderCanceled(
+                    order_id=canceled.id,
+                    number=canceled.number,
+                    owner=canceled.owner,
+                    customer_id=canceled.customer_id,
+                    currency=canceled.currency,
+                    total=canceled.total,
+                    canceled_at=canceled.canceled_at,
+                    canceled_by=by,
+                    reason=reason,
+                    actor=actor,
+                ),
+                ordering_key=f"order:{canceled.id}",
+            )
+            (canceled,) = await _with_refunds_and_disputes(session, [canceled])
+        log.info("order.canceled", order_id=order_id, by=by, actor=actor, reason=reason)
+        return canceled
 
     async def record_refund(
         self, *, session: AsyncSession, refund: RefundSucceeded | RefundFailed

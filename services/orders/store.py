@@ -36,6 +36,10 @@ class OrderRepository(Protocol):
         """Set `paid` if it is not set yet; the order when this call set it, else None."""
         ...
 
+    async def cancel(
+        self, order_id: str, *, at: datetime, by: str, reason: str | None, actor: str | None
+    ) -> Order | None: ...
+
     async def merged_user(self, anonymous_id: str) -> str | None: ...
 
     async def record_merge(self, *, anonymous_id: str, user_id: str, at: datetime) -> None: ...
@@ -123,8 +127,32 @@ class SqlOrderRepository:
         row = (
             await self.session.execute(
                 update(orders)
-                .where(orders.c.id == order_id, orders.c.paid.is_(None))
+                .where(
+                    orders.c.id == order_id,
+                    orders.c.paid.is_(None),
+                    orders.c.canceled_at.is_(None),
+                )
                 .values(paid=paid_at, paid_attempt_id=attempt_id)
+                .returning(*orders.c)
+            )
+        ).first()
+        return None if row is None else _to_order(row)
+
+    async def cancel(
+        self, order_id: str, *, at: datetime, by: str, reason: str | None, actor: str | None
+    ) -> Order | None:
+        """Cancel the order if it is neither paid nor canceled (one guarded statement, so a
+        payment and a cancel racing for it cannot both win); the canceled order, else None."""
+        orders = cast(Table, OrderRow.__table__)
+        row = (
+            await self.session.execute(
+                update(orders)
+                .where(
+                    orders.c.id == order_id,
+                    orders.c.paid.is_(None),
+                    orders.c.canceled_at.is_(None),
+                )
+                .values(canceled_at=at, canceled_by=by, cancel_reason=reason, canceled_actor=actor)
                 .returning(*orders.c)
             )
         ).first()
@@ -166,4 +194,7 @@ def _to_order(row: OrderRow | Row[Any]) -> Order:
         paid=row.paid,
         paid_attempt_id=row.paid_attempt_id,
         backordered=bool(row.backordered),
+        canceled_at=row.canceled_at,
+        canceled_by=row.canceled_by,
+        cancel_reason=row.cancel_reason,
     )

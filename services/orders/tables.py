@@ -3,7 +3,8 @@
 `orders.details` (and every column fixed at purchase time) never changes after the insert:
 the ORM refuses it here (`before_update`), and the database refuses it too — a trigger created
 by the first migration on PostgreSQL and on SQLite — so raw SQL cannot change it either.
-Only `owner_*` (re-owned on merge) and `paid`/`paid_attempt_id` (set once) may change.
+Only `owner_*` (re-owned on merge), `paid`/`paid_attempt_id` (set once) and `canceled_*` (set
+once, only while unpaid) may change.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class OrderRow(Base):
     paid_attempt_id: Mapped[str | None] = mapped_column(String(64))
     # Paid after its stock was released, with too little left to cover it (set once).
     backordered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set once, only while unpaid: a canceled order is never paid (ADR 020).
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    canceled_by: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    cancel_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    canceled_actor: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (
         # The archive: one owner's orders, newest first, keyset-paginated on (created_at, id).

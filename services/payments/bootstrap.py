@@ -11,7 +11,7 @@ import structlog
 from libs.runtime.runtime import Runtime, Shared, shared_for
 from services.payments.customers import CustomerService
 from services.payments.dev_provider import DevProvider
-from services.payments.handlers import HANDLERS
+from services.payments.handlers import HANDLERS, Consumers
 from services.payments.payments import PaymentService
 from services.payments.provider import PaymentProvider
 from services.payments.reconcile import Reconciler
@@ -112,5 +112,5 @@ def build_deps(
             clock=clock,
         ),
     )
-    runtime.subscribe(customers, HANDLERS)
+    runtime.subscribe(Consumers(customers=customers, payments=payments), HANDLERS)
     return deps

@@ -53,6 +53,10 @@ class OrderAlreadyPaid(Conflict):
     code, title = "order_already_paid", "The order is already paid"
 
 
+class OrderCanceled(Conflict):
+    code, title = "order_canceled", "This order is canceled"
+
+
 class PaymentProcessing(Conflict):
     code, title = "payment_processing", "A payment for this order is still processing"
 

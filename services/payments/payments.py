@@ -37,6 +37,7 @@ from services.payments.domain import (
     CustomerNotFound,
     DevCheckoutUnavailable,
     OrderAlreadyPaid,
+    OrderCanceled,
     PaymentNotFound,
     PaymentProcessing,
     PaymentRejected,
@@ -152,6 +153,8 @@ class PaymentService:
             order = await repo.open_order(data.order_id, order_number=data.order_number, now=now)
             if order.paid_attempt_id is not None:
                 raise OrderAlreadyPaid(f"Order {data.order_number} is already paid.")
+            if order.canceled_at is not None:
+                raise OrderCanceled(f"Order {data.order_number} is canceled; it cannot be paid.")
             # A delayed payment (SEPA Debit, bank transfer) is on its way: a second one would be
             # taken as well, and one of them refunded days later.
             if any(a.status == "processing" for a in await repo.attempts_for_order(data.order_id)):
@@ -190,7 +193,7 @@ class PaymentService:
                 )
         # One open payment per order: the replaced checkouts close before the new one opens.
         # Money that still reaches one of them is refunded when it is reported.
-        await self._expire_sessions(replaced)
+        await self.expire_sessions(replaced)
         # The attempt is committed before the provider is called: a failure here leaves an open
         # attempt that the next retry resumes with the same idempotency key.
         try:
@@ -242,7 +245,7 @@ class PaymentService:
                 closed.append((other.provider, other.provider_session_id))
         return closed
 
-    async def _expire_sessions(self, sessions: list[tuple[str, str]]) -> None:
+    async def expire_sessions(self, sessions: list[tuple[str, str]]) -> None:
         for provider_name, session_id in sessions:
             provider = self.providers.get(provider_name)
             if provider is None:
@@ -328,7 +331,7 @@ class PaymentService:
                 if retry == _DEADLOCK_RETRIES or not _is_deadlock(exc):
                     raise
                 log.warning("payments.event_deadlock_retry", event_id=event.id, retry=retry + 1)
-        await self._expire_sessions(after.expire_sessions)
+        await self.expire_sessions(after.expire_sessions)
         for refund_id in after.refunds:
             await self.send_refund(refund_id=refund_id)
         return after
@@ -496,6 +499,8 @@ class PaymentService:
         reason = mismatch
         if reason is None and order.paid_attempt_id not in (None, attempt.id):
             reason = "order_already_paid"
+        if reason is None and order.canceled_at is not None:
+            reason = "paid_after_canceled"
         moved = None
         if reason is None:
             moved = await repo.transition(

@@ -55,6 +55,7 @@ class OrderPaymentRecord:
     order_number: str
     paid_attempt_id: str | None
     paid_at: datetime | None
+    canceled_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ class PaymentsRepository(Protocol):
         self, order_id: str, *, order_number: str, now: datetime
     ) -> OrderPaymentRecord: ...
     async def set_order_paid(self, order_id: str, attempt_id: str, now: datetime) -> bool: ...
+    async def set_order_canceled(self, order_id: str, now: datetime) -> None: ...
     async def add_attempt(self, **values: Any) -> AttemptRecord: ...
     async def get_attempt(self, attempt_id: str) -> AttemptRecord | None: ...
     async def attempt_by_session(self, session_id: str) -> AttemptRecord | None: ...
@@ -261,6 +263,9 @@ class PaymentsRepository(Protocol):
     ) -> AttemptRecord | None: ...
     async def unpaid_attempts(self, order_id: str) -> list[AttemptRecord]: ...
     async def cancel_unpaid_attempts(
+        self, order_id: str, now: datetime, *, reason: str
+    ) -> list[tuple[str, str | None]]: ...
+    async def cancel_open_attempts(
         self, order_id: str, now: datetime, *, reason: str
     ) -> list[tuple[str, str | None]]: ...
     async def attempts_for_order(self, order_id: str) -> list[AttemptRecord]: ...
@@ -579,6 +584,7 @@ class SqlPaymentsRepository:
             order_number=row["order_number"],
             paid_attempt_id=row["paid_attempt_id"],
             paid_at=row["paid_at"],
+            canceled_at=row["canceled_at"],
         )
 
     async def open_order(
@@ -599,6 +605,14 @@ class SqlPaymentsRepository:
             order_number=row["order_number"],
             paid_attempt_id=row["paid_attempt_id"],
             paid_at=row["paid_at"],
+            canceled_at=row["canceled_at"],
+        )
+
+    async def set_order_canceled(self, order_id: str, now: datetime) -> None:
+        await self.session.execute(
+            update(order_payments)
+            .where(order_payments.c.order_id == order_id, order_payments.c.canceled_at.is_(None))
+            .values(canceled_at=now)
         )
 
     async def set_order_paid(self, order_id: str, attempt_id: str, now: datetime) -> bool:
@@ -715,10 +729,22 @@ class SqlPaymentsRepository:
     ) -> list[tuple[str, str | None]]:
         """Cancel every unpaid attempt of the order in one statement; their (provider,
         session id), whose hosted checkouts should be closed too."""
+        return await self._cancel_attempts(order_id, ("unpaid",), now, reason=reason)
+
+    async def cancel_open_attempts(
+        self, order_id: str, now: datetime, *, reason: str
+    ) -> list[tuple[str, str | None]]:
+        """Cancel the order's unpaid and processing attempts (its order was canceled): money
+        that still reaches one of them is refunded."""
+        return await self._cancel_attempts(order_id, ("unpaid", "processing"), now, reason=reason)
+
+    async def _cancel_attempts(
+        self, order_id: str, statuses: tuple[str, ...], now: datetime, *, reason: str
+    ) -> list[tuple[str, str | None]]:
         table = payment_attempts
         rows = await self.session.execute(
             update(table)
-            .where(table.c.order_id == order_id, table.c.status == "unpaid")
+            .where(table.c.order_id == order_id, table.c.status.in_(statuses))
             .values(status="canceled", failure_reason=reason, updated_at=now)
             .returning(table.c.provider, table.c.provider_session_id)
         )

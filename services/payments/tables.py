@@ -75,6 +75,8 @@ order_payments = Table(
     Column("paid_attempt_id", String(36), nullable=True, unique=True),
     Column("paid_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The order was canceled: no new attempt, and money that lands anyway is refunded.
+    Column("canceled_at", UTCDateTime, nullable=True),
 )
 
 payment_attempts = Table(

@@ -54,12 +54,19 @@ async def new_client(store: RunningStore) -> AsyncIterator[Callable[[], httpx.As
         await http.aclose()
 
 
-def token_for(store: RunningStore, user: str, orgs: list[str] | None = None) -> str:
+def token_for(
+    store: RunningStore, user: str, orgs: list[str] | None = None, roles: list[str] | None = None
+) -> str:
     from gateway.identity import issue_token
     from gateway.settings import DEV_JWT_SECRET
 
     secret = store.env.get("GATEWAY_JWT_SECRET", DEV_JWT_SECRET)
-    return issue_token(user, secret=secret, orgs=orgs or [])
+    return issue_token(user, secret=secret, orgs=orgs or [], roles=roles or [])
+
+
+def admin_headers(store: RunningStore, user: str = "operator-1") -> dict[str, str]:
+    """An operator's bearer token (role `store:admin`)."""
+    return {"authorization": f"Bearer {token_for(store, user, roles=['store:admin'])}"}
 
 
 def data_dir(store: RunningStore) -> Path:

@@ -15,7 +15,13 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from tests.e2e.helpers import assert_problem, billing, one_off_price
-from tests.security.conftest import CHECKOUT, LIMITS, Victim
+from tests.security.conftest import (
+    CHECKOUT,
+    LIMITS,
+    NEW_CARTS_PER_ADDRESS,
+    Victim,
+    random_address,
+)
 from tests.support.cluster import RunningStore, embedded
 
 COOKIE = "store_anon"
@@ -32,8 +38,10 @@ class Merged:
     def __init__(self, store: RunningStore, victim: Victim, stolen: str, user_id: str) -> None:
         self.store, self.victim, self.stolen, self.user_id = store, victim, stolen, user_id
 
-    def attacker(self, shopper: Callable[..., httpx.AsyncClient]) -> httpx.AsyncClient:
-        http = shopper()
+    def attacker(
+        self, shopper: Callable[..., httpx.AsyncClient], **headers: str
+    ) -> httpx.AsyncClient:
+        http = shopper(**headers)
         # Host-only, as the gateway set it: a cookie the gateway sends replaces this one.
         http.cookies.set(COOKIE, self.stolen, domain=httpx.URL(self.store.base_url).host)
         return http
@@ -102,6 +110,21 @@ async def test_a_copied_cookie_after_the_merge_adds_to_a_new_cart_not_the_users(
     assert anonymous_id_of(fresh) != anonymous_id_of(merged.stolen)
     assert [line["pricing_id"] for line in added.json()["lines"]] == [other["id"]]
     assert await merged.user_state() == before
+
+
+async def test_a_copied_cookie_after_the_merge_counts_as_a_new_cart_in_the_rate_limits(
+    merged: Merged, shopper: Callable[..., httpx.AsyncClient]
+) -> None:
+    """Each write with the dead cookie starts a new cart, so it is limited as new carts are
+    (per address), not as the writes of a shopper with a cart."""
+    address = random_address()
+    pricing_id = merged.victim.price["id"]
+    statuses = []
+    for _ in range(NEW_CARTS_PER_ADDRESS + 2):
+        attacker = merged.attacker(shopper, **{"x-forwarded-for": address})
+        added = await attacker.post("/api/store/cart/lines", json={"pricing_id": pricing_id})
+        statuses.append(added.status_code)
+    assert statuses == [200] * NEW_CARTS_PER_ADDRESS + [429] * 2
 
 
 async def test_a_copied_cookie_after_the_merge_cannot_check_out(

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from chaos.proxy import TcpProxy
-from gateway.identity import AnonymousCookie, TokenVerifier
+from gateway.identity import AnonymousCookie, MergedAnonymousIds, TokenVerifier
 from gateway.rate_limits import RateLimits
 from gateway.settings import GatewaySettings
 from libs.runtime.db import create_engine
@@ -79,8 +79,12 @@ async def test_the_gateway_rate_limits_count_again_once_redis_is_back(
             cookie_secret=strong + "c",
             public_url="https://shop.example",
         )
+        cookie = AnonymousCookie(settings)
         limits = RateLimits.from_settings(
-            settings, verifier=TokenVerifier(settings), cookie=AnonymousCookie(settings)
+            settings,
+            verifier=TokenVerifier(settings),
+            cookie=cookie,
+            merged_ids=MergedAnonymousIds.for_cookie(None, cookie),
         )
         address = f"10.9.{uuid.uuid4().int % 250}.1"
         rule = limits.rules["sessions.address"]

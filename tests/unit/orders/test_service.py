@@ -16,7 +16,13 @@ from libs.contracts.common import Principal
 from libs.contracts.envelope import Envelope
 from libs.contracts.events import AnonymousMerged, PaymentSucceeded
 from libs.runtime.problems import Unauthorized
-from services.orders.domain import OrderIdConflict, OrderNotFound, PricingUnavailable
+from services.orders.domain import (
+    OrderAlreadyPaid,
+    OrderIdConflict,
+    OrderIsCanceled,
+    OrderNotFound,
+    PricingUnavailable,
+)
 from services.orders.tables import ImmutableOrderError, OrderRow
 from tests.unit.orders.support import (
     FakeCatalog,
@@ -247,7 +253,14 @@ async def test_the_repository_offers_no_way_to_change_an_order() -> None:
         "merged_user",
         "session",
     }
-    assert writes == {"add", "next_number", "mark_paid", "record_merge", "reassign_anonymous"}
+    assert writes == {
+        "add",
+        "next_number",
+        "mark_paid",
+        "cancel",
+        "record_merge",
+        "reassign_anonymous",
+    }
 
 
 async def test_orders_are_visible_to_their_owner_only(orders: OrdersHarness) -> None:
@@ -294,6 +307,45 @@ async def test_payment_succeeded_three_times_pays_once(orders: OrdersHarness) ->
     assert orders.shared.bus.dead_letters == []
 
 
+async def test_a_canceled_order_stays_canceled_when_a_payment_lands(
+    orders: OrdersHarness,
+) -> None:
+    mug = orders.catalog.add_price(1999)
+    shopper = user()
+    order, _ = await orders.service.prepare_order(order=prepare_in(shopper, [(mug, 1)]))
+    canceled = await orders.service.cancel_order(order_id=order.id, principal=principal_of(shopper))
+    assert canceled.status == "canceled" and canceled.canceled_by == "shopper"
+
+    await orders.shared.bus.publish(Envelope.wrap(payment(order.id, 1999), producer="payments"))
+    await orders.settle()
+
+    kept = await orders.service.get_order(principal=principal_of(shopper), order_id=order.id)
+    assert (kept.status, kept.paid) == ("canceled", None)
+    assert await orders.outbox_types() == ["orders.order.created.v1", "orders.order.canceled.v1"]
+    assert orders.shared.bus.dead_letters == []
+    with pytest.raises(OrderIsCanceled):
+        await orders.service.cancel_order(order_id=order.id, principal=principal_of(shopper))
+
+
+async def test_a_paid_order_cannot_be_canceled_by_anyone(orders: OrdersHarness) -> None:
+    mug = orders.catalog.add_price(1999)
+    shopper = user()
+    order, _ = await orders.service.prepare_order(order=prepare_in(shopper, [(mug, 1)]))
+    with pytest.raises(OrderNotFound):  # a stranger learns nothing
+        await orders.service.cancel_order(order_id=order.id, principal=principal_of(user()))
+    await orders.shared.bus.publish(Envelope.wrap(payment(order.id, 1999), producer="payments"))
+    await orders.settle()
+
+    for principal in (principal_of(shopper), None):  # the shopper, an operator
+        with pytest.raises(OrderAlreadyPaid):
+            await orders.service.cancel_order(
+                order_id=order.id, principal=principal, actor="operator-1"
+            )
+    kept = await orders.service.get_order(principal=principal_of(shopper), order_id=order.id)
+    assert kept.status == "paid"
+    assert "orders.order.canceled.v1" not in await orders.outbox_types()
+
+
 async def test_the_paid_event_lists_what_was_bought_and_what_ships(orders: OrdersHarness) -> None:
     from sqlalchemy import select
 
@@ -310,11 +362,13 @@ async def test_the_paid_event_lists_what_was_bought_and_what_ships(orders: Order
 
     outbox = orders.runtime.outbox
     async with orders.runtime.sessions() as session:
-        body = (
-            await session.execute(
-                select(outbox.c.envelope).where(outbox.c.type == "orders.order.paid.v1")
-            )
-        ).scalar_one()
+        bodies = {}
+        for event_type in ("orders.order.paid.v1", "orders.order.created.v1"):
+            query = select(outbox.c.envelope).where(outbox.c.type == event_type)
+            bodies[event_type] = (await session.execute(query)).scalar_one()
+    body, created = bodies["orders.order.paid.v1"], bodies["orders.order.created.v1"]
+    # The created event already says where it goes (a warehouse may plan before it is paid).
+    assert created["payload"]["shipping"] == body["payload"]["shipping"]
     lines = {line["product_key"]: line for line in body["payload"]["lines"]}
     assert (lines["mug"]["quantity"], lines["mug"]["shippable"]) == (2, True)
     assert (lines["course"]["quantity"], lines["course"]["shippable"]) == (1, False)

@@ -109,6 +109,7 @@ export function isProcessing(order) {
 }
 
 export function statusBadge(order) {
+  if (order.status === "canceled") return h("span", { class: "status canceled" }, t("canceled_badge"));
   if (order.paid) return h("span", { class: "status paid" }, t("paid"));
   if (isProcessing(order)) return h("span", { class: "status processing" }, t("processing_badge"));
   return h("span", { class: "status unpaid" }, t("unpaid"));

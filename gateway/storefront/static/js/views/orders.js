@@ -27,11 +27,27 @@ function payButton(order, label) {
   return button;
 }
 
-/** Pay again for an unpaid order; nothing once paid; a note while a payment is processing. */
+/** Cancel an unpaid order (the API refuses once paid, canceled or while a payment is on its way). */
+function cancelButton(order) {
+  const button = h("button", { type: "button", class: "cancel-order", "data-order": order.id, onclick: async () => {
+    button.disabled = true;
+    try {
+      const canceled = await api("POST", `/api/store/orders/${encodeURIComponent(order.id)}/cancel`);
+      document.querySelector("h1 .status")?.replaceWith(statusBadge(canceled));
+      button.closest(".actions").replaceWith(h("p", { class: "msg ok", role: "status" }, t("order_canceled", { number: canceled.number })));
+    } catch (error) {
+      flash(problemText(error), "error");
+      button.disabled = false;
+    }
+  } }, t("cancel_order"));
+  return button;
+}
+
+/** Pay again or cancel an unpaid order; nothing once paid or canceled; a note while a payment is processing. */
 function payAgain(order) {
-  if (order.paid) return null;
+  if (order.paid || order.status === "canceled") return null;
   if (isProcessing(order)) return processingNote();
-  return h("p", { class: "actions" }, payButton(order, t("pay_again")));
+  return h("p", { class: "actions" }, payButton(order, t("pay_again")), " ", cancelButton(order));
 }
 
 async function loadOrder(id) {
@@ -40,7 +56,7 @@ async function loadOrder(id) {
 
 export async function reviewView(id) {
   const order = await loadOrder(id);
-  if (order.paid || isProcessing(order)) return orderView(id);
+  if (order.paid || order.status === "canceled" || isProcessing(order)) return orderView(id);
   return [
     h("h1", {}, t("review")),
     h("h2", {}, t("order", { number: order.number })),
@@ -120,7 +136,7 @@ function orderRow(order) {
     h("span", { class: "muted small" }, formatDate(order.created_at)),
     h("span", { class: "num" }, formatMoney(order.total, order.currency), refundedNote(order)),
     statusBadge(order),
-    order.paid ? h("span", {}) : payButton(order, t("pay_again")),
+    order.paid || order.status === "canceled" ? h("span", {}) : payButton(order, t("pay_again")),
   );
 }
 
