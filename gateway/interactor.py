@@ -44,6 +44,11 @@ from libs.runtime.problems import Conflict, InvalidInput, NotFound, ProblemError
 log = structlog.get_logger(__name__)
 
 
+# Answers of a payment that could not start because another one of the order is under way or
+# has paid: the order's stock hold is that payment's, so checkout does not give it back.
+_HOLD_BELONGS_TO_A_PAYMENT = frozenset({"payment_processing", "order_already_paid"})
+
+
 class NoCustomer(ProblemError):
     status, code, title = 422, "no_customer", "No billing information"
 
@@ -445,7 +450,7 @@ class StoreInteractor:
         return payment
 
     async def _release_stock(self, order_id: str, failure: Exception) -> None:
-        if getattr(failure, "status", None) == 409:
+        if getattr(failure, "code", None) in _HOLD_BELONGS_TO_A_PAYMENT:
             return  # a payment under way, or paid: the hold is that payment's
         try:
             await self.clients.catalog.release_stock(order_id)

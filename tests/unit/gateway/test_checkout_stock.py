@@ -126,6 +126,15 @@ async def test_a_payment_under_way_keeps_its_stock() -> None:
     assert services.calls == ["reserve", "start_payment"]
 
 
+async def test_an_order_canceled_meanwhile_gives_its_stock_back() -> None:
+    services = StockServices(start_fails=Conflict("canceled", code="order_canceled"))
+    with pytest.raises(ProblemError):
+        await StoreInteractor(services).pay_for_order(  # type: ignore[arg-type]
+            Caller(**CALLER), "o1", PayIn(**URLS)
+        )
+    assert services.calls == ["reserve", "start_payment", "release"]
+
+
 async def test_pay_again_reserves_anew() -> None:
     services = StockServices()
     await StoreInteractor(services).pay_for_order(  # type: ignore[arg-type]
