@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from libs.contracts.cart import CartOut
 from libs.contracts.catalog import StockCheckOut, StockLineIn
 from libs.runtime.problems import InvalidInput, ProblemError
@@ -18,6 +20,8 @@ from libs.runtime.problems import InvalidInput, ProblemError
 if TYPE_CHECKING:
     from gateway.clients import Clients
     from gateway.identity import Caller
+
+log = structlog.get_logger(__name__)
 
 
 class OutOfStock(ProblemError):
@@ -102,6 +106,11 @@ async def _check(clients: Clients, lines: Sequence[StockLineIn]) -> StockCheckOu
     except ProblemError as exc:
         if exc.code == "unknown_product":
             return None  # an unknown price: the cart answers for it in its own words
+        if exc.status >= 500:
+            # Catalog is down: the cart still takes the line (from its price cache) as it did
+            # before stock, and checkout's reservation guards what is sold.
+            log.warning("stock.check_unavailable", error=str(exc))
+            return None
         raise
 
 

@@ -184,3 +184,17 @@ async def test_raising_a_quantity_past_what_is_available_is_refused_lowering_nev
     services.free = 0
     await interactor.update_line(Caller(**CALLER), "l1", SetQuantityIn(quantity=1), locale=LOCALE)
     assert services.calls == ["set", "set"]
+
+
+async def test_with_catalog_down_the_cart_still_takes_the_line() -> None:
+    services = StockServices()
+
+    async def down(lines: Any) -> StockCheckOut:
+        raise ServiceUnavailable("catalog down")
+
+    services.catalog.check_stock = down
+    interactor = StoreInteractor(services)  # type: ignore[arg-type]
+    await interactor.add_to_cart(
+        Caller(**CALLER), AddLineIn(pricing_id="p", quantity=1), locale=LOCALE
+    )
+    assert services.calls == ["add"]
