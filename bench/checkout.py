@@ -84,24 +84,20 @@ async def place_order(
     return Unpaid(body["order"]["id"], urlsplit(url).path + "/pay", cookie), took_ms
 
 
-def track_stock(running: Any, pricing_id: str, *, on_hand: int) -> str:
-    """Make the product of a price track stock (through the admin API); its key."""
+def track_stock(running: Any, product_key: str, *, on_hand: int) -> str:
+    """Make a product track stock (through the admin API); its key."""
     from gateway.identity import issue_token
     from gateway.settings import DEV_JWT_SECRET
 
     secret = running.env.get("GATEWAY_JWT_SECRET", DEV_JWT_SECRET)
     token = issue_token("bench", secret=secret, roles=["store:admin"])
     with httpx.Client(base_url=running.base_url, timeout=15) as http:
-        page = http.get("/api/store/products", params={"limit": 100}).json()
-        key = next(
-            p["key"] for p in page["items"] if any(x["id"] == pricing_id for x in p["prices"])
-        )
         http.put(
-            f"/api/admin/products/{key}/stock",
+            f"/api/admin/products/{product_key}/stock",
             json={"on_hand": on_hand},
             headers={"authorization": f"Bearer {token}"},
         ).raise_for_status()
-    return str(key)
+    return product_key
 
 
 async def on_schedule(

@@ -626,7 +626,7 @@ class Bench:
             # tracks stock: each one also checks, reserves and binds its units at catalog.
             if not seeded:
                 raise shop.PrepareError(catalog_error)
-            key = checkout.track_stock(running, seeded[0].id, on_hand=1_000_000)
+            key = checkout.track_stock(running, seeded[0].product_key, on_hand=1_000_000)
             with self.profiling(self.plan.checkout_s):
                 measure, _ = asyncio.run(
                     checkout.checkouts(
