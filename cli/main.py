@@ -407,8 +407,10 @@ def _service_settings(name: str) -> Any:
 
 def _add_groups() -> None:
     from cli.dlq import dlq_app
+    from cli.orders import orders_app
 
     app.add_typer(dlq_app, name="dlq")
+    app.add_typer(orders_app, name="orders")
 
 
 _add_groups()

@@ -6,57 +6,45 @@ Every admin request is logged with its actor; every change it makes is also an e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-import structlog
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.deps import Deps
+from gateway import admin_orders, admin_refunds, admin_stock
+from gateway.deps import Admin, CurrentAdmin, Deps, current_admin
+from gateway.idempotency import AdminIdempotent
 from gateway.identity import ADMIN_ROLE
 from libs.contracts.common import ID_PATTERN
 from libs.contracts.orders import OrderOut
-from libs.runtime.problems import Forbidden, Unauthorized
 
-log = structlog.get_logger(__name__)
+# The operator's dependency lives in gateway/deps.py, so that route modules such as
+# admin_orders use it without importing this module (which mounts them).
+__all__ = ["Admin", "CurrentAdmin", "current_admin", "install_admin_api"]
 
 PREFIX = "/api/admin"
 
 
-@dataclass(frozen=True)
-class Admin:
-    """An operator: the `sub` of a verified token holding the admin role."""
-
-    actor: str
-
-
-async def current_admin(
-    request: Request,
-    deps: Deps,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Admin:
-    """401 without a valid bearer token, 403 with one that lacks `store:admin`. The anonymous
-    cookie plays no part here."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(
-            "The admin API needs `Authorization: Bearer <token>` with the store:admin role.",
-            code="invalid_token",
-        )
-    claims = await deps.verifier.verify_claims(token.strip())
-    if not claims.is_admin:
-        log.warning("admin.refused", user_id=claims.user_id, path=request.url.path)
-        raise Forbidden(f"This needs the {ADMIN_ROLE} role.", code="admin_role_required")
-    log.info("admin.action", actor=claims.user_id, method=request.method, path=request.url.path)
-    return Admin(actor=claims.user_id)
+# Every admin router is mounted with these: under /api/admin, and only for an admin.
+ADMIN_ROUTES: dict[str, Any] = {
+    "prefix": PREFIX,
+    "tags": ["admin"],
+    "dependencies": [Depends(current_admin)],
+}
+router = APIRouter(**ADMIN_ROUTES)
 
 
-CurrentAdmin = Annotated[Admin, Depends(current_admin)]
+def is_admin_path(path: str | None) -> bool:
+    return path is not None and (path == PREFIX or path.startswith(f"{PREFIX}/"))
 
-router = APIRouter(prefix=PREFIX, tags=["admin"], dependencies=[Depends(current_admin)])
+
+def api_routes(app: FastAPI) -> list[RouteContext]:
+    """Every route of the app with its full path, those of included routers too (FastAPI
+    keeps an included router as one entry of `app.routes`)."""
+    return [context for context in iter_route_contexts(app.routes) if context.path is not None]
+
 
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
@@ -67,7 +55,11 @@ class AdminCancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-@router.post("/orders/{order_id}/cancel", summary="Cancel an unpaid order")
+@router.post(
+    "/orders/{order_id}/cancel",
+    summary="Cancel an unpaid order",
+    dependencies=[AdminIdempotent],
+)
 async def cancel_order(
     order_id: Id, deps: Deps, admin: CurrentAdmin, body: AdminCancelIn | None = None
 ) -> OrderOut:
@@ -81,7 +73,7 @@ async def cancel_order(
 
 def admin_openapi(app: FastAPI) -> dict[str, Any]:
     """The admin API's own OpenAPI document."""
-    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith(PREFIX)]
+    routes = [context for context in api_routes(app) if is_admin_path(context.path)]
     return get_openapi(
         title="Store admin API",
         version=app.version,
@@ -95,7 +87,9 @@ def store_openapi(app: FastAPI) -> dict[str, Any]:
     """The store API's OpenAPI document, without the admin routes."""
     if app.openapi_schema is None:
         routes = [
-            r for r in app.routes if not (isinstance(r, APIRoute) and r.path.startswith(PREFIX))
+            context
+            for context in iter_route_contexts(app.routes)
+            if not (isinstance(context.original_route, APIRoute) and is_admin_path(context.path))
         ]
         app.openapi_schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=routes
@@ -103,12 +97,12 @@ def store_openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def install_admin_api(app: FastAPI, *routers: APIRouter) -> None:
-    """Mount the admin routes (and `routers` of other admin modules, under the same prefix and
-    guard) and split the OpenAPI documents."""
+def install_admin_api(app: FastAPI) -> None:
+    """Mount the admin routes and split the OpenAPI documents."""
     app.include_router(router)
-    for more in routers:
-        app.include_router(more, prefix=PREFIX, dependencies=[Depends(current_admin)])
+    app.include_router(admin_orders.router, **ADMIN_ROUTES)
+    app.include_router(admin_refunds.router, **ADMIN_ROUTES)
+    app.include_router(admin_stock.router, **ADMIN_ROUTES)
     document: dict[str, Any] = {}
 
     @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)

@@ -13,13 +13,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import Field
 
-from gateway.admin_router import CurrentAdmin
-from gateway.deps import Deps
-from libs.contracts.catalog import StockLevelOut, StockSetIn
+from gateway.deps import CurrentAdmin, Deps
+from libs.contracts.catalog import StockLevelOut
 from libs.contracts.common import KEY_PATTERN
 from libs.contracts.envelope import Contract, example
 
-router = APIRouter(tags=["stock"])
+# Mounted under /api/admin for admins only (admin_router.ADMIN_ROUTES).
+router = APIRouter()
 
 Key = Annotated[str, Path(min_length=1, max_length=128, pattern=KEY_PATTERN)]
 
@@ -36,12 +36,12 @@ class AdminStockIn(Contract):
 @router.get("/products/{key}/stock", summary="A product's stock")
 async def get_stock(key: Key, deps: Deps, admin: CurrentAdmin) -> StockLevelOut:
     """On hand, reserved and available units of a product."""
-    return await deps.interactor.clients.catalog.get_stock(key)
+    return await deps.admin.get_stock(key)
 
 
 @router.put("/products/{key}/stock", summary="Set a product's stock")
 async def set_stock(key: Key, body: AdminStockIn, deps: Deps, admin: CurrentAdmin) -> StockLevelOut:
     """Set the units on hand (404 `product_not_found` for an unknown key)."""
-    return await deps.interactor.clients.catalog.set_stock(
-        key, StockSetIn(on_hand=body.on_hand, tracked=body.tracked, actor=admin.actor)
+    return await deps.admin.set_stock(
+        actor=admin.actor, key=key, on_hand=body.on_hand, tracked=body.tracked
     )

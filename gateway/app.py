@@ -11,7 +11,8 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import admin_stock, cart_router, payments_router, store_router
+from gateway import cart_router, payments_router, store_router
+from gateway.admin_interactor import AdminInteractor
 from gateway.admin_router import install_admin_api
 from gateway.cache import ProductPageCache, ProductPageCacheMiddleware
 from gateway.clients import Clients
@@ -53,16 +54,18 @@ def create_app(
     cookie = AnonymousCookie(settings)
     # One client for the idempotency keys and the record of merged anonymous ids.
     redis = create_redis(settings.runtime.redis_url, fake_server=shared.fake_redis_server)
+    clients = Clients(shared.directory)
     merged_ids = MergedAnonymousIds.for_cookie(redis, cookie)
     deps = GatewayDeps(
         settings=settings,
-        interactor=StoreInteractor(Clients(shared.directory)),
+        interactor=StoreInteractor(clients),
         verifier=verifier,
         cookie=cookie,
         rate_limits=RateLimits.from_settings(
             settings, verifier=verifier, cookie=cookie, merged_ids=merged_ids
         ),
         merged_ids=merged_ids,
+        admin=AdminInteractor(clients),
     )
     _warn_about_opt_outs(settings)
 
@@ -126,7 +129,7 @@ def create_app(
     app.include_router(store_router.router, dependencies=limited)
     app.include_router(cart_router.router, dependencies=limited)
     app.include_router(payments_router.router, dependencies=limited)
-    install_admin_api(app, admin_stock.router)
+    install_admin_api(app)
     app.include_router(_operations_router(shared, settings.runtime))
     mount_storefront(app, settings)
     return app

@@ -22,15 +22,17 @@ from libs.contracts.catalog import (
     StockSetIn,
 )
 from libs.contracts.common import Page, Principal
-from libs.contracts.orders import CancelOrderIn, OrderOut, PrepareOrderIn
+from libs.contracts.orders import CancelOrderIn, FulfilOrderIn, OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
+    OperatorRefundIn,
     PaymentAttemptOut,
     PaymentCheckIn,
     PaymentOut,
     PortalIn,
     PortalOut,
+    RefundOut,
     StartPaymentIn,
     SubscriptionOut,
 )
@@ -226,6 +228,27 @@ class OrdersClient:
             json=CancelOrderIn(actor=actor, reason=reason).model_dump(mode="json"),
         )
 
+    # Operators' routes: no principal (the admin API checked the operator's role).
+
+    async def list_all_orders(self, **filters: Any) -> Page[OrderOut]:
+        return await self.http.call(
+            "GET", "/admin/orders", Page[OrderOut], params=_params(**filters)
+        )
+
+    async def get_any_order(self, order_id: str) -> OrderOut:
+        return await self.http.call("GET", f"/admin/orders/{_seg(order_id)}", OrderOut)
+
+    async def get_order_by_number(self, number: str) -> OrderOut:
+        return await self.http.call("GET", f"/admin/orders/by-number/{_seg(number)}", OrderOut)
+
+    async def fulfil_order(self, order_id: str, body: FulfilOrderIn) -> OrderOut:
+        return await self.http.call(
+            "POST",
+            f"/admin/orders/{_seg(order_id)}/fulfillments",
+            OrderOut,
+            json=body.model_dump(mode="json"),
+        )
+
 
 class PaymentsClient:
     def __init__(self, http: ServiceClient) -> None:
@@ -305,6 +328,15 @@ class PaymentsClient:
             PortalOut,
             json=PortalIn(return_url=return_url).model_dump(mode="json"),
             principal=principal,
+        )
+
+    async def refund_order(self, order_id: str, body: OperatorRefundIn) -> RefundOut:
+        """An operator's refund (the service credential only: the caller is an admin)."""
+        return await self.http.call(
+            "POST",
+            f"/admin/orders/{_seg(order_id)}/refunds",
+            RefundOut,
+            json=body.model_dump(mode="json"),
         )
 
     async def forward(

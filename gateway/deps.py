@@ -8,11 +8,18 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Header, Query, Request
 
-from gateway.identity import AnonymousCookie, Caller, MergedAnonymousIds, TokenVerifier
+from gateway.admin_interactor import AdminInteractor
+from gateway.identity import (
+    ADMIN_ROLE,
+    AnonymousCookie,
+    Caller,
+    MergedAnonymousIds,
+    TokenVerifier,
+)
 from gateway.interactor import Locale, StoreInteractor
 from gateway.rate_limits import RateLimits
 from gateway.settings import GatewaySettings
-from libs.runtime.problems import ProblemError, Unauthorized
+from libs.runtime.problems import Forbidden, ProblemError, Unauthorized
 
 log = structlog.get_logger(__name__)
 
@@ -25,6 +32,7 @@ class GatewayDeps:
     cookie: AnonymousCookie
     rate_limits: RateLimits
     merged_ids: MergedAnonymousIds
+    admin: AdminInteractor
 
 
 async def gateway_deps(request: Request) -> GatewayDeps:
@@ -85,6 +93,35 @@ async def current_locale(
     )
 
 
+@dataclass(frozen=True)
+class Admin:
+    """An operator: the `sub` of a verified token holding the admin role."""
+
+    actor: str
+
+
+async def current_admin(
+    request: Request,
+    deps: Annotated[GatewayDeps, Depends(gateway_deps)],
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Admin:
+    """401 without a valid bearer token, 403 with one that lacks `store:admin`. The anonymous
+    cookie plays no part here."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "The admin API needs `Authorization: Bearer <token>` with the store:admin role.",
+            code="invalid_token",
+        )
+    claims = await deps.verifier.verify_claims(token.strip())
+    if not claims.is_admin:
+        log.warning("admin.refused", user_id=claims.user_id, path=request.url.path)
+        raise Forbidden(f"This needs the {ADMIN_ROLE} role.", code="admin_role_required")
+    log.info("admin.action", actor=claims.user_id, method=request.method, path=request.url.path)
+    return Admin(actor=claims.user_id)
+
+
 Deps = Annotated[GatewayDeps, Depends(gateway_deps)]
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
 CurrentLocale = Annotated[Locale, Depends(current_locale)]
+CurrentAdmin = Annotated[Admin, Depends(current_admin)]

@@ -28,7 +28,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.deps import CurrentCaller
+from gateway.deps import CurrentAdmin, CurrentCaller
 from libs.runtime.problems import Conflict, InvalidInput
 
 log = structlog.get_logger(__name__)
@@ -100,30 +100,43 @@ class _Claim:
     fingerprint: str
 
 
-async def idempotency_key(
-    request: Request,
-    caller: CurrentCaller,
-    key: Annotated[
-        str | None,
-        Header(
-            alias=HEADER,
-            min_length=1,
-            max_length=255,
-            pattern=r"^[\x21-\x7e]+$",
-            description="A unique key (e.g. a UUID) that makes a retry of this request safe: "
-            "the first response is replayed for 24 h. The same key with another body is 422, "
-            "a retry while the first runs is 409.",
-        ),
-    ] = None,
-) -> None:
-    """Replay, refuse or claim the caller's Idempotency-Key for this request."""
+KeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A unique key (e.g. a UUID) that makes a retry of this request safe: "
+        "the first response is replayed for 24 h. The same key with another body is 422, "
+        "a retry while the first runs is 409.",
+    ),
+]
+
+
+async def idempotency_key(request: Request, caller: CurrentCaller, key: KeyHeader = None) -> None:
+    """Replay, refuse or claim the shopper's Idempotency-Key for this request."""
     owner = caller.principal.owner
     if key is None or owner is None:
         return
+    await _claim(request, f"{owner.kind}:{owner.id}", key)
+
+
+async def admin_idempotency_key(
+    request: Request, admin: CurrentAdmin, key: KeyHeader = None
+) -> None:
+    """Replay, refuse or claim an operator's Idempotency-Key: keyed by the operator, never by a
+    shopper's cookie (an admin route never identifies, let alone merges, a shopper)."""
+    if key is None:
+        return
+    await _claim(request, f"admin:{admin.actor}", key)
+
+
+async def _claim(request: Request, owner: str, key: str) -> None:
     store: IdempotencyStore = request.app.state.idempotency
     body = await request.body()
     digest = hashlib.sha256(key.encode()).hexdigest()
-    storage_key = f"{_PREFIX}{owner.kind}:{owner.id}:{digest}"
+    storage_key = f"{_PREFIX}{owner}:{digest}"
     fingerprint = hashlib.sha256(
         b"\n".join([request.method.encode(), request.url.path.encode(), body])
     ).hexdigest()
@@ -140,8 +153,9 @@ async def idempotency_key(
     raise _Replay(stored)
 
 
-# Add to a route: `dependencies=[Idempotent]`.
+# Add to a route: `dependencies=[Idempotent]` (store routes) or `[AdminIdempotent]` (admin).
 Idempotent = Depends(idempotency_key)
+AdminIdempotent = Depends(admin_idempotency_key)
 
 
 class IdempotencyMiddleware:

@@ -421,6 +421,17 @@ class StoreInteractor:
         shipping = details.get("shipping")
         if shipping and shipping["total"] > 0:
             # One more line of the checkout: its amount is the order's, exclusive tax included.
+            # A subscription to goods that ship pays their shipping each period: the line
+            # recurs with them (the same rule makes each renewal order carry the shipping,
+            # services/orders/renewals.py `recurring_shipping`).
+            shipped_cycle = next(
+                (
+                    line
+                    for line in details.get("lines", [])
+                    if line.get("interval") and line.get("shippable")
+                ),
+                None,
+            )
             lines.append(
                 PaymentLine(
                     pricing_id="shipping",
@@ -428,6 +439,10 @@ class StoreInteractor:
                     unit_amount=shipping["amount"],
                     quantity=1,
                     total=shipping["total"],
+                    interval=shipped_cycle["interval"] if shipped_cycle else None,
+                    interval_count=(shipped_cycle.get("interval_count") or 1)
+                    if shipped_cycle
+                    else 1,
                 )
             )
         if order.customer_id is None:

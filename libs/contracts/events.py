@@ -473,8 +473,12 @@ class PaymentRefunded(Event):
 RefundReason = Field(
     description="Why the money goes back: `order_already_paid` (a second payment of a paid "
     "order), `paid_after_expired` / `paid_after_failed` / `paid_after_canceled` (money after "
-    "its checkout closed), `amount_mismatch` / `currency_mismatch`, or `operator`."
+    "its checkout closed), `amount_mismatch` / `currency_mismatch`, `operator` (an operator "
+    "asked for it: `actor` and `note` say who and why), or `provider_dashboard` (made in the "
+    "provider's dashboard, not by Store)."
 )
+RefundActor = Field(None, description="The operator who asked for it (reason `operator`).")
+RefundNote = Field(None, description="The reason the operator gave (reason `operator`).")
 
 
 @event("payments.refund.succeeded.v1")
@@ -507,6 +511,8 @@ class RefundSucceeded(Event):
     reason: str = RefundReason
     created_at: datetime = Field(description="When Store decided the money goes back.")
     succeeded_at: datetime
+    actor: str | None = RefundActor
+    note: str | None = RefundNote
 
 
 @event("payments.refund.failed.v1")
@@ -548,6 +554,8 @@ class RefundFailed(Event):
     )
     created_at: datetime = Field(description="When Store decided the money goes back.")
     failed_at: datetime
+    actor: str | None = RefundActor
+    note: str | None = RefundNote
 
 
 DisputeStatus = Literal[
@@ -678,6 +686,16 @@ class SubscriptionRenewed(Event):
     currency: str
     current_period_end: datetime | None = None
     invoice_reference: str | None = None
+    billing_reason: str | None = Field(
+        None,
+        description="Why the provider billed: `subscription_cycle` for a new period, "
+        "`subscription_update` for a proration. Added within v1: null from older producers.",
+    )
+    renewed_at: datetime | None = Field(
+        None,
+        description="When the provider took the money. Added within v1: null from older "
+        "producers (then the envelope's `occurred_at` is the best guess).",
+    )
 
     model_config = example(
         {
@@ -687,6 +705,8 @@ class SubscriptionRenewed(Event):
             "currency": "EUR",
             "current_period_end": "2026-05-01T12:00:00Z",
             "invoice_reference": "in_1Nv",
+            "billing_reason": "subscription_cycle",
+            "renewed_at": "2026-04-01T12:00:03Z",
         }
     )
 

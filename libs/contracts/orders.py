@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from libs.contracts.common import Owner
-from libs.contracts.envelope import Contract, example
-from libs.contracts.events import CartLineSnapshot, DisputeStatus, Interval
+from libs.contracts.envelope import Contract, Input, example
+from libs.contracts.events import CartLineSnapshot, DisputeStatus, Interval, OrderLineRef
 from libs.contracts.payments import BillingDetails, ShippingAddress
 
 _ADDRESS = {
@@ -75,6 +76,125 @@ class OrderDisputeOut(Contract):
     closed_at: datetime | None = Field(None, description="Set once the dispute ended.")
 
 
+FulfillmentStatus = Literal["unfulfilled", "partially_fulfilled", "fulfilled"]
+
+
+class OrderFulfillmentOut(Contract):
+    """Goods of the order handed to a carrier, with the shopper's tracking."""
+
+    model_config = example(
+        {
+            "id": "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+            "carrier": "DHL",
+            "tracking_number": "00340434161234567890",
+            "tracking_url": "https://www.dhl.de/de/privatkunden.html?piececode=00340434161234567890",
+            "lines": [
+                {"pricing_id": "pr_mug_eur", "product_key": "mug", "name": "Mug", "quantity": 2}
+            ],
+            "created_at": "2027-03-02T09:00:00Z",
+        }
+    )
+
+    id: str
+    carrier: str
+    tracking_number: str
+    tracking_url: str | None = None
+    lines: list[OrderLineRef]
+    created_at: datetime
+
+
+class FulfillmentLineIn(Input):
+    """How many of one of the order's lines (by its price) go in this shipment."""
+
+    pricing_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=1_000_000)
+
+
+class CreateFulfillmentIn(Input):
+    """`POST /api/admin/orders/{id}/fulfillments`: a shipment of a paid order. Without
+    `lines`, everything shippable not yet fulfilled goes."""
+
+    model_config = Input.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "carrier": "DHL",
+                    "tracking_number": "00340434161234567890",
+                    "tracking_url": "https://www.dhl.de/de/privatkunden.html?piececode=1",
+                    "lines": [{"pricing_id": "pr_mug_eur", "quantity": 1}],
+                },
+                {"carrier": "DHL", "tracking_number": "00340434161234567890"},
+            ]
+        }
+    }
+
+    carrier: str = Field(min_length=1, max_length=100)
+    tracking_number: str = Field(min_length=1, max_length=100)
+    tracking_url: str | None = Field(
+        None, max_length=2000, description="An https:// link (it is sent to the shopper)."
+    )
+    lines: list[FulfillmentLineIn] | None = Field(None, min_length=1, max_length=500)
+
+    @field_validator("carrier", "tracking_number")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip() or any(ord(c) < 32 for c in value):
+            raise ValueError("must be printable text, not blank")
+        return value.strip()
+
+    @field_validator("tracking_url")
+    @classmethod
+    def _https_only(cls, value: str | None) -> str | None:
+        # It ends up as a link in the shopper's e-mail: only an absolute https URL to a host,
+        # never javascript:, data: or a relative path.
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if (
+            parts.scheme != "https"
+            or not parts.hostname
+            or any(ord(c) <= 32 or c in "\\<>\"'" for c in value)
+        ):
+            raise ValueError("must be an https:// URL")
+        return value
+
+
+class FulfilOrderIn(CreateFulfillmentIn):
+    """Internal: `POST /admin/orders/{id}/fulfillments` — the operator's shipment and who
+    they are (the admin token's `sub`, for the event and the log)."""
+
+    actor: str | None = Field(None, max_length=200)
+
+
+class OrderRenewalOut(Contract):
+    """What makes an order a subscription renewal: one paid period of a subscription, taken
+    from its first order's recurring lines (docs/subscriptions.md)."""
+
+    model_config = example(
+        {
+            "subscription_id": "2b7e1c4a-6d3f-4a8e-9b1c-4e6d3f8a9b1c",
+            "first_order_id": "5f0c7a7e-3f57-4a43-9d56-3c1f6a1f5d10",
+            "invoice_reference": "in_1Nv",
+            "period_end": "2027-04-01T12:00:00Z",
+            "billing_reason": "subscription_cycle",
+            "amount_differs": False,
+        }
+    )
+
+    subscription_id: str = Field(description="The payments subscription id.")
+    first_order_id: str = Field(description="The order that started the subscription.")
+    invoice_reference: str = Field(description="The provider's invoice: one order per invoice.")
+    period_end: datetime | None = Field(None, description="Until when this renewal pays.")
+    billing_reason: str | None = Field(
+        None, description="The provider's: `subscription_cycle`, or `subscription_update`."
+    )
+    amount_differs: bool = Field(
+        False,
+        description="The provider charged other than the first order's recurring lines "
+        "(a price change, a proration, a coupon): the total is what was charged.",
+    )
+
+
 OrderStatus = Literal["pending", "paid", "canceled"]
 
 
@@ -100,6 +220,15 @@ class OrderOut(Contract):
     refunded_amount: int = Field(0, ge=0, description="Σ amounts of the succeeded refunds.")
     refunds: list[OrderRefundOut] = Field(default_factory=list, description="Oldest first.")
     disputes: list[OrderDisputeOut] = Field(default_factory=list, description="Oldest first.")
+    fulfillment_status: FulfillmentStatus | None = Field(
+        None, description="Of the shippable lines; null when nothing ships."
+    )
+    fulfillments: list[OrderFulfillmentOut] = Field(
+        default_factory=list, description="Oldest first."
+    )
+    renewal: OrderRenewalOut | None = Field(
+        None, description="Set on the order of a subscription's renewal; null otherwise."
+    )
 
 
 class ShippingChoice(Contract):

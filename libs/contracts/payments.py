@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import EmailStr, Field
+from pydantic import EmailStr, Field, model_validator
 
 from libs.contracts.common import Owner
 from libs.contracts.envelope import Contract, Input
@@ -391,6 +391,17 @@ class DisputeOut(Contract):
     }
 
 
+class RefundLineIn(Input):
+    """Units of one order line to refund."""
+
+    pricing_id: str = Field(min_length=1, max_length=255)
+    quantity: int = Field(ge=1, le=1_000_000)
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {"examples": [{"pricing_id": "price-mug-eur", "quantity": 1}]}
+    }
+
+
 class RefundOut(Contract):
     """Internal: a refund of money that must not stay (`GET /refunds`, `store payments refunds`)."""
 
@@ -417,6 +428,9 @@ class RefundOut(Contract):
     )
     created_at: datetime
     updated_at: datetime
+    actor: str | None = Field(None, description="The operator who asked for it (`operator`).")
+    note: str | None = Field(None, description="The reason the operator gave (`operator`).")
+    lines: list[RefundLineIn] | None = Field(None, description="The lines it refunds, if any.")
 
     model_config = Contract.model_config | {
         "json_schema_extra": {
@@ -443,6 +457,41 @@ class RefundOut(Contract):
     }
 
 
+class OperatorRefundIn(Input):
+    """Internal: `POST /admin/orders/{order_id}/refunds` — an operator sends money back.
+
+    Give an `amount` (minor units), or `lines` (priced from the order's frozen line totals, tax
+    included; ADR 007, "Operators refund orders"), or neither: all that is not yet refunded.
+    Once per order and `idempotency_key`: a retry returns the same refund, another request under
+    the same key is 422 `idempotency_key_reused`."""
+
+    amount: int | None = Field(None, ge=1)
+    reason: str = Field(min_length=1, max_length=500)
+    lines: list[RefundLineIn] | None = Field(None, min_length=1, max_length=200)
+    idempotency_key: str = Field(min_length=1, max_length=255)
+    actor: str = Field(min_length=1, max_length=200)
+
+    model_config = Contract.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "amount": None,
+                    "reason": "The mug arrived broken",
+                    "lines": [{"pricing_id": "price-mug-eur", "quantity": 1}],
+                    "idempotency_key": "7d1f0c8e-2b3a-4c5d-9e8f-0a1b2c3d4e5f",
+                    "actor": "operator-1",
+                }
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _amount_or_lines(self) -> OperatorRefundIn:
+        if self.amount is not None and self.lines:
+            raise ValueError("give either amount or lines, not both")
+        return self
+
+
 class ReconcileOut(Contract):
     """Internal: what one reconciliation run did (`POST /reconcile`, `store payments reconcile`)."""
 
@@ -450,10 +499,25 @@ class ReconcileOut(Contract):
     settled: int = 0
     refunds_retried: int = 0
     errors: int = 0
+    subscriptions_checked: int = Field(
+        0, description="Running subscriptions whose paid invoices the provider was asked for."
+    )
+    renewals_recorded: int = Field(
+        0, description="Paid renewal invoices no webhook had brought, recorded now."
+    )
 
     model_config = Contract.model_config | {
         "json_schema_extra": {
-            "examples": [{"checked": 3, "settled": 1, "refunds_retried": 0, "errors": 0}]
+            "examples": [
+                {
+                    "checked": 3,
+                    "settled": 1,
+                    "refunds_retried": 0,
+                    "errors": 0,
+                    "subscriptions_checked": 2,
+                    "renewals_recorded": 1,
+                }
+            ]
         }
     }
 

@@ -34,6 +34,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
         "payments.dispute.opened.v1",
         "payments.dispute.closed.v1",
         "identity.anonymous.merged.v1",
+        "payments.subscription.renewed.v1",
     ),
     "payments": ("identity.anonymous.merged.v1", "orders.order.canceled.v1"),
 }

@@ -62,7 +62,7 @@ class Passthrough(Generic[M]):
         return Passthrough(value.model_dump_json().encode(), type(value))
 
 
-_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "instance", "errors"})
+_PROBLEM_FIELDS = frozenset({"type", "title", "status", "detail", "code", "instance", "errors"})
 
 
 class RemoteProblem(ProblemError):
@@ -230,8 +230,8 @@ class ServiceClient:
             code=body.get("code", f"http_{status}"),
             title=body.get("title", "Error"),
             errors=errors,
-            # A problem's own members (out_of_stock's `products`...) travel on with it.
-            extra={k: v for k, v in body.items() if k not in _PROBLEM_MEMBERS},
+            # The figures a service added (e.g. refund_exceeds_paid's paid, refunded, asked).
+            extra={k: v for k, v in body.items() if k not in _PROBLEM_FIELDS},
         )
 
     async def call(self, method: str, path: str, response_model: type[M] | Any, **kwargs: Any) -> M:

@@ -1,4 +1,4 @@
-"""Stock: levels per product and reservations per order (docs/stock.md, ADR 021).
+"""Stock: levels per product and reservations per order (docs/stock.md, ADR 024).
 
 A product tracks stock when it has a `stock_levels` row with `tracked`. Checkout reserves an
 order's quantities, all lines or none; the hold is bound to the payment attempt it waits for

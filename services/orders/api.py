@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from libs.contracts.common import Owner, Page, Principal
+from libs.contracts.events import OrderLineRef
 from libs.contracts.orders import (
     CancelOrderIn,
     OrderDisputeOut,
+    OrderFulfillmentOut,
     OrderOut,
     OrderPaidFilter,
     OrderRefundOut,
@@ -17,6 +19,8 @@ from libs.contracts.orders import (
 )
 from libs.runtime.auth import principal_or_none, require_service_token
 from services.orders.domain import Order
+from services.orders.fulfillments import fulfillment_status
+from services.orders.renewals import renewal_of
 from services.orders.service import OrdersService
 
 
@@ -76,6 +80,27 @@ def order_out(order: Order) -> OrderOut:
             )
             for dispute in order.disputes
         ],
+        fulfillment_status=fulfillment_status(order),
+        fulfillments=[
+            OrderFulfillmentOut(
+                id=fulfillment.id,
+                carrier=fulfillment.carrier,
+                tracking_number=fulfillment.tracking_number,
+                tracking_url=fulfillment.tracking_url,
+                lines=[
+                    OrderLineRef(
+                        pricing_id=line.pricing_id,
+                        product_key=line.product_key,
+                        name=line.name,
+                        quantity=line.quantity,
+                    )
+                    for line in fulfillment.lines
+                ],
+                created_at=fulfillment.created_at,
+            )
+            for fulfillment in order.fulfillments
+        ],
+        renewal=renewal_of(order),
     )
 
 

@@ -154,6 +154,30 @@ def reported_dispute(event: DisputeOpened | DisputeClosed, *, order_id: str) -> 
 
 
 @dataclass(frozen=True)
+class FulfilledLine:
+    """How many of one order line (by its price) one fulfilment shipped."""
+
+    pricing_id: str
+    product_key: str
+    name: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Fulfillment:
+    """Goods of a paid order handed to a carrier; never changes once recorded."""
+
+    id: str
+    order_id: str
+    carrier: str
+    tracking_number: str
+    tracking_url: str | None
+    lines: tuple[FulfilledLine, ...]
+    actor: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Order:
     id: str
     number: str
@@ -174,6 +198,7 @@ class Order:
     # Read beside the order (they change; the order does not), so not part of its equality.
     refunds: tuple[Refund, ...] = field(default=(), compare=False)
     disputes: tuple[Dispute, ...] = field(default=(), compare=False)
+    fulfillments: tuple[Fulfillment, ...] = field(default=(), compare=False)
 
     @property
     def refunded_amount(self) -> int:

@@ -1,13 +1,15 @@
 """What the orders service consumes: HANDLERS, bound by `Runtime.subscribe(service, HANDLERS)`.
 
 Published (through the outbox, in the transaction of the change): `OrderCreated` by
-`prepare_order`, `OrderPaid` by `mark_paid`, `OrderCanceled` by `cancel_order` — each once per order;
+`prepare_order`, `OrderPaid` by `mark_paid`, `OrderCanceled` by `cancel_order` — each once
+per order; `OrderFulfilled` by `fulfil_order` — once per fulfilment.
 `OrderBackordered` by `mark_paid` when the paid order's stock was no longer held and could
 not be covered (once).
 Consumed: `PaymentSucceeded` (set paid), `RefundSucceeded` and `RefundFailed` (keep the
 order's refunds; the first final status wins), `DisputeOpened` and `DisputeClosed` (keep the
 order's disputes; a closed one never reopens) and `AnonymousMerged` (re-own the shopper's
-orders).
+orders), `SubscriptionRenewed` (a paid renewal invoice becomes an order of its own, paid at
+once, publishing `OrderCreated` and `OrderPaid` for it: services/orders/renewals.py).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from libs.contracts.events import (
     PaymentSucceeded,
     RefundFailed,
     RefundSucceeded,
+    SubscriptionRenewed,
 )
 from libs.runtime.runtime import EventHandler
+from services.orders.renewals import record_renewal
 from services.orders.service import OrdersService
 
 PUBLISHES = (
@@ -31,6 +35,7 @@ PUBLISHES = (
     "orders.order.paid.v1",
     "orders.order.canceled.v1",
     "orders.order.backordered.v1",
+    "orders.order.fulfilled.v1",
 )
 
 
@@ -58,6 +63,14 @@ async def on_anonymous_merged(
     await service.anonymous_to_user(session=session, merged=payload)
 
 
+async def on_subscription_renewed(
+    service: OrdersService, session: AsyncSession, payload: SubscriptionRenewed
+) -> None:
+    await record_renewal(
+        runtime=service.runtime, session=session, renewed=payload, now=service.clock()
+    )
+
+
 HANDLERS: dict[type[Event], EventHandler] = {
     PaymentSucceeded: on_payment_succeeded,
     RefundSucceeded: on_refund_reported,
@@ -65,4 +78,5 @@ HANDLERS: dict[type[Event], EventHandler] = {
     DisputeOpened: on_dispute_reported,
     DisputeClosed: on_dispute_reported,
     AnonymousMerged: on_anonymous_merged,
+    SubscriptionRenewed: on_subscription_renewed,
 }

@@ -22,7 +22,12 @@ from libs.contracts.events import (
     RefundFailed,
     RefundSucceeded,
 )
-from libs.contracts.orders import OrderPaidFilter, PrepareOrderIn
+from libs.contracts.orders import (
+    CreateFulfillmentIn,
+    OrderPaidFilter,
+    OrderStatus,
+    PrepareOrderIn,
+)
 from libs.runtime.problems import InvalidInput, Unauthorized
 from libs.runtime.runtime import Runtime
 from services.orders.catalog import Catalog, shipping_terms
@@ -46,6 +51,7 @@ from services.orders.domain import (
     requires_shipping,
     shipped_to,
 )
+from services.orders.fulfillments import SqlFulfillmentRepository, fulfil_order
 from services.orders.refunds import SqlRefundRepository
 from services.orders.settings import OrdersSettings
 from services.orders.stock import CatalogStock, StockLedger, sell_reserved_stock
@@ -219,6 +225,70 @@ class OrdersService:
             return page, None
         last = page[size - 1]
         return page[:size], Cursor(created_at=last.created_at, order_id=last.id).encode()
+
+    # --- operators (the gateway's admin API) -----------------------------------------------
+
+    async def get_all_orders(
+        self,
+        *,
+        status: OrderStatus | None = None,
+        email: str | None = None,
+        number: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> tuple[list[Order], str | None]:
+        """Every order, newest first, one page; filtered by status, billing e-mail, number."""
+        size = self._page_size(limit)
+        if number is not None:
+            try:
+                order = await self.get_any_order(number=number)
+            except OrderNotFound:
+                return [], None
+            matches = (status is None or order.status == status) and (
+                email is None or _billing_email(order) == email.lower()
+            )
+            return ([order] if matches else []), None
+        after = Cursor.decode(cursor) if cursor else None
+        async with self.runtime.transaction() as session:
+            page = await SqlOrderRepository(session).list_all(
+                status=status, email=email, limit=size + 1, after=after
+            )
+            page = await _with_refunds_and_disputes(session, page)
+        return _page(page, size)
+
+    async def get_any_order(
+        self, *, order_id: str | None = None, number: str | None = None
+    ) -> Order:
+        """Any order, by its id or its number, with all it gathered since."""
+        async with self.runtime.transaction() as session:
+            orders = SqlOrderRepository(session)
+            order = (
+                await orders.get(order_id)
+                if order_id is not None
+                else await orders.get_by_number(number or "")
+            )
+            if order is None:
+                raise OrderNotFound(f"No order {order_id or number}.")
+            (order,) = await _with_refunds_and_disputes(session, [order])
+        return order
+
+    async def fulfil_order(
+        self, *, order_id: str, shipment: CreateFulfillmentIn, actor: str | None
+    ) -> Order:
+        """Hand goods of a paid order to a carrier (never more than ordered); publishes
+        OrderFulfilled."""
+        await fulfil_order(
+            self.runtime, order_id=order_id, shipment=shipment, actor=actor, clock=self.clock
+        )
+        return await self.get_any_order(order_id=order_id)
+
+    def _page_size(self, limit: int | None) -> int:
+        size = limit or self.settings.page_size
+        if not 1 <= size <= self.settings.max_page_size:
+            raise InvalidInput.for_field(
+                "limit", f"must be between 1 and {self.settings.max_page_size}"
+            )
+        return size
 
     # --- what other services tell us ---------------------------------------------------------
 
@@ -404,14 +474,33 @@ class OrdersService:
 
 
 async def _with_refunds_and_disputes(session: AsyncSession, orders: list[Order]) -> list[Order]:
-    """The orders with their refunds and disputes: one query each for all of them (no N+1)."""
+    """The orders with their refunds, disputes and fulfilments: one query each for all of them
+    (no N+1)."""
     ids = [order.id for order in orders]
     refunds = await SqlRefundRepository(session).for_orders(ids)
     disputes = await SqlDisputeRepository(session).for_orders(ids)
+    fulfillments = await SqlFulfillmentRepository(session).for_orders(ids)
     return [
-        replace(order, refunds=refunds.get(order.id, ()), disputes=disputes.get(order.id, ()))
+        replace(
+            order,
+            refunds=refunds.get(order.id, ()),
+            disputes=disputes.get(order.id, ()),
+            fulfillments=fulfillments.get(order.id, ()),
+        )
         for order in orders
     ]
+
+
+def _page(page: list[Order], size: int) -> tuple[list[Order], str | None]:
+    if len(page) <= size:
+        return page, None
+    last = page[size - 1]
+    return page[:size], Cursor(created_at=last.created_at, order_id=last.id).encode()
+
+
+def _billing_email(order: Order) -> str | None:
+    email = order.details.get("billing", {}).get("email")
+    return email.lower() if isinstance(email, str) else None
 
 
 def _check_amount(order: Order, payment: PaymentSucceeded) -> None:

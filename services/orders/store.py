@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Row, Table, insert, or_, select, tuple_, update
+from sqlalchemy import Row, Table, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.contracts.common import Owner
+from libs.contracts.orders import OrderStatus
 from services.orders.domain import Cursor, Order, order_number
 from services.orders.tables import OrderNumberRow, OrderRow, OwnerMergeRow
 
@@ -56,6 +57,45 @@ class SqlOrderRepository:
     async def get(self, order_id: str) -> Order | None:
         row = await self.session.get(OrderRow, order_id)
         return None if row is None else _to_order(row)
+
+    async def get_for_update(self, order_id: str) -> Order | None:
+        """The order, locked until the transaction ends (its fulfilments are decided under it)."""
+        row = await self.session.scalar(
+            select(OrderRow).where(OrderRow.id == order_id).with_for_update()
+        )
+        return None if row is None else _to_order(row)
+
+    async def get_by_number(self, number: str) -> Order | None:
+        row = await self.session.scalar(select(OrderRow).where(OrderRow.number == number))
+        return None if row is None else _to_order(row)
+
+    async def list_all(
+        self,
+        *,
+        status: OrderStatus | None,
+        email: str | None,
+        limit: int,
+        after: Cursor | None,
+    ) -> list[Order]:
+        """One page of every order, newest first, after `after` (keyset on ix_orders_created)."""
+        query = select(OrderRow)
+        if status == "paid":
+            query = query.where(OrderRow.paid.is_not(None))
+        elif status == "canceled":
+            query = query.where(OrderRow.canceled_at.is_not(None))
+        elif status == "pending":
+            query = query.where(OrderRow.paid.is_(None), OrderRow.canceled_at.is_(None))
+        if email is not None:
+            # Known simplification: no index on the billing e-mail; with the newest-first walk
+            # and a page limit, an operator's search reads the archive until the page is full.
+            billing_email = OrderRow.details["billing"]["email"].as_string()
+            query = query.where(func.lower(billing_email) == email.lower())
+        if after is not None:
+            query = query.where(
+                tuple_(OrderRow.created_at, OrderRow.id) < tuple_(after.created_at, after.order_id)
+            )
+        query = query.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(limit)
+        return [_to_order(row) for row in (await self.session.scalars(query)).all()]
 
     async def find(self, *, order_id: str, cart_id: str) -> tuple[Order | None, Order | None]:
         """The order with this id and the order of this cart, in one query: the same order,

@@ -12,7 +12,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, event, false, inspect
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    event,
+    false,
+    inspect,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.runtime.db import JSONType, UTCDateTime, new_metadata
@@ -65,6 +75,8 @@ class OrderRow(Base):
     __table_args__ = (
         # The archive: one owner's orders, newest first, keyset-paginated on (created_at, id).
         Index("ix_orders_owner_created", "owner_kind", "owner_id", "created_at", "id"),
+        # Every order, newest first: the operator's list (the admin API).
+        Index("ix_orders_created", "created_at", "id"),
     )
 
 
@@ -144,6 +156,47 @@ class DisputeRow(Base):
         # A page of orders' disputes in one query, each order's oldest first.
         Index("ix_order_disputes_order_opened", "order_id", "opened_at", "id"),
     )
+
+
+class FulfillmentRow(Base):
+    """A shipment of an order: carrier, tracking and the lines it holds, as the operator said.
+
+    Written under a row lock on its order (services/orders/fulfillments.py), so the quantities
+    shipped never exceed the ordered ones; never updated.
+    """
+
+    __tablename__ = "order_fulfillments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(36), ForeignKey("orders.id"))
+    carrier: Mapped[str] = mapped_column(String(100))
+    tracking_number: Mapped[str] = mapped_column(String(100))
+    tracking_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # [{pricing_id, product_key, name, quantity}]: a snapshot, like the order's details.
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    actor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # A page of orders' fulfilments in one query, each order's oldest first.
+        Index("ix_order_fulfillments_order_created", "order_id", "created_at", "id"),
+    )
+
+
+class RenewalRow(Base):
+    """The renewal order of one provider invoice: the invoice is the key, so a redelivered or
+    concurrent `SubscriptionRenewed` finds it taken and creates no second order."""
+
+    __tablename__ = "order_renewals"
+
+    invoice_reference: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(36), unique=True)
+    subscription_id: Mapped[str] = mapped_column(String(64))
+    first_order_id: Mapped[str] = mapped_column(String(36))
+    period_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_order_renewals_subscription", "subscription_id", "created_at"),)
 
 
 outbox_table(metadata)

@@ -17,6 +17,7 @@ from libs.contracts.payments import (
     CreateBillingIn,
     CustomerOut,
     DisputeOut,
+    OperatorRefundIn,
     PaymentAttemptOut,
     PaymentCheckIn,
     PaymentOut,
@@ -163,6 +164,22 @@ async def list_refunds(
 ) -> list[RefundOut]:
     """Refunds of money that must not stay, newest first."""
     return await service.list_refunds(status=status_, limit=limit)
+
+
+@payments_router.post(
+    "/admin/orders/{order_id}/refunds",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": RefundOut, "description": "The refund of this key, as before."}},
+)
+async def refund_order(
+    order_id: Id, body: OperatorRefundIn, response: Response, service: Payments
+) -> RefundOut:
+    """An operator's refund of a paid order: an amount, lines, or all that is left (409
+    `refund_exceeds_paid` past what was paid, `order_not_paid`); once per idempotency key."""
+    refund, created = await service.operator_refunds.refund_order(order_id=order_id, data=body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return refund
 
 
 @payments_router.get("/disputes")

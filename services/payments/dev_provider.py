@@ -84,6 +84,12 @@ class DevProvider:
         # The dev page reports through Store itself: no webhook can be lost.
         return None
 
+    async def paid_invoices(
+        self, provider_subscription_id: str, *, since: datetime
+    ) -> Sequence[ProviderEvent]:
+        # A dev renewal is applied the moment it is made (`dev_renew`): none is ever lost.
+        return ()
+
     async def aclose(self) -> None:
         return None
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import pycountry
 
@@ -308,3 +308,93 @@ def add_interval(moment: datetime, interval: str, count: int) -> datetime:
     year, month = moment.year + index // 12, index % 12 + 1
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
+
+
+# --- operator refunds ------------------------------------------------------------------------
+
+
+class OrderNotPaid(Conflict):
+    code, title = "order_not_paid", "The order is not paid"
+
+
+class RefundExceedsPaid(Conflict):
+    code, title = "refund_exceeds_paid", "The refunds would exceed what was paid"
+
+
+class RefundExceedsOrdered(Conflict):
+    code, title = "refund_exceeds_ordered", "The refund names more than the order has left"
+
+
+class RefundLineUnknown(InvalidInput):
+    code, title = "refund_line_unknown", "The order has no such line"
+
+
+class RefundKeyReused(InvalidInput):
+    code, title = "idempotency_key_reused", "This idempotency key was used for another refund"
+
+
+def order_lines(lines: Sequence[PaymentLine]) -> list[dict[str, int | str]]:
+    """The order's lines as an attempt keeps them for refunds: what each costs, tax included."""
+    return [
+        {"pricing_id": line.pricing_id, "quantity": line.quantity, "total": line_amount(line)}
+        for line in lines
+    ]
+
+
+def line_share(total: int, quantity: int, refunded: int, asked: int) -> int:
+    """What `asked` more units of a line cost once `refunded` units were refunded.
+
+    The k-th unit boundary sits at ⌊total·k / quantity⌋: each refund is the difference between
+    two boundaries, so the parts of a line refunded in any order and any pieces add up to its
+    total exactly, and a part never exceeds its fair share by a minor unit or more."""
+    return total * (refunded + asked) // quantity - total * refunded // quantity
+
+
+def plan_refund(
+    *,
+    paid: int,
+    refunded: int,
+    amount: int | None,
+    lines: Sequence[tuple[str, int]] | None,
+    order: Sequence[Mapping[str, Any]],
+    refunded_lines: Mapping[str, int],
+) -> int:
+    """The amount an operator's refund sends back, or the error that refuses it.
+
+    `paid` is what the paid attempt charged and `refunded` the sum of its refunds still going
+    or gone back (pending and succeeded); the sum never exceeds `paid`. Without an amount or
+    lines: all that is left. Lines are priced from the order's frozen line totals (tax included)
+    with `line_share`; `refunded_lines` holds the quantities of each line already refunded."""
+    if lines:
+        priced: dict[str, tuple[int, int]] = {}
+        for entry in order:
+            pricing_id = str(entry["pricing_id"])
+            total, quantity = priced.get(pricing_id, (0, 0))
+            priced[pricing_id] = (total + int(entry["total"]), quantity + int(entry["quantity"]))
+        asked_units: dict[str, int] = {}
+        for pricing_id, quantity in lines:
+            if pricing_id not in priced:
+                raise RefundLineUnknown.for_field(
+                    "lines", f"the order has no line {pricing_id!r}", code="refund_line_unknown"
+                )
+            asked_units[pricing_id] = asked_units.get(pricing_id, 0) + quantity
+        asked = 0
+        for pricing_id, units in asked_units.items():
+            total, quantity = priced[pricing_id]
+            already = refunded_lines.get(pricing_id, 0)
+            if already + units > quantity:
+                raise RefundExceedsOrdered(
+                    f"Line {pricing_id!r}: {quantity} ordered, {already} refunded, {units} asked.",
+                    extra={"pricing_id": pricing_id, "ordered": quantity,
+                           "refunded": already, "asked": units},
+                )  # fmt: skip
+            asked += line_share(total, quantity, already, units)
+    else:
+        asked = amount if amount is not None else paid - refunded
+    if asked <= 0 or refunded + asked > paid:
+        raise RefundExceedsPaid(
+            f"Paid {paid}, refunded {refunded}, asked {asked}: refunds never exceed what was "
+            f"paid ({max(paid - refunded, 0)} left).",
+            extra={"paid": paid, "refunded": refunded, "asked": asked},
+        )
+    return asked

@@ -46,9 +46,11 @@ from services.payments.domain import (
     billing_cycle,
     charge_lines,
     checkout_mode,
+    order_lines,
     recurring_total,
 )
 from services.payments.metrics import payments_metrics
+from services.payments.operator_refunds import OperatorRefundService
 from services.payments.provider import (
     CheckoutRequest,
     PaymentProvider,
@@ -85,6 +87,7 @@ class _AfterCommit:
     expire_sessions: list[tuple[str, str]] = field(default_factory=list)
     refunds: list[str] = field(default_factory=list)
     settled: dict[str, str] = field(default_factory=dict)  # attempt id -> the status it took
+    renewed: bool = False  # a renewal invoice was recorded (the first time)
 
 
 class PaymentService:
@@ -112,6 +115,9 @@ class PaymentService:
             max_tries=refund_max_tries,
             clock=clock,
             repository=repository,
+        )
+        self.operator_refunds = OperatorRefundService(
+            runtime=runtime, refunds=self.refunds, clock=clock, repository=repository
         )
 
     @property
@@ -183,6 +189,7 @@ class PaymentService:
                     total=data.amount,
                     currency=currency,
                     lines=lines,
+                    order_lines=order_lines(data.lines),
                     statement_descriptor=data.statement_descriptor,
                     success_url=data.success_url,
                     cancel_url=data.cancel_url,
@@ -313,6 +320,12 @@ class PaymentService:
         """Apply a verified provider event exactly once; False when it was seen before."""
         return await self._handle(event) is not None
 
+    async def record_renewal(self, event: ProviderEvent) -> bool:
+        """Apply a paid renewal invoice (as reconciliation found it); True when this recorded
+        it, False when its webhook (or an earlier run) had."""
+        after = await self._handle(event)
+        return after is not None and after.renewed
+
     async def _handle(self, event: ProviderEvent) -> _AfterCommit | None:
         """Apply a provider event once; what it settled, or None when it was seen before."""
         for retry in range(_DEADLOCK_RETRIES + 1):
@@ -354,8 +367,8 @@ class PaymentService:
         if event.kind == "dispute_updated":
             await self.disputes.apply_event(repo, session, event)
             return
-        if event.kind == "invoice_paid" and event.billing_reason == "subscription_cycle":
-            await self._renewal(repo, session, event, now)
+        if event.kind == "invoice_paid" and event.billing_reason in RENEWAL_BILLING_REASONS:
+            after.renewed = await self._renewal(repo, session, event, now)
             return
         if event.kind in ("invoice_payment_failed", "invoice_action_required") and (
             event.billing_reason not in ("subscription_create", None)
@@ -570,6 +583,7 @@ class PaymentService:
             amount=event.amount if event.amount is not None else attempt.total,
             currency=event.currency or attempt.currency,
             reason=reason,
+            idempotency_key=f"attempt:{attempt.id}",
             created_at=now,
         )
         after.refunds.append(refund.id)
@@ -677,16 +691,21 @@ class PaymentService:
         session: AsyncSession,
         event: ProviderEvent,
         now: datetime,
-    ) -> None:
-        """A renewal invoice was paid: recorded once per invoice, the period moves on."""
+    ) -> bool:
+        """A renewal invoice was paid: recorded once per invoice, the period moves on; True
+        when this recorded it."""
         if event.subscription is None:
-            return
+            return False
         subscription = await repo.subscription_by_provider_id(event.provider, event.subscription.id)
         if subscription is None:
             log.warning("payments.renewal_for_unknown_subscription", event_id=event.id)
-            return
+            return False
         period_end = event.period_end or event.subscription.current_period_end
         amount = event.amount if event.amount is not None else subscription.amount
+        if event.billing_reason == "subscription_update" and amount == 0:
+            # A proration that charged nothing (a downgrade's credit): no money, no order.
+            log.info("payments.proration_without_charge", event_id=event.id)
+            return False
         currency = event.currency or subscription.currency
         invoice = event.invoice_id or event.id
         added = await repo.add_renewal(
@@ -699,7 +718,7 @@ class PaymentService:
             created_at=now,
         )
         if not added:
-            return
+            return False
         values: dict[str, object] = {}
         if period_end and (
             subscription.current_period_end is None or period_end > subscription.current_period_end
@@ -717,8 +736,11 @@ class PaymentService:
                 currency=currency,
                 period_end=values.get("current_period_end", subscription.current_period_end),  # type: ignore[arg-type]
                 invoice=invoice,
+                billing_reason=event.billing_reason,
+                renewed_at=event.created,
             ),
         )
+        return True
 
     async def _past_due(
         self,
@@ -941,6 +963,10 @@ class PaymentService:
 
 
 _DEADLOCK_RETRIES = 2
+
+# Paid invoices of a running subscription that are orders of their own: a new period, and a
+# proration charged at once (an upgrade mid-period); the first invoice pays the first order.
+RENEWAL_BILLING_REASONS = ("subscription_cycle", "subscription_update")
 
 
 def _is_deadlock(exc: DBAPIError) -> bool:

@@ -101,6 +101,7 @@ class ProviderRefund:
     store_refund_id: str | None = None  # Store's refund id, from the provider's metadata
     amount: int | None = None  # ISO 4217 minor units
     currency: str | None = None
+    payment_reference: str | None = None  # the refunded payment (Stripe: its PaymentIntent)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class ProviderEvent:
 
 @dataclass(frozen=True)
 class RefundRequest:
-    """Send one attempt's money back: the whole payment named by `provider_reference`."""
+    """Send `amount` of one attempt's money back (the payment named by `provider_reference`)."""
 
     refund_id: str
     attempt_id: str
@@ -157,6 +158,9 @@ class RefundRequest:
     currency: str
     reason: str
     provider_subscription_id: str | None = None
+    # An operator's refund names its amount; an automatic one sends back whatever of the
+    # payment is still there (a part refunded in the Dashboard meanwhile is not asked twice).
+    partial: bool = False
 
     @property
     def idempotency_key(self) -> str:
@@ -210,5 +214,12 @@ class PaymentProvider(Protocol):
     async def checkout_status(self, session_id: str) -> ProviderEvent | None:
         """What the provider says about a session now, as an event to settle it by (None:
         still open, or nothing to learn); used when a webhook may have been lost."""
+
+    async def paid_invoices(
+        self, provider_subscription_id: str, *, since: datetime
+    ) -> Sequence[ProviderEvent]:
+        """The subscription's paid invoices created after `since`, newest first, each as the
+        `invoice_paid` event that settles it (used when a renewal's webhook may have been
+        lost; applying one twice changes nothing)."""
 
     async def aclose(self) -> None: ...

@@ -111,6 +111,8 @@ def _refund_facts(refund: RefundRecord) -> dict[str, Any]:
         "provider_refund_id": refund.provider_refund_id,
         "reason": refund.reason,
         "created_at": refund.created_at,
+        "actor": refund.actor,
+        "note": refund.note,
     }
 
 
@@ -186,6 +188,8 @@ def subscription_renewed(
     currency: str,
     period_end: datetime | None,
     invoice: str,
+    billing_reason: str | None = None,
+    renewed_at: datetime | None = None,
 ) -> SubscriptionRenewed:
     return SubscriptionRenewed(
         subscription_id=subscription.id,
@@ -194,6 +198,8 @@ def subscription_renewed(
         currency=currency,
         current_period_end=period_end,
         invoice_reference=invoice,
+        billing_reason=billing_reason,
+        renewed_at=renewed_at,
     )
 
 

@@ -10,6 +10,13 @@ leased until their next look, so no two runs ask about the same one. Each attemp
 next look, backed off with the looks so far (`Reconciler.backoff`), and never-looked-at
 attempts come first, newest first: a lost webhook of a fresh session is found in the next run
 however many abandoned checkouts wait.
+
+Renewals too: each run takes a batch of running subscriptions in turn (never-asked first, each
+leased for `RENEWALS_LEASE`) and asks the provider for its paid invoices created since
+`RENEWALS_LOOK_BACK` before its newest recorded renewal (or since it started); each renewal
+invoice goes through the same path as its webhook, which records it once per invoice — so a
+lost `invoice.paid` becomes its renewal (and its order) in a later run, and asking again
+records nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -25,14 +32,20 @@ from libs.contracts.payments import ReconcileOut
 from libs.runtime.runtime import Runtime
 from services.payments import dev_provider
 from services.payments.metrics import payments_metrics
-from services.payments.payments import PaymentService
+from services.payments.payments import RENEWAL_BILLING_REASONS, PaymentService
 from services.payments.provider import PaymentProvider, ProviderEvent
 from services.payments.service import Clock, RepositoryFactory, utcnow
-from services.payments.store import AttemptRecord, SqlPaymentsRepository
+from services.payments.store import AttemptRecord, SqlPaymentsRepository, SubscriptionRecord
 
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF = timedelta(hours=1)
+ZERO = timedelta(0)
+# How long a subscription waits for its next look at its invoices.
+RENEWALS_LEASE = timedelta(hours=1)
+# Invoices created this long before the newest recorded renewal are listed again: one paid
+# late (Smart Retries, up to a month or two) still has its turn; those recorded change nothing.
+RENEWALS_LOOK_BACK = timedelta(days=62)
 
 
 class Reconciler:
@@ -73,6 +86,9 @@ class Reconciler:
             refunds = await repo.claim_pending_refunds(
                 before=now - self.interval, now=now, limit=self.batch
             )
+            subscriptions = await repo.claim_subscriptions_to_reconcile(
+                now=now, checked_before=now - RENEWALS_LEASE, limit=self.batch
+            )
         settled = errors = 0
         for attempt in attempts:
             try:
@@ -93,10 +109,26 @@ class Reconciler:
                 or (done.status == "pending" and done.last_error)
             ):
                 errors += 1
+        renewals = 0
+        for subscription, newest in subscriptions:
+            try:
+                renewals += await self._renewals(subscription, newest)
+            except Exception as exc:  # one provider hiccup must not stop the run
+                errors += 1
+                log.warning(
+                    "payments.reconcile_renewals_failed",
+                    subscription_id=subscription.id,
+                    error=repr(exc),
+                )
         result = ReconcileOut(
-            checked=len(attempts), settled=settled, refunds_retried=len(refunds), errors=errors
+            checked=len(attempts),
+            settled=settled,
+            refunds_retried=len(refunds),
+            errors=errors,
+            subscriptions_checked=len(subscriptions),
+            renewals_recorded=renewals,
         )
-        if attempts or refunds:
+        if attempts or refunds or renewals:
             log.info("payments.reconciled", **result.model_dump())
         return result
 
@@ -107,6 +139,23 @@ class Reconciler:
         them costs each run little and never hides a fresh session."""
         lease = max(self.interval, timedelta(minutes=1))
         return min(lease * 2 ** min(looks, 16), max(lease, MAX_BACKOFF))
+
+    async def _renewals(self, subscription: SubscriptionRecord, newest: datetime | None) -> int:
+        """Record the subscription's paid renewal invoices that no webhook brought; how many."""
+        provider = self.providers.get(subscription.provider)
+        if provider is None:
+            return 0
+        since = (newest or subscription.created_at) - (RENEWALS_LOOK_BACK if newest else ZERO)
+        recorded = 0
+        invoices = await provider.paid_invoices(subscription.provider_subscription_id, since=since)
+        # Oldest first, so the period moves on in the order the provider billed.
+        for event in reversed(invoices):
+            if event.billing_reason not in RENEWAL_BILLING_REASONS:
+                continue  # the first invoice pays the first order: its checkout settles it
+            if await self.payments.record_renewal(event):
+                recorded += 1
+                payments_metrics().reconciled.labels(outcome="renewal").inc()
+        return recorded
 
     async def _ask(self, attempt: AttemptRecord) -> ProviderEvent | None:
         provider = self.providers.get(attempt.provider)

@@ -34,11 +34,13 @@ from services.payments.provider import (
     ProviderRefund,
     RefundRequest,
 )
-from services.payments.service import Clock, RepositoryFactory, refund_out, utcnow
+from services.payments.service import Clock, RepositoryFactory, new_id, refund_out, utcnow
 from services.payments.store import PaymentsRepository, RefundRecord, SqlPaymentsRepository
 
 log = structlog.get_logger(__name__)
 
+# Refunds that send an amount back and leave the rest of the purchase as it is.
+KEEP_SUBSCRIPTION = frozenset({"operator", "provider_dashboard"})
 FIRST_WAIT = timedelta(minutes=1)
 LONGEST_WAIT = timedelta(hours=1)
 
@@ -96,7 +98,12 @@ class RefundService:
                         amount=refund.amount,
                         currency=refund.currency,
                         reason=refund.reason,
-                        provider_subscription_id=attempt.provider_subscription_id,
+                        # An automatic refund undoes a checkout that must not stand, its
+                        # subscription too; an operator's keeps the subscription running.
+                        provider_subscription_id=None
+                        if refund.reason in KEEP_SUBSCRIPTION
+                        else attempt.provider_subscription_id,
+                        partial=refund.reason in KEEP_SUBSCRIPTION,
                     )
                 )
         except PaymentRejected as exc:
@@ -118,15 +125,58 @@ class RefundService:
             refund_id=event.refund.store_refund_id, provider_refund_id=event.refund.id
         )
         if refund is None:
-            # Not one of Store's: made in the provider's dashboard. Logged, not yet recorded.
+            refund = await self._dashboard_refund(repo, event)
+            if refund is None:
+                return
+        await self._record(repo, session, refund, event.refund)
+
+    async def _dashboard_refund(
+        self, repo: PaymentsRepository, event: ProviderEvent
+    ) -> RefundRecord | None:
+        """A refund Store did not make (the provider's dashboard): recorded `pending` against
+        the attempt whose payment it refunds, once per provider refund, then settled like
+        Store's own. One that names no payment of Store's is logged and left alone."""
+        news = event.refund
+        assert news is not None
+        attempt = (
+            await repo.attempt_by_reference(news.payment_reference)
+            if news.payment_reference
+            else None
+        )
+        if attempt is None or news.id is None or news.amount is None:
             log.warning(
                 "payments.refund_not_from_store",
                 provider=event.provider,
-                provider_refund_id=event.refund.id,
-                status=event.refund.status,
+                provider_refund_id=news.id,
+                payment_reference=news.payment_reference,
+                status=news.status,
             )
-            return
-        await self._record(repo, session, refund, event.refund)
+            return None
+        # Under the order's lock, as an operator's refund: the sum they check includes it.
+        await repo.lock_order(attempt.order_id)
+        refund = await repo.add_refund(
+            id=new_id(),
+            attempt_id=attempt.id,
+            order_id=attempt.order_id,
+            provider=event.provider,
+            provider_reference=attempt.provider_reference,
+            provider_refund_id=news.id,
+            amount=news.amount,
+            currency=news.currency or attempt.currency,
+            reason="provider_dashboard",
+            idempotency_key=f"provider:{news.id}",
+            # The provider made it: Store never sends it, only follows it.
+            next_try_at=self.clock() + LONGEST_WAIT,
+            created_at=event.created,
+        )
+        log.info(
+            "payments.dashboard_refund",
+            refund_id=refund.id,
+            order_id=refund.order_id,
+            provider_refund_id=news.id,
+            amount=refund.amount,
+        )
+        return refund
 
     async def list(self, *, status: str | None = None, limit: int = 100) -> list[RefundOut]:
         """Refunds, newest first (optionally of one status)."""

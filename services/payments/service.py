@@ -17,6 +17,7 @@ from libs.contracts.payments import (
     CustomerOut,
     PaymentAttemptOut,
     PaymentOut,
+    RefundLineIn,
     RefundOut,
     SubscriptionOut,
 )
@@ -103,6 +104,11 @@ def refund_out(refund: RefundRecord) -> RefundOut:
         next_try_at=refund.next_try_at,
         created_at=refund.created_at,
         updated_at=refund.updated_at,
+        actor=refund.actor,
+        note=refund.note,
+        lines=[RefundLineIn.model_validate(line) for line in refund.lines]
+        if refund.lines
+        else None,
     )
 
 

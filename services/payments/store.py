@@ -88,6 +88,9 @@ class AttemptRecord:
     paid_at: datetime | None
     reconcile_after: datetime | None = None
     reconcile_checks: int = 0
+    # The order's lines as frozen in the order ({pricing_id, quantity, total}); None for
+    # attempts made before they were kept, and for renewals.
+    order_lines: tuple[dict[str, Any], ...] | None = None
 
     def is_open(self, now: datetime) -> bool:
         """Still payable: unpaid and not past its expiry."""
@@ -115,6 +118,7 @@ class SubscriptionRecord:
     provider_updated_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    renewals_checked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,16 @@ class RefundRecord:
     next_try_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    idempotency_key: str = ""
+    actor: str | None = None
+    note: str | None = None
+    request_hash: str | None = None
+    lines: list[dict[str, Any]] | None = None
+
+    @property
+    def counts(self) -> bool:
+        """Money that is going back or went back: what an operator can no longer refund."""
+        return self.status in ("pending", "succeeded")
 
 
 @dataclass(frozen=True)
@@ -184,7 +198,13 @@ def _attempt(row: RowMapping) -> AttemptRecord:
     owner = Owner(kind=values.pop("owner_kind"), id=values.pop("owner_id"))
     lines = tuple(PaymentLine.model_validate(line) for line in values.pop("lines"))
     values["refund_required"] = bool(values["refund_required"])
+    order_lines = values.pop("order_lines", None)
+    values["order_lines"] = None if order_lines is None else tuple(order_lines)
     return AttemptRecord(owner=owner, lines=lines, **values)
+
+
+# Subscriptions the provider still bills: reconciliation asks about their paid invoices.
+RENEWING_STATUSES = ("active", "past_due", "trialing")
 
 
 def _subscription(row: RowMapping) -> SubscriptionRecord:
@@ -297,12 +317,17 @@ class PaymentsRepository(Protocol):
     async def add_renewal(self, **values: Any) -> bool: ...
     async def add_past_due(self, **values: Any) -> bool: ...
     async def renewal_counts(self, subscription_ids: Sequence[str]) -> dict[str, int]: ...
+    async def claim_subscriptions_to_reconcile(
+        self, *, now: datetime, checked_before: datetime, limit: int
+    ) -> list[tuple[SubscriptionRecord, datetime | None]]: ...
     async def reassign_subscriptions(self, source: Owner, target: Owner, now: datetime) -> int: ...
     async def record_provider_event(
         self, provider: str, event_id: str, event_type: str, now: datetime
     ) -> None: ...
     async def add_refund(self, **values: Any) -> RefundRecord: ...
     async def get_refund(self, refund_id: str) -> RefundRecord | None: ...
+    async def refund_by_key(self, order_id: str, idempotency_key: str) -> RefundRecord | None: ...
+    async def refunds_of_attempt(self, attempt_id: str) -> list[RefundRecord]: ...
     async def find_refund(
         self, *, refund_id: str | None, provider_refund_id: str | None
     ) -> RefundRecord | None: ...
@@ -851,6 +876,48 @@ class SqlPaymentsRepository:
         counts.update({subscription_id: int(count) for subscription_id, count in rows.all()})
         return counts
 
+    async def claim_subscriptions_to_reconcile(
+        self, *, now: datetime, checked_before: datetime, limit: int
+    ) -> list[tuple[SubscriptionRecord, datetime | None]]:
+        """Running subscriptions whose paid invoices are due a look (never asked, or last asked
+        before `checked_before`), never-asked ones first, then the longest unasked; each with
+        when its newest renewal was recorded (None: none yet). Leased until `now`."""
+        table = subscriptions
+        rows = await self._all(
+            select(table)
+            .where(
+                table.c.status.in_(RENEWING_STATUSES),
+                table.c.ended_at.is_(None),
+                or_(
+                    table.c.renewals_checked_at.is_(None),
+                    table.c.renewals_checked_at <= checked_before,
+                ),
+            )
+            .order_by(table.c.renewals_checked_at.asc().nulls_first(), table.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        found = [_subscription(row) for row in rows]
+        if not found:
+            return []
+        ids = [subscription.id for subscription in found]
+        await self.session.execute(
+            update(table).where(table.c.id.in_(ids)).values(renewals_checked_at=now)
+        )
+        newest = dict(
+            (
+                await self.session.execute(
+                    select(
+                        subscription_renewals.c.subscription_id,
+                        func.max(subscription_renewals.c.created_at),
+                    )
+                    .where(subscription_renewals.c.subscription_id.in_(ids))
+                    .group_by(subscription_renewals.c.subscription_id)
+                )
+            ).all()
+        )
+        return [(subscription, newest.get(subscription.id)) for subscription in found]
+
     async def reassign_subscriptions(self, source: Owner, target: Owner, now: datetime) -> int:
         result = await self.session.execute(
             update(subscriptions)
@@ -880,23 +947,43 @@ class SqlPaymentsRepository:
     # -- refunds ----------------------------------------------------------------------------
 
     async def add_refund(self, **values: Any) -> RefundRecord:
-        """The refund of one attempt's money; the existing one when it was recorded before."""
+        """A refund, `pending` unless a status is given; the existing one when its order already
+        has a refund of this idempotency key (by default `attempt:<id>`: one automatic refund
+        per attempt, whatever reported its money twice; one per operator request; one per
+        provider refund)."""
+        values.setdefault("status", "pending")
+        values.setdefault("idempotency_key", f"attempt:{values['attempt_id']}")
         try:
             async with self.session.begin_nested():
                 await self.session.execute(
-                    insert(refunds).values(
-                        **values, status="pending", updated_at=values["created_at"]
-                    )
+                    insert(refunds).values(**values, updated_at=values["created_at"])
                 )
         except IntegrityError:
-            pass  # one refund per attempt, whatever reported its money twice
-        row = await self._one(select(refunds).where(refunds.c.attempt_id == values["attempt_id"]))
-        assert row is not None
-        return RefundRecord(**row)
+            pass
+        found = await self.refund_by_key(values["order_id"], values["idempotency_key"])
+        assert found is not None
+        return found
 
     async def get_refund(self, refund_id: str) -> RefundRecord | None:
         row = await self._one(select(refunds).where(refunds.c.id == refund_id))
         return RefundRecord(**row) if row else None
+
+    async def refund_by_key(self, order_id: str, idempotency_key: str) -> RefundRecord | None:
+        row = await self._one(
+            select(refunds).where(
+                refunds.c.order_id == order_id, refunds.c.idempotency_key == idempotency_key
+            )
+        )
+        return RefundRecord(**row) if row else None
+
+    async def refunds_of_attempt(self, attempt_id: str) -> list[RefundRecord]:
+        """Every refund of one attempt's money, oldest first."""
+        rows = await self._all(
+            select(refunds)
+            .where(refunds.c.attempt_id == attempt_id)
+            .order_by(refunds.c.created_at, refunds.c.id)
+        )
+        return [RefundRecord(**row) for row in rows]
 
     async def find_refund(
         self, *, refund_id: str | None, provider_refund_id: str | None

@@ -123,7 +123,10 @@ REFUND_STATUS: Final[dict[str, RefundStatus]] = {
 }
 
 # Store's refund reasons Stripe has a name for; the others go without one (the metadata says).
-STRIPE_REFUND_REASON: Final[dict[str, str]] = {"order_already_paid": "duplicate"}
+STRIPE_REFUND_REASON: Final[dict[str, str]] = {
+    "order_already_paid": "duplicate",
+    "operator": "requested_by_customer",
+}
 
 
 def stripe_exponent(currency: str) -> int:
@@ -313,6 +316,7 @@ def refund_from_stripe(obj: Mapping[str, Any]) -> ProviderRefund:
         store_refund_id=_metadata(obj.get("metadata")).get("refund_id"),
         amount=_amount(obj.get("amount"), currency, "amount"),
         currency=currency,
+        payment_reference=_id(obj.get("payment_intent")),
     )
 
 
@@ -476,6 +480,11 @@ def _invoice_event(base: dict[str, Any], invoice: Mapping[str, Any]) -> Provider
     )
 
 
+# Paid invoices asked for per subscription and reconciliation run: pages of 100, at most 5
+# (a daily subscription over the look-back window; more waits for the next run).
+INVOICE_PAGE, INVOICE_PAGES = 100, 5
+
+
 class StripeProvider:
     """The `PaymentProvider` for Stripe."""
 
@@ -615,6 +624,11 @@ class StripeProvider:
                 "reason": request.reason,
             },
         }
+        if request.partial:
+            try:
+                params["amount"] = to_stripe_amount(request.amount, request.currency)
+            except ValueError as exc:  # a part Stripe cannot express (e.g. BHD 1.235)
+                raise PaymentRejected(str(exc)) from None
         if request.reason in STRIPE_REFUND_REASON:
             params["reason"] = STRIPE_REFUND_REASON[request.reason]
         try:
@@ -727,6 +741,35 @@ class StripeProvider:
             if fetched is not None:
                 event = _with_subscription(event, fetched)
         return event
+
+    async def paid_invoices(
+        self, provider_subscription_id: str, *, since: datetime
+    ) -> Sequence[ProviderEvent]:
+        events: list[ProviderEvent] = []
+        params: dict[str, Any] = {
+            "subscription": provider_subscription_id,
+            "status": "paid",
+            "created": {"gt": int(since.timestamp())},
+            "limit": INVOICE_PAGE,
+        }
+        for _ in range(INVOICE_PAGES):
+            page = await self._call(self._client.v1.invoices.list_async(params))  # type: ignore[arg-type]
+            invoices = [invoice.to_dict() for invoice in page.data]
+            for invoice in invoices:
+                paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
+                base: dict[str, Any] = {
+                    "provider": "stripe",
+                    # One reconciliation per invoice, whatever replica or run finds it.
+                    "id": f"reconcile_{invoice['id']}_paid",
+                    "type": "invoice.paid",
+                    "kind": "invoice_paid",
+                    "created": _timestamp(paid_at or invoice.get("created")) or datetime.now(UTC),
+                }
+                events.append(_invoice_event(base, invoice))
+            if not page.has_more or not invoices:
+                break
+            params["starting_after"] = invoices[-1]["id"]
+        return events
 
     async def _async_payment_failed(self, session: Mapping[str, Any]) -> bool:
         """Whether a completed, unpaid session's payment intent stopped trying (its debit was

@@ -93,6 +93,9 @@ payment_attempts = Table(
     Column("total", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("lines", JSONType, nullable=False),
+    # The order's lines as the order froze them (pricing_id, quantity, total with tax): what a
+    # refund by lines is priced from. `lines` is what the provider charges, which may merge them.
+    Column("order_lines", JSONType, nullable=True),
     Column("statement_descriptor", String(100), nullable=True),
     Column("success_url", Text, nullable=False),
     Column("cancel_url", Text, nullable=False),
@@ -160,7 +163,11 @@ subscriptions = Table(
     Column("provider_updated_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # When reconciliation last asked the provider about its paid invoices (a lease: the next
+    # look is due an hour later), so every subscription gets its turn, never-asked ones first.
+    Column("renewals_checked_at", UTCDateTime, nullable=True),
     Index("ix_subscriptions_owner", "owner_kind", "owner_id", "created_at"),
+    Index("ix_subscriptions_renewals_checked", "renewals_checked_at"),
 )
 
 subscription_renewals = Table(
@@ -197,13 +204,22 @@ refunds = Table(
     "refunds",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("attempt_id", String(36), nullable=False, unique=True),
+    Column("attempt_id", String(36), nullable=False),
     Column("order_id", String(36), nullable=False),
     Column("provider", String(20), nullable=False),
     Column("provider_reference", String(255), nullable=True),
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("reason", String(100), nullable=False),
+    # What makes a refund once per order: `attempt:<id>` for the automatic refund of an
+    # attempt's money, the operator's Idempotency-Key, `provider:<id>` for a Dashboard refund.
+    Column("idempotency_key", String(255), nullable=False),
+    # An operator's refund: who asked, the reason they gave, the request's digest (the same key
+    # with another request is refused) and the lines it refunds ([{pricing_id, quantity}]).
+    Column("actor", String(200), nullable=True),
+    Column("note", String(500), nullable=True),
+    Column("request_hash", String(64), nullable=True),
+    Column("lines", JSONType, nullable=True),
     Column("status", String(20), nullable=False),
     Column("provider_refund_id", String(255), nullable=True),
     Column("last_error", String(500), nullable=True),
@@ -216,6 +232,8 @@ refunds = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_refunds_status", "status", "created_at"),
     Index("ix_refunds_provider_refund_id", "provider_refund_id"),
+    Index("ix_refunds_attempt_id", "attempt_id"),
+    UniqueConstraint("order_id", "idempotency_key"),
 )
 
 # A shopper's bank disputing a payment, as the provider reports it: one row per provider

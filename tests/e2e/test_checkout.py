@@ -218,6 +218,30 @@ async def test_subscription_checkout_and_renewal(client: httpx.AsyncClient) -> N
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("the renewal never showed")
+    # The renewal is an order of its own in the shopper's history: paid, linked, and what
+    # was charged — the coffee ships, so its shipping is paid again each period.
+    first = body["order"]
+    for _ in range(100):
+        history = (await client.get("/api/store/orders")).json()["items"]
+        renewals = [o for o in history if (o.get("renewal") or {}).get("first_order_id")]
+        if renewals:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the renewal order never showed")
+    [renewal] = renewals
+    assert history[0]["id"] == renewal["id"] != first["id"]
+    assert renewal["paid"] is not None and renewal["number"] != first["number"]
+    link = renewal["renewal"]
+    assert (link["subscription_id"], link["first_order_id"]) == (subscription["id"], first["id"])
+    assert link["amount_differs"] is False and link["period_end"] == after["current_period_end"]
+    assert renewal["total"] == subscription["amount"] == first["total"]
+    assert renewal["details"]["shipping"] == first["details"]["shipping"] is not None
+    assert [line["pricing_id"] for line in renewal["details"]["lines"]] == [price["id"]]
+    assert renewal["details"]["tax"] == first["details"]["tax"]
+    shown = (await client.get(f"/api/store/orders/{renewal['id']}")).json()
+    assert shown["renewal"] == link
+    assert (await client.get(f"/api/store/orders/{first['id']}")).json()["renewal"] is None
     canceled = await client.post(f"/api/store/subscriptions/{subscription['id']}/cancel")
     assert canceled.status_code == 200 and canceled.json()["cancel_at_period_end"] is True
 

@@ -494,6 +494,34 @@ class InjectedFailure:
         return ApiResult(error.status, error.body(), transient=True)
 
 
+@dataclass
+class Harshness:
+    """Stripe on a bad day, switchable per test: a share of API requests fail transiently
+    (429 or 5xx; before the endpoint ran, or after it ran and saved its answer under the
+    idempotency key, as when the answer is lost on its way back), and webhooks arrive
+    concurrently and some of them twice. Deterministic per seed."""
+
+    failure_rate: float = 0.0
+    duplicate_rate: float = 0.0
+    concurrent: bool = False
+    seed: int = 0
+    rng: random.Random = field(init=False)
+    injected: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def failure(self, call: ApiCall) -> InjectedFailure | None:
+        if self.failure_rate <= 0 or self.rng.random() >= self.failure_rate:
+            return None
+        self.injected += 1
+        status = self.rng.choice((429, 500, 503))
+        return InjectedFailure(call.method, call.path, status, self.rng.random() < 0.5)
+
+    def twice(self) -> bool:
+        return self.duplicate_rate > 0 and self.rng.random() < self.duplicate_rate
+
+
 def _token(length: int) -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
@@ -575,10 +603,18 @@ class WebhookDispatcher:
         self.deliveries: list[Delivery] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
+        self.harshness: Harshness | None = None
 
     async def deliver_all(self, events: list[JSON]) -> list[Delivery]:
-        """Deliver in order, one at a time, as Stripe does for a single endpoint."""
-        return [await self._deliver(event) for event in events]
+        """Deliver in order, one at a time, as Stripe does for a single endpoint; when harsh,
+        all at once, and some twice."""
+        harsh = self.harshness
+        if harsh is None:
+            return [await self._deliver(event) for event in events]
+        sent = [e for event in events for e in ([event, event] if harsh.twice() else [event])]
+        if not harsh.concurrent:
+            return [await self._deliver(event) for event in sent]
+        return list(await asyncio.gather(*(self._deliver(event) for event in sent)))
 
     def deliver_later(self, events: list[JSON]) -> None:
         """Deliver after the API response, like Stripe's asynchronous webhooks."""
@@ -696,6 +732,7 @@ class FakeStripe:
         self._invoice_number = 0
         self._shuffle = random.Random(shuffle_seed) if shuffle_seed is not None else None
         self._failures: list[InjectedFailure] = []
+        self.harshness: Harshness | None = None
         # How a new refund starts: Stripe settles most card refunds at once, but a refund may
         # stay `pending` (or `requires_action`) for days and then succeed or fail.
         self.refund_status = "succeeded"
@@ -733,6 +770,8 @@ class FakeStripe:
         params: JSON = {}
         api_key = ""
         failure = self._take_failure(call)
+        if failure is None and self.harshness is not None:
+            failure = self.harshness.failure(call)
         try:
             api_key = self._authenticate(call.authorization)
             params = parse_stripe_params(call.pairs)
@@ -770,6 +809,11 @@ class FakeStripe:
             )
         )
         return result
+
+    def be_harsh(self, harshness: Harshness | None) -> None:
+        """From now on, fail requests and deliver webhooks as `harshness` says (None: kind)."""
+        self.harshness = harshness
+        self.webhooks.harshness = harshness
 
     def fail_next(
         self, method: str, path: str, *, status: int = 500, after_handling: bool = False
@@ -1738,6 +1782,56 @@ class FakeStripe:
             self.emit("charge.dispute.funds_reinstated", dispute)
         return await self._report(dispute)
 
+    def list_invoices(self, params: JSON) -> JSON:
+        """`GET /v1/invoices`, newest first, filtered as Stripe filters (subscription, customer,
+        status, a `created` range), paginated by `starting_after` and `limit`."""
+        limit = min(_int(params.get("limit", 10), "limit", minimum=1), 100)
+        status = params.get("status")
+        if status is not None and status not in ("draft", "open", "paid", "uncollectible", "void"):
+            raise invalid_param(
+                "status",
+                f"Invalid status: must be one of draft, open, paid, "
+                f"uncollectible or void; got {status!r}",
+            )
+        invoices = [
+            obj for obj in reversed(self.objects.values()) if obj.get("object") == "invoice"
+        ]
+        if params.get("subscription"):
+            subscription = self.get("subscription", params["subscription"], param="subscription")
+            invoices = [
+                i
+                for i in invoices
+                if i["parent"]["subscription_details"]["subscription"] == subscription["id"]
+            ]
+        if params.get("customer"):
+            invoices = [i for i in invoices if i["customer"] == params["customer"]]
+        if status is not None:
+            invoices = [i for i in invoices if i["status"] == status]
+        created = params.get("created")
+        if created is not None:
+            if not isinstance(created, dict):
+                created = {"eq": created}
+            bounds = {op: _int(value, f"created[{op}]") for op, value in created.items()}
+            checks = {
+                "eq": lambda at, bound: at == bound,
+                "gt": lambda at, bound: at > bound,
+                "gte": lambda at, bound: at >= bound,
+                "lt": lambda at, bound: at < bound,
+                "lte": lambda at, bound: at <= bound,
+            }
+            for op, bound in bounds.items():
+                if op not in checks:
+                    raise invalid_param(f"created[{op}]", "Received unknown parameter")
+                invoices = [i for i in invoices if checks[op](i["created"], bound)]
+        if params.get("starting_after"):
+            ids = [i["id"] for i in invoices]
+            start = params["starting_after"]
+            invoices = invoices[ids.index(start) + 1 :] if start in ids else []
+        page = _list_object(invoices[:limit], "/v1/invoices")
+        page["has_more"] = len(invoices) > limit
+        del page["total_count"]
+        return page
+
     def list_invoice_payments(self, params: JSON) -> JSON:
         invoice_id = _require(params, "invoice")
         invoice = self.get("invoice", invoice_id, param="invoice")
@@ -2011,6 +2105,7 @@ def _api_routes() -> list[Route]:
             lambda f, p, c: f.cancel_subscription(_path_id(c), c),
             sp.SubscriptionCancelParams,
         ),
+        _api_route("/v1/invoices", "GET", lambda f, p, c: f.list_invoices(p), sp.InvoiceListParams),
         _api_route(
             "/v1/invoices/{id}",
             "GET",

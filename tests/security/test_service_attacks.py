@@ -96,6 +96,13 @@ def routes(victim: Victim, product_key: str) -> list[tuple[str, str, str, Any]]:
         ("cart", "POST", "/carts/current/lines", {"pricing_id": victim.price["id"]}),
         ("cart", "POST", "/carts/merge", {"anonymous_id": "x", "user_id": "y"}),
         ("orders", "GET", "/orders", None),
+        ("orders", "GET", "/admin/orders", None),
+        (
+            "orders",
+            "POST",
+            f"/admin/orders/{uuid.uuid4()}/fulfillments",
+            {"carrier": "Evil", "tracking_number": "1"},
+        ),
         ("payments", "GET", "/customers", None),
         ("payments", "POST", "/customers", billing(name="Mallory")),
         ("payments", "DELETE", f"/customers/{victim.customer['id']}", None),

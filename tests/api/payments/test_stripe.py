@@ -118,8 +118,7 @@ async def stripe_world(
             stripe_secret_key=fake.api_key,
             stripe_webhook_secret=",".join([*other_webhook_secrets, fake.webhook_secret]),
             stripe_api_base=fake.base_url,
-            stripe_max_network_retries=0,
-            **{"reconcile_interval_s": 0, **values},
+            **{"reconcile_interval_s": 0, "stripe_max_network_retries": 0, **values},
         )
         deps = build_deps(settings)
         app = create_app(deps=deps)
@@ -580,6 +579,8 @@ async def test_a_lost_payment_webhook_is_settled_by_reconciliation(
             "settled": 1,
             "refunds_retried": 0,
             "errors": 0,
+            "subscriptions_checked": 0,
+            "renewals_recorded": 0,
         }
         assert (await world.attempt(attempt_id))["status"] == "paid"
         [succeeded] = await published(world.deps, SUCCEEDED)
@@ -617,6 +618,8 @@ async def test_reconciliation_follows_a_processing_debit_until_it_settles(
             "settled": 0,
             "refunds_retried": 0,
             "errors": 0,
+            "subscriptions_checked": 0,
+            "renewals_recorded": 0,
         }
         assert (await world.attempt(attempt_id))["status"] == "processing"
         problem(await pay_again(world, paid), 409, "payment_processing")

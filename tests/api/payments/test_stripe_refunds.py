@@ -132,6 +132,8 @@ async def test_a_refund_that_fails_at_stripe_is_failed_announced_and_counted(
             "settled": 0,
             "refunds_retried": 0,
             "errors": 0,
+            "subscriptions_checked": 0,
+            "renewals_recorded": 0,
         }
         assert len(world.fake.requests(method="POST", path="/v1/refunds")) == 1
 

@@ -34,5 +34,9 @@ def real_cart(
 
 @pytest.fixture
 async def deps(real_cart) -> AsyncIterator[CartDeps]:
-    async with real_cart(max_quantity_per_line=1000) as deps:
+    # The races queue up to 100 transactions on one cart row behind a pool of 10: what they
+    # test is the outcome, not the 2 s a request waits for a connection before its 503, which
+    # a busy machine can exceed while the queue drains (the pool's 503 is tested on its own).
+    runtime = {"db_pool_timeout_s": 30.0, "http_timeout_s": 60.0}
+    async with real_cart(max_quantity_per_line=1000, runtime=runtime) as deps:
         yield deps

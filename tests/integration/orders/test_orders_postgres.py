@@ -229,7 +229,19 @@ async def test_a_deep_archive_page_reads_only_its_own_orders(orders: OrdersHarne
             }
             for n in range(1, 3_000)
         ]
-        await connection.execute(insert(OrderRow), copies)
+        # Other shoppers order at the same times: the archive is one owner's among many (and
+        # the operator's index of every order by date is no shortcut to it).
+        others = [
+            {
+                **copy,
+                "id": str(uuid.uuid4()),
+                "number": f"O-{copy['number'][2:]}",
+                "cart_id": f"other-{uuid.uuid4()}",
+                "owner_id": f"other-{n % 50}",
+            }
+            for n, copy in enumerate(copies)
+        ]
+        await connection.execute(insert(OrderRow), copies + others)
         await connection.execute(text("ANALYZE orders"))
 
     principal = principal_of(shopper)

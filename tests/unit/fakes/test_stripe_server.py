@@ -428,6 +428,37 @@ async def test_renewal_bills_the_next_period(
     assert renewed["items"]["data"][0]["current_period_start"] == first_period_end
 
 
+async def test_invoices_are_listed_by_subscription_status_and_creation_strictly(
+    fake: RunningFakeStripe, client: stripe.StripeClient
+) -> None:
+    _, subscription = await paid_subscription(fake, client)
+    await fake.state.renew_subscription(subscription.id)
+    await fake.state.fail_renewal(subscription.id)
+
+    listed = await client.v1.invoices.list_async(
+        {"subscription": subscription.id, "status": "paid", "limit": 100}
+    )
+    reasons = [invoice.billing_reason for invoice in listed.data]
+    assert reasons == ["subscription_cycle", "subscription_create"]  # newest first
+    first = listed.data[-1]
+    later = await client.v1.invoices.list_async(
+        {"subscription": subscription.id, "status": "paid", "created": {"gt": first.created}}
+    )
+    newer = [i.id for i in listed.data if i.created > first.created]
+    assert [i.id for i in later.data] == newer
+    one = await client.v1.invoices.list_async({"subscription": subscription.id, "limit": 1})
+    assert len(one.data) == 1 and one.has_more is True
+    with pytest.raises(stripe.InvalidRequestError) as typo:
+        await client.v1.invoices.list_async(cast(Any, {"subscripton": subscription.id}))
+    assert typo.value.code == "parameter_unknown"
+    with pytest.raises(stripe.InvalidRequestError) as status:
+        await client.v1.invoices.list_async({"status": "settled"})
+    assert status.value.param == "status"
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        await client.v1.invoices.list_async({"subscription": "sub_does_not_exist"})
+    assert (unknown.value.code, unknown.value.param) == ("resource_missing", "subscription")
+
+
 async def test_a_failed_renewal_leaves_the_subscription_past_due(
     fake: RunningFakeStripe, client: stripe.StripeClient
 ) -> None:

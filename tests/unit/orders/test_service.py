@@ -248,8 +248,11 @@ async def test_the_repository_offers_no_way_to_change_an_order() -> None:
 
     writes = {name for name in dir(SqlOrderRepository) if not name.startswith("_")} - {
         "get",
+        "get_for_update",
+        "get_by_number",
         "find",
         "list_for_owner",
+        "list_all",
         "merged_user",
         "session",
     }

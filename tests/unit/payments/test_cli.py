@@ -56,4 +56,11 @@ def test_refunds_are_listed_and_reconcile_reports_its_run(
     assert refused.exit_code != 0
     ran = runner.invoke(store_cli, ["payments", "reconcile"])
     assert ran.exit_code == 0, ran.output
-    assert json.loads(ran.output) == {"checked": 0, "settled": 0, "refunds_retried": 0, "errors": 0}
+    assert json.loads(ran.output) == {
+        "checked": 0,
+        "settled": 0,
+        "refunds_retried": 0,
+        "errors": 0,
+        "subscriptions_checked": 0,
+        "renewals_recorded": 0,
+    }

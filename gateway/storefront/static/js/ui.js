@@ -97,6 +97,25 @@ export function orderSummary(order) {
 }
 
 /** "Refunded €x.xx" where money went back to the shopper, else nothing. */
+/** The order's shipments with their tracking links (nothing when nothing ships). */
+export function shipments(order) {
+  if (!order.fulfillment_status) return null;
+  const items = (order.fulfillments || []).map((shipment) =>
+    h("li", { class: "shipment", "data-fulfillment": shipment.id },
+      h("span", {}, t("shipped_with", { carrier: shipment.carrier, number: shipment.tracking_number })),
+      h("span", { class: "muted small" }, ` (${shipment.lines.map((line) => `${line.name} × ${line.quantity}`).join(", ")})`),
+      // Only an https link is ever followed (the API refuses others; this is a second guard).
+      shipment.tracking_url && shipment.tracking_url.startsWith("https://")
+        ? [" ", h("a", { href: shipment.tracking_url, class: "track", rel: "noopener noreferrer", target: "_blank" }, t("track"))]
+        : null,
+    ));
+  return h("section", { class: "shipments", "aria-labelledby": "shipments-title" },
+    h("h2", { id: "shipments-title" }, t("shipments"), " ",
+      h("span", { class: `status ${order.fulfillment_status}` }, t(`fulfillment.${order.fulfillment_status}`))),
+    items.length ? h("ul", {}, ...items) : null,
+  );
+}
+
 export function refundedNote(order) {
   return order.refunded_amount > 0
     ? h("span", { class: "refunded small" }, `${t("refunded")} ${formatMoney(order.refunded_amount, order.currency)}`)

@@ -2,7 +2,7 @@
 cover it, is flagged `backordered` (docs/stock.md).
 
 Revision ID: e6a2c8f4b713
-Revises: c7a3e1f5b902
+Revises: e1c4f7a9b3d2
 Create Date: 2026-12-08 02:40:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e6a2c8f4b713"
-down_revision: str | None = "c7a3e1f5b902"
+down_revision: str | None = "e1c4f7a9b3d2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

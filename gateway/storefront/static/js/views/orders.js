@@ -4,7 +4,7 @@ import { h, show } from "../dom.js";
 import { t } from "../i18n.js";
 import { formatDate, formatMoney } from "../money.js";
 import { clearPending, goPay, pending } from "../flow.js";
-import { errorBox, flash, isProcessing, orderSummary, problemText, processingNote, refreshCartCount, refundedNote, statusBadge } from "../ui.js";
+import { errorBox, flash, isProcessing, orderSummary, problemText, processingNote, refreshCartCount, refundedNote, shipments, statusBadge } from "../ui.js";
 
 const POLL_MS = 1000;
 const POLL_TIMES = 60;
@@ -126,6 +126,7 @@ export async function orderView(id) {
     h("h1", {}, t("order", { number: order.number }), " ", statusBadge(order)),
     h("p", { class: "muted" }, formatDate(order.created_at)),
     orderSummary(order),
+    shipments(order),
     payAgain(order),
   ];
 }
