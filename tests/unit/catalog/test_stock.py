@@ -332,3 +332,39 @@ async def test_setupproducts_starts_tracking_once_and_never_resets(catalog: Cata
 async def _held_order(catalog: CatalogDeps, key: str) -> str:
     [event] = [e for e in await stock_events(catalog, key) if e["reason"] == "reserved"]
     return str(event["order_id"])
+
+
+async def test_expiry_and_cancel_events_release_through_the_bus(catalog: CatalogDeps) -> None:
+    from datetime import UTC, datetime
+
+    from libs.contracts.common import Owner
+    from libs.contracts.envelope import Envelope
+    from libs.contracts.events import OrderCanceled, PaymentExpired
+
+    key, pricing = await product(catalog, on_hand=5)
+    stock = catalog.service.stock
+    expiring, canceled = order(), order()
+    await stock.reserve_stock(order_id=expiring, lines=[line(pricing, 1)])
+    await stock.bind_attempt(order_id=expiring, attempt_id="a-new")
+    await stock.reserve_stock(order_id=canceled, lines=[line(pricing, 2)])
+    bus = catalog.runtime.shared.bus
+    old = PaymentExpired(attempt_id="a-old", order_id=expiring)  # an older attempt's expiry
+    await bus.publish(Envelope.wrap(old, producer="payments"))
+    await bus.idle()
+    assert await available(catalog, key) == 2
+
+    await bus.publish(
+        Envelope.wrap(PaymentExpired(attempt_id="a-new", order_id=expiring), producer="payments")
+    )
+    cancel = OrderCanceled(
+        order_id=canceled,
+        number="2026-000001",
+        owner=Owner(kind="user", id="u1"),
+        currency="EUR",
+        total=200,
+        canceled_at=datetime.now(UTC),
+        canceled_by="shopper",
+    )
+    await bus.publish(Envelope.wrap(cancel, producer="orders"))
+    await bus.idle()
+    assert await available(catalog, key) == 5
