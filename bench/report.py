@@ -71,6 +71,10 @@ ADD_RETURNING = "add to cart, returning shoppers"
 SUMMARY = "cart summary, {} lines"
 OPEN_LOOP = "{}, {:g}/s offered (open loop)"
 CATALOG = "catalog list page, {} products"
+SEARCH = "search pages, {} products, {}"
+# Queries on the generated catalog ("Product N", "Synthetic product number N."): a word every
+# product has, one few have, and a typo of the common one (two letters swapped).
+SEARCH_QUERIES = {"common word": "synthetic", "rare word": "4242", "typo": "sytnhetic"}
 CHECKOUT = "checkout (add, billing, checkout)"
 PAYMENT = "payment → order paid (bus)"
 CHECKOUT_STOCK = "checkout with shipping and stock (the product tracks stock)"
@@ -188,6 +192,12 @@ def targets(results: Results) -> list[Target]:
     for name in catalogs or [CATALOG.format("100k")]:
         share(name, 0.35)
     relative(CATALOG.format("100k"), CATALOG.format("1k"), 1.5)
+
+    searches = [r.workload for r in results.rows if r.workload.startswith(SEARCH.split("{")[0])]
+    for name in searches or [SEARCH.format("100k", kind) for kind in SEARCH_QUERIES]:
+        share(name, 0.35)
+    for kind in SEARCH_QUERIES:
+        relative(SEARCH.format("100k", kind), SEARCH.format("1k", kind), 1.5)
 
     checkout = usable(CHECKOUT)
     text = "checkout: ≥ 40/s at 32 shoppers, p99 ≤ 1 s"

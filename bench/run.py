@@ -40,6 +40,8 @@ from bench.report import (
     PAYMENT,
     PRODUCT_BY_KEY,
     PRODUCT_LIST,
+    SEARCH,
+    SEARCH_QUERIES,
     SUMMARY,
     Results,
     Row,
@@ -138,7 +140,7 @@ def group_of(workload: str) -> str:
         return "cart"
     if any(workload == OPEN_LOOP.format(name, OPEN_LOOP_RATE) for name in (ADD_NEW, ADD_RETURNING)):
         return "cart"
-    if workload.startswith(CATALOG.split("{")[0]):
+    if workload.startswith(CATALOG.split("{")[0]) or workload.startswith(SEARCH.split("{")[0]):
         return "catalog"
     if workload in (CHECKOUT, PAYMENT, CHECKOUT_STOCK):
         return "checkout"
@@ -348,6 +350,11 @@ class Bench:
         names += [SUMMARY.format(n) for n in self.plan.summary_shoppers]
         names += [OPEN_LOOP.format(name, OPEN_LOOP_RATE) for name in OPEN_LOOP_WORKLOADS]
         names += [CATALOG.format(label) for label, _ in self.plan.catalog_sizes]
+        names += [
+            SEARCH.format(label, kind)
+            for label, _ in self.plan.catalog_sizes
+            for kind in SEARCH_QUERIES
+        ]
         names += [CHECKOUT, PAYMENT, CHECKOUT_STOCK]
         names += [
             ARCHIVE.format(page, size)
@@ -561,6 +568,20 @@ class Bench:
                 return row
 
             self.attempt(name, pages)
+
+            # Search pages at the same size, deep by cursor (relevance order) like the list.
+            for kind, words in SEARCH_QUERIES.items():
+                query = f"locale=en&limit=20&q={words}"
+
+                def search_pages(label: str = label, query: str = query) -> Row:
+                    measure = self.wrk(base, "catalog_pages.lua", query)
+                    row = self.with_probe(measure, lambda: sync.get(f"/api/store/products?{query}"))
+                    row.note = (row.note + "; " if row.note else "") + (
+                        f"q in English, following next_cursor; catalog {size_notes.get(label, '')}"
+                    )
+                    return row
+
+                self.attempt(SEARCH.format(label, kind), search_pages)
 
         # Checkout, then payments at the target rate.
         orders: list[checkout.Unpaid] = []

@@ -74,6 +74,12 @@ class AdminInteractor:
         attempts = await self.clients.payments.order_payments(Principal(), found.id)
         return AdminOrderOut(**found.model_dump(), payments=attempts)
 
+    async def cancel_order(self, order_id: str, *, actor: str, reason: str | None) -> OrderOut:
+        """Cancel any unpaid order (its stock is released, its checkouts closed)."""
+        return await self.clients.orders.cancel_order_as_operator(
+            order_id, actor=actor, reason=reason
+        )
+
     async def fulfil_order(
         self, order_id: str, body: CreateFulfillmentIn, *, actor: str
     ) -> OrderOut:

@@ -66,7 +66,7 @@ async def cancel_order(
     """Cancel any unpaid order: its open checkouts close, its stock is released, and money
     that lands for it anyway is refunded. 409 `order_already_paid` (refund it instead) or
     `order_canceled`."""
-    return await deps.interactor.cancel_order_as_operator(
+    return await deps.admin.cancel_order(
         order_id, actor=admin.actor, reason=body.reason if body else None
     )
 

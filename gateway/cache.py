@@ -3,7 +3,8 @@
 Product pages are the same for every shopper, read far more often than the catalog changes,
 and cost a service hop plus several queries each. The gateway keeps successful answers for
 `GATEWAY_PRODUCT_CACHE_TTL_S` seconds (0 turns it off), per path, query string and
-Accept-Language, and serves hits without routing, dependencies or a hop. A catalog edit shows
+Accept-Language, and serves hits without routing, dependencies or a hop. Search pages (a `q`,
+a filter or a sort) have an LRU of their own, so they never push the listing's pages out. A catalog edit shows
 within that TTL; shops also get `Cache-Control` so browsers and CDNs can share the work.
 """
 
@@ -13,10 +14,14 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CACHED_PREFIX = "/api/store/products"
+# Query parameters that make a page a search: those pages get an LRU of their own, so that a
+# burst of searches, each with a query of its own, never evicts the listing's pages.
+SEARCH_PARAMS = frozenset({"q", "shippable", "price_min", "price_max", "currency", "sort"})
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,12 @@ class ProductPageCache:
     """An LRU of whole responses with a time to live."""
 
     def __init__(
-        self, *, ttl_s: float, max_entries: int = 2048, max_bytes: int = 4 * 1024 * 1024
+        self,
+        *,
+        ttl_s: float,
+        max_entries: int = 2048,
+        max_bytes: int = 4 * 1024 * 1024,
+        searches: bool = True,
     ) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
@@ -43,6 +53,20 @@ class ProductPageCache:
         # Misses being fetched right now: concurrent requests for the same page wait for the
         # first one instead of all going to the catalog when an entry expires.
         self.inflight: dict[tuple[str, bytes, bytes], asyncio.Event] = {}
+        # Search pages: the same bounds again, apart (at most twice the budget in all).
+        self.searches: ProductPageCache | None = (
+            ProductPageCache(
+                ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes, searches=False
+            )
+            if searches
+            else None
+        )
+
+    def partition(self, query_string: bytes) -> ProductPageCache:
+        """The LRU a page belongs in: the listing's, or the search pages'."""
+        if self.searches is not None and is_search(query_string):
+            return self.searches
+        return self
 
     def get(self, key: tuple[str, bytes, bytes]) -> _Entry | None:
         entry = self._entries.get(key)
@@ -96,13 +120,14 @@ class ProductPageCacheMiddleware:
             await self.app(scope, receive, send)
             return
         key = (scope["path"], scope.get("query_string", b""), _accept_language(scope))
-        hit = self.cache.get(key)
-        if hit is None and key in self.cache.inflight:
+        cache = self.cache.partition(key[1])
+        hit = cache.get(key)
+        if hit is None and key in cache.inflight:
             try:
-                await asyncio.wait_for(self.cache.inflight[key].wait(), 5.0)
+                await asyncio.wait_for(cache.inflight[key].wait(), 5.0)
             except TimeoutError:
                 pass
-            hit = self.cache.get(key)
+            hit = cache.get(key)
         if hit is not None:
             scope["route"] = _CACHE_HIT  # so request metrics tell hits apart
             await send(
@@ -110,16 +135,21 @@ class ProductPageCacheMiddleware:
             )
             await send({"type": "http.response.body", "body": hit.body})
             return
-        done = self.cache.inflight.setdefault(key, asyncio.Event())
+        done = cache.inflight.setdefault(key, asyncio.Event())
         try:
-            await self._fetch(key, scope, receive, send)
+            await self._fetch(cache, key, scope, receive, send)
         finally:
             done.set()
-            if self.cache.inflight.get(key) is done:
-                del self.cache.inflight[key]
+            if cache.inflight.get(key) is done:
+                del cache.inflight[key]
 
     async def _fetch(
-        self, key: tuple[str, bytes, bytes], scope: Scope, receive: Receive, send: Send
+        self,
+        cache: ProductPageCache,
+        key: tuple[str, bytes, bytes],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
         started: Message = {}
         chunks: list[bytes] = []
@@ -142,9 +172,9 @@ class ProductPageCacheMiddleware:
                         for k, v in started.get("headers", [])
                         if k not in (b"set-cookie", b"x-correlation-id")
                     ]
-                    self.cache.put(
+                    cache.put(
                         key,
-                        _Entry(time.monotonic() + self.cache.ttl_s, 200, headers, b"".join(chunks)),
+                        _Entry(time.monotonic() + cache.ttl_s, 200, headers, b"".join(chunks)),
                     )
             await send(message)
 
@@ -164,3 +194,11 @@ def _accept_language(scope: Scope) -> bytes:
         if name == b"accept-language":
             return bytes(value[:200])
     return b""
+
+
+def is_search(query_string: bytes) -> bool:
+    """Whether a product page's query asks for a search (any of SEARCH_PARAMS, even empty)."""
+    if not query_string:
+        return False
+    names = (name for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+    return any(name in SEARCH_PARAMS for name in names)

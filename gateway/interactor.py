@@ -14,7 +14,7 @@ from gateway.clients import Clients
 from gateway.identity import AnonymousIdentityMerged, Caller
 from gateway.stock import check_cart_stock, check_line_stock, order_stock_lines
 from libs.contracts.cart import AddLineIn, CartOut, MergeOut, SetQuantityIn
-from libs.contracts.catalog import ProductOut, ShippingMethodOut
+from libs.contracts.catalog import ProductOut, ProductSearchParams, ShippingMethodOut
 from libs.contracts.common import Page, Principal
 from libs.contracts.orders import OrderOut, PrepareOrderIn, ShippingChoice
 from libs.contracts.payments import (
@@ -149,15 +149,24 @@ class StoreInteractor:
     # --- catalog ---------------------------------------------------------------------------
 
     async def list_products(
-        self, *, locale: Locale, limit: int, cursor: str | None, recurring: bool | None
+        self,
+        *,
+        locale: Locale,
+        limit: int,
+        cursor: str | None,
+        recurring: bool | None,
+        search: ProductSearchParams | None = None,
     ) -> Page[ProductOut]:
-        """A page of active products with prices and images, texts in the caller's locale."""
+        """A page of active products with prices and images, texts in the caller's locale;
+        with search parameters, the products the catalog finds for them."""
+        found = search.query_params() if search is not None else {}
         return await self.clients.catalog.list_products(
             locale=locale.explicit,
             accept_language=locale.accept_language,
             limit=limit,
             cursor=cursor,
             recurring=None if recurring is None else str(recurring).lower(),
+            **found,
         )
 
     async def get_product(self, key: str, *, locale: Locale) -> ProductOut:
@@ -540,14 +549,6 @@ class StoreInteractor:
             )
         canceled = await self.clients.orders.cancel_order(caller.principal, order.id)
         return _with_payment(canceled, attempts)
-
-    async def cancel_order_as_operator(
-        self, order_id: str, *, actor: str, reason: str | None
-    ) -> OrderOut:
-        """Cancel any unpaid order, for an operator."""
-        return await self.clients.orders.cancel_order_as_operator(
-            order_id, actor=actor, reason=reason
-        )
 
     async def get_subscriptions(self, caller: Caller) -> list[SubscriptionOut]:
         """The caller's subscriptions."""

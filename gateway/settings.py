@@ -144,7 +144,8 @@ class GatewaySettings(BaseSettings):
     product_cache_max_bytes: int = Field(
         4 * 1024 * 1024,
         ge=0,
-        description="Bytes of product-page bodies the gateway keeps at most; the least "
+        description="Bytes of product-page bodies the gateway keeps at most, for the listing "
+        "and again for search pages (apart, so searches never evict the listing); the least "
         "recently used go first.",
     )
     default_locale: str = Field(

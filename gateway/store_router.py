@@ -10,7 +10,14 @@ from gateway.deps import CurrentCaller, CurrentLocale, Deps
 from gateway.idempotency import Idempotent
 from gateway.security import check_return_urls, public_links
 from libs.contracts.cart import MergeOut
-from libs.contracts.catalog import ProductOut, ShippingMethodOut
+from libs.contracts.catalog import (
+    MAX_SEARCH_QUERY_LENGTH,
+    SEARCH_DOCS,
+    ProductOut,
+    ProductSearchParams,
+    ProductSort,
+    ShippingMethodOut,
+)
 from libs.contracts.common import ID_PATTERN, KEY_PATTERN, Page
 from libs.contracts.orders import OrderOut
 from libs.contracts.payments import CustomerOut, PortalIn, PortalOut, SubscriptionOut
@@ -34,10 +41,29 @@ async def list_products(
     recurring: Annotated[
         bool | None, Query(description="Only recurring (or one-off) prices.")
     ] = None,
+    q: Annotated[
+        str | None, Query(max_length=MAX_SEARCH_QUERY_LENGTH, description=SEARCH_DOCS["q"])
+    ] = None,
+    shippable: Annotated[bool | None, Query(description=SEARCH_DOCS["shippable"])] = None,
+    price_min: Annotated[int | None, Query(ge=0, description=SEARCH_DOCS["price_min"])] = None,
+    price_max: Annotated[int | None, Query(ge=0, description=SEARCH_DOCS["price_max"])] = None,
+    currency: Annotated[
+        str | None, Query(min_length=3, max_length=3, description=SEARCH_DOCS["currency"])
+    ] = None,
+    sort: Annotated[ProductSort | None, Query(description=SEARCH_DOCS["sort"])] = None,
 ) -> Page[ProductOut]:
-    """Active products with their prices and images (primary first), in the caller's locale."""
+    """Active products with their prices and images (primary first), in the caller's locale;
+    with `q`, filters or `sort`, the products found."""
+    search = ProductSearchParams(
+        q=q,
+        shippable=shippable,
+        price_min=price_min,
+        price_max=price_max,
+        currency=currency,
+        sort=sort,
+    )
     return await deps.interactor.list_products(
-        locale=locale, limit=limit, cursor=cursor, recurring=recurring
+        locale=locale, limit=limit, cursor=cursor, recurring=recurring, search=search
     )
 
 

@@ -3,8 +3,10 @@ write API of `/admin/*` (service token required). Each carries one example insta
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import Field
 
@@ -578,3 +580,44 @@ class StockSetIn(Contract):
     actor: str | None = Field(None, max_length=200, description="The operator, for the event.")
 
     model_config = _example({"on_hand": 10})
+
+
+# The search parameters of `GET /products` (catalog) and `GET /api/store/products` (gateway):
+# query parameters, not a body, so described once here for both OpenAPI documents.
+ProductSort = Literal["relevance", "price_asc", "price_desc", "newest"]
+MAX_SEARCH_QUERY_LENGTH = 200
+SEARCH_DOCS = {
+    "q": "Full text in the name and description, in the caller's locale (then the default "
+    "locale's), tolerant of typos; at most 200 characters.",
+    "shippable": "true: only products that ship; false: only those that do not.",
+    "price_min": "Lowest price, in minor units of `currency` (needs `currency`).",
+    "price_max": "Highest price, in minor units of `currency` (needs `currency`).",
+    "currency": "ISO 4217; with it, prices in that currency where a product has one. Needed by "
+    "`price_min`, `price_max` and the price sorts.",
+    "sort": "relevance (the default with `q`), price_asc, price_desc (lowest active price in "
+    "`currency`), newest (the default without `q`). Without any search parameter the list "
+    "stays in key order.",
+}
+
+
+@dataclass(frozen=True)
+class ProductSearchParams:
+    """The search parameters as the gateway forwards them to the catalog (which checks them
+    together: a price bound needs a currency, price_min ≤ price_max, ...)."""
+
+    q: str | None = None
+    shippable: bool | None = None
+    price_min: int | None = None
+    price_max: int | None = None
+    currency: str | None = None
+    sort: str | None = None
+
+    def query_params(self) -> dict[str, str]:
+        """The parameters given, as query-string values."""
+        params: dict[str, str] = {}
+        for name, value in asdict(self).items():
+            if isinstance(value, bool):
+                params[name] = str(value).lower()
+            elif value is not None:
+                params[name] = str(value)
+        return params

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from libs.contracts.catalog import (
+    SEARCH_DOCS,
     BindAttemptIn,
     PriceIn,
     PricingLookupIn,
@@ -90,8 +91,15 @@ async def list_products(
         bool | None,
         Query(description="true: with a recurring price; false: with a one-off price."),
     ] = None,
+    q: Annotated[str | None, Query(description=SEARCH_DOCS["q"])] = None,
+    shippable: Annotated[bool | None, Query(description=SEARCH_DOCS["shippable"])] = None,
+    price_min: Annotated[int | None, Query(description=SEARCH_DOCS["price_min"])] = None,
+    price_max: Annotated[int | None, Query(description=SEARCH_DOCS["price_max"])] = None,
+    currency: Annotated[str | None, Query(description=SEARCH_DOCS["currency"])] = None,
+    sort: Annotated[str | None, Query(description=SEARCH_DOCS["sort"])] = None,
 ) -> Page[ProductOut]:
-    """Products in key order, with their active prices, images (primary first) and texts."""
+    """Products in key order, with their active prices, images (primary first) and texts;
+    with a search parameter, the products found in the sort asked for."""
     return await catalog.list_products(
         locale=locale,
         accept_language=accept_language,
@@ -99,6 +107,12 @@ async def list_products(
         cursor=cursor,
         active=active,
         recurring=recurring,
+        q=q,
+        shippable=shippable,
+        price_min=price_min,
+        price_max=price_max,
+        currency=currency,
+        sort=sort,
     )
 
 

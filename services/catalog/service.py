@@ -25,6 +25,7 @@ from libs.contracts.catalog import (
     ProductImageOut,
     ProductIn,
     ProductOut,
+    ProductSearchParams,
     ProductUpdateIn,
     TaxRateIn,
     TaxRateOut,
@@ -62,6 +63,7 @@ from services.catalog.domain import (
     format_terms,
     how_to_change,
     image_refused,
+    language_of,
     locale_chain,
     locale_for_field,
     parse_accept_language,
@@ -78,6 +80,14 @@ from services.catalog.images import (
     process_image_async,
 )
 from services.catalog.publishes import pricing_changed, product_changed
+from services.catalog.search import (
+    SearchQuery,
+    decode_search_cursor,
+    encode_search_cursor,
+    parse_search,
+    product_search_for,
+    wants_search,
+)
 from services.catalog.shipping import ShippingService
 from services.catalog.stock import StockService, stock_view
 from services.catalog.store import SqlCatalogRepository, new_id
@@ -146,11 +156,35 @@ class CatalogService:
         cursor: str | None = None,
         active: bool = True,
         recurring: bool | None = None,
+        q: str | None = None,
+        shippable: bool | None = None,
+        price_min: int | None = None,
+        price_max: int | None = None,
+        currency: str | None = None,
+        sort: str | None = None,
     ) -> Page[ProductOut]:
-        """A page of products in key order, with active prices, images and texts."""
+        """A page of products in key order, with active prices, images and texts; with any
+        search parameter, the products found, in the sort asked for (search.py)."""
         preferences = self._preferences(locale, accept_language)
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidInput.for_field("limit", f"must be 1 to {MAX_PAGE_SIZE}")
+        search = ProductSearchParams(
+            q=q,
+            shippable=shippable,
+            price_min=price_min,
+            price_max=price_max,
+            currency=currency,
+            sort=sort,
+        )
+        if wants_search(search):
+            return await self._search_products(
+                parse_search(search),
+                preferences=preferences,
+                limit=limit,
+                cursor=cursor,
+                active=active,
+                recurring=recurring,
+            )
         after = decode_cursor(cursor) if cursor else None
         async with self._reading() as session:
             repo = SqlCatalogRepository(session)
@@ -160,6 +194,45 @@ class CatalogService:
             page = found[:limit]
             items = await self._public_products(repo, page, preferences)
         next_cursor = encode_cursor(page[-1].key) if len(found) > limit else None
+        return Page[ProductOut](items=items, next_cursor=next_cursor)
+
+    async def _search_products(
+        self,
+        query: SearchQuery,
+        *,
+        preferences: Sequence[str],
+        limit: int,
+        cursor: str | None,
+        active: bool,
+        recurring: bool | None,
+    ) -> Page[ProductOut]:
+        after = decode_search_cursor(cursor, query.sort) if cursor else None
+        # The shopper's languages, then the default's: a product without a translation is
+        # found (and shown) by the texts it falls back to.
+        languages = list(
+            dict.fromkeys([*(language_of(p) for p in preferences[:2]), self.default_locale])
+        )
+        async with self._reading() as connection:
+            found = await product_search_for(connection.dialect.name).search(
+                connection,
+                query,
+                languages=languages,
+                sellable=active,
+                recurring=recurring,
+                after=after,
+                limit=limit + 1,
+            )
+            page = found[:limit]
+            items = await self._public_products(
+                SqlCatalogRepository(connection),
+                [f.product for f in page],
+                preferences,
+                currency=query.currency,
+            )
+        next_cursor = None
+        if len(found) > limit:
+            last = page[-1]
+            next_cursor = encode_search_cursor(query.sort, last.sort_value, last.product.id)
         return Page[ProductOut](items=items, next_cursor=next_cursor)
 
     async def get_product(
@@ -621,7 +694,12 @@ class CatalogService:
         return parse_accept_language(accept_language)
 
     async def _public_products(
-        self, repo: SqlCatalogRepository, page: Sequence[Product], preferences: Sequence[str]
+        self,
+        repo: SqlCatalogRepository,
+        page: Sequence[Product],
+        preferences: Sequence[str],
+        *,
+        currency: str | None = None,
     ) -> list[ProductOut]:
         ids = [p.id for p in page]
         prices = await repo.prices_of(ids, active_only=True)
@@ -630,6 +708,9 @@ class CatalogService:
         levels = await self.stock.levels_of(repo.session, ids)
         items = []
         for product in page:
+            own = prices.get(product.id, [])
+            if currency is not None and any(p.terms.currency == currency for p in own):
+                prices[product.id] = [p for p in own if p.terms.currency == currency]
             translations = texts.get(product.id, {})
             resolved = resolve_texts(
                 translations, locale_chain(preferences, translations, self.default_locale)

@@ -43,6 +43,8 @@ products = Table(
     Index("ix_products_listing", "sellable", "key"),
     Index("ix_products_listing_one_off", "sellable", "has_one_off", "key"),
     Index("ix_products_listing_recurring", "sellable", "has_recurring", "key"),
+    # The search's `newest` keyset (services/catalog/search.py).
+    Index("ix_products_newest", "sellable", "created_at", "id"),
 )
 
 pricings = Table(
@@ -61,6 +63,8 @@ pricings = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_pricings_product", "product_id", "active"),
+    # A product's lowest price in a currency, for the search's price filters and sorts.
+    Index("ix_pricings_currency_amount", "currency", "active", "unit_amount", "product_id"),
 )
 
 product_translations = Table(
@@ -78,6 +82,9 @@ product_translations = Table(
     Column("checkout_description", String(500), nullable=True),
     Column("statement_descriptor", String(22), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Searched through objects of the migration `a4c7e2f9b310`, not columns of this table: on
+    # PostgreSQL a generated `search_vector` tsvector, on SQLite the FTS5 table
+    # `product_search` and its triggers; both change in the same transaction as these rows.
 )
 
 product_images = Table(

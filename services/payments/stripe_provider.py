@@ -23,6 +23,7 @@ from libs.contracts.money import currency_exponent
 from libs.contracts.payments import PaymentLine, ShippingAddress
 from libs.runtime.problems import InvalidInput
 from services.payments.domain import (
+    EU_COUNTRIES,
     InvalidSignature,
     InvalidWebhookPayload,
     PaymentRejected,
@@ -539,10 +540,29 @@ class StripeProvider:
             },
             "metadata": {"store_customer_id": customer.customer_id, "owner": customer.owner_key},
         }
+        key = f"store-customer-{customer.customer_id}"
+        tax_ids = stripe_tax_ids(customer.vat_id, address.country)
+        if customer.vat_id:
+            params["metadata"]["vat_id"] = customer.vat_id
+        if not tax_ids:
+            return await self._create_customer(params, key)
+        try:
+            return await self._create_customer({**params, "tax_id_data": tax_ids}, key)
+        except PaymentRejected as exc:
+            if getattr(exc.__cause__, "code", None) != "tax_id_invalid":
+                raise
+            # Stripe checks each type's format more strictly than Store does: the customer is
+            # created without it (it stays in the metadata) rather than blocking the checkout.
+            log.warning(
+                "stripe.tax_id_refused", customer_id=customer.customer_id, type=tax_ids[0]["type"]
+            )
+            return await self._create_customer(params, f"{key}-without-tax-id")
+
+    async def _create_customer(self, params: dict[str, Any], key: str) -> str:
         created = await self._call(
             self._client.v1.customers.create_async(
                 params,  # type: ignore[arg-type]
-                options={"idempotency_key": f"store-customer-{customer.customer_id}"},
+                options={"idempotency_key": key},
             )
         )
         return str(created.id)
@@ -909,6 +929,19 @@ class StripeProvider:
         except stripe.StripeError as exc:  # network, rate limit, Stripe outage
             log.warning("stripe.unavailable", error=str(exc))
             raise ProviderUnavailable("The payment provider is unavailable; retry.") from exc
+
+
+def stripe_tax_ids(vat_id: str | None, country: str) -> list[dict[str, str]]:
+    """The customer's VAT id as Stripe's `tax_id_data` (shown on its invoices and receipts):
+    `eu_vat` in the EU (and for Northern Ireland's XI numbers), `gb_vat`, `ch_vat`, `no_vat`;
+    none where Store does not know the type (the id then stays in the customer's metadata)."""
+    if not vat_id:
+        return []
+    country = country.upper()
+    kind: str | None = {"GB": "gb_vat", "CH": "ch_vat", "NO": "no_vat"}.get(country)
+    if country in EU_COUNTRIES or (country == "GB" and vat_id.startswith("XI")):
+        kind = "eu_vat"
+    return [{"type": kind, "value": vat_id}] if kind else []
 
 
 def _not_from_the_future(signature: str, tolerance_s: int) -> None:

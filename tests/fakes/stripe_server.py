@@ -29,6 +29,7 @@ import copy
 import functools
 import json
 import random
+import re
 import secrets
 import string
 import sys
@@ -113,6 +114,15 @@ def missing_param(param: str) -> StripeApiError:
     return StripeApiError(
         400, f"Missing required param: {param}.", code="parameter_missing", param=param
     )
+
+
+# The formats Stripe checks for the tax id types Store sends (a subset of Stripe's rules).
+TAX_ID_FORMATS: dict[str, re.Pattern[str]] = {
+    "eu_vat": re.compile(
+        r"^(AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|HR|HU|IE|IT|LT|LU|LV|MT|NL|PL|PT|RO|SE|SI|SK|XI)[0-9A-Z]{2,13}$"
+    ),
+    "gb_vat": re.compile(r"^GB([0-9]{9}|[0-9]{12})$"),
+}
 
 
 def invalid_param(param: str, message: str) -> StripeApiError:
@@ -996,6 +1006,16 @@ class FakeStripe:
     def _add_tax_ids(self, customer: JSON, tax_id_data: Any) -> None:
         for index, entry in enumerate(tax_id_data or []):
             prefix = f"tax_id_data[{index}]["
+            kind, value = entry.get("type"), str(entry.get("value", ""))
+            pattern = TAX_ID_FORMATS.get(kind or "")
+            if pattern is not None and not pattern.match(value):
+                # Stripe checks each type's format (and refuses the whole request).
+                raise StripeApiError(
+                    400,
+                    f"Invalid value for {kind}.",
+                    code="tax_id_invalid",
+                    param=f"tax_id_data[{index}][value]",
+                )
             tax_id = self._base(
                 "txi",
                 "tax_id",

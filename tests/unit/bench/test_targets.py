@@ -91,3 +91,18 @@ def test_outbox_latency_with_history_is_compared_with_an_empty_outbox() -> None:
     assert run(12) is True
     assert run(20) is False
     assert verdict(results(), full).met is None
+
+
+def test_search_pages_are_a_share_of_the_ceiling_and_barely_slower_at_100k() -> None:
+    from bench.report import SEARCH
+
+    small, large = SEARCH.format("1k", "typo"), SEARCH.format("100k", "typo")
+
+    def run(p50: float) -> bool | None:
+        rows = [Row(small, measure(rps=400, p50=10)), Row(large, measure(rps=400, p50=p50))]
+        return verdict(results(*rows), f"{large}: p50").met
+
+    assert run(14) is True
+    assert run(16) is False
+    rows = [Row(large, measure(rps=360))]
+    assert verdict(results(*rows), f"{large}: ≥ 35%").met is True

@@ -122,3 +122,18 @@ async def test_concurrent_misses_fetch_the_page_once() -> None:
         answers = await asyncio.gather(*(c.get("/api/store/products") for _ in range(20)))
     assert calls == [1]
     assert {a.json()["n"] for a in answers} == {1}
+
+
+def test_search_pages_never_evict_the_listing() -> None:
+    from gateway.cache import _Entry, is_search
+
+    cache = ProductPageCache(ttl_s=60, max_entries=2)
+    listing = ("/api/store/products", b"limit=20", b"")
+    cache.partition(listing[1]).put(listing, _Entry(10**9, 200, [], b"list"))
+    for n in range(50):  # a burst of searches, each with a query of its own
+        key = ("/api/store/products", f"q=word{n}".encode(), b"")
+        cache.partition(key[1]).put(key, _Entry(10**9, 200, [], b"found"))
+    assert cache.partition(listing[1]).get(listing) is not None
+    assert cache.partition(b"q=word49").get(("/api/store/products", b"q=word49", b"")) is not None
+    assert is_search(b"limit=5&sort=newest") and is_search(b"q=")
+    assert not is_search(b"limit=5&cursor=abc&recurring=true") and not is_search(b"")

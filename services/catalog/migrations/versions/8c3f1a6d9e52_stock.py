@@ -1,7 +1,7 @@
 """Stock: per-product levels (tracked, on hand, reserved) and per-order reservations.
 
 Revision ID: 8c3f1a6d9e52
-Revises: 5b1e9c7d2a40
+Revises: a4c7e2f9b310
 Create Date: 2026-12-08 02:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import libs.runtime.db
 
 revision: str = "8c3f1a6d9e52"
-down_revision: str | None = "5b1e9c7d2a40"
+down_revision: str | None = "a4c7e2f9b310"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

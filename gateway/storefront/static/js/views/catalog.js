@@ -69,13 +69,63 @@ function productCard(product) {
   );
 }
 
+const SEARCH_DELAY_MS = 250; // results as you type, one request per pause
+
+/** The query string of what the controls ask for; "" when they ask for nothing. */
+function searchParams({ q, ships, sort, currency }) {
+  const params = new URLSearchParams();
+  if (q) params.set("q", q);
+  if (ships) params.set("shippable", "true");
+  if (sort) params.set("sort", sort);
+  if (sort === "price_asc" || sort === "price_desc") params.set("currency", currency);
+  return params.toString();
+}
+
+function productList(items) {
+  return items.length
+    ? h("ul", { class: "grid", id: "products" }, items.map(productCard))
+    : h("p", { class: "none" }, t("no_results"));
+}
+
 export async function productsView() {
   const page = await api("GET", "/api/store/products?limit=100");
+  if (!page.items.length) return [h("h1", {}, t("products")), h("p", {}, t("no_products"))];
+  // The shop's currency: the one its first product is priced in (what price sorts use).
+  const currency = page.items[0].prices[0]?.currency || "EUR";
+  const results = h("div", { id: "results", "aria-live": "polite" }, productList(page.items));
+  const q = h("input", { id: "search", type: "search", name: "q", maxlength: 200, autocomplete: "off", placeholder: t("search_placeholder") });
+  const ships = h("input", { id: "ships", type: "checkbox", name: "shippable" });
+  const sort = h("select", { id: "sort", name: "sort" },
+    ["", "newest", "price_asc", "price_desc"].map((value) => h("option", { value }, t(`sort_by.${value || "default"}`))));
+  let timer = null;
+  let latest = 0; // answers to older keystrokes that arrive late are dropped
+  async function refresh() {
+    const asked = ++latest;
+    const query = searchParams({ q: q.value.trim(), ships: ships.checked, sort: sort.value, currency });
+    try {
+      const found = query ? await api("GET", `/api/store/products?limit=100&${query}`) : page;
+      if (asked === latest) results.replaceChildren(productList(found.items));
+    } catch (error) {
+      if (asked === latest) results.replaceChildren(errorBox(error));
+    }
+  }
+  const soon = () => {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, SEARCH_DELAY_MS);
+  };
+  q.addEventListener("input", soon);
+  ships.addEventListener("change", refresh);
+  sort.addEventListener("change", refresh);
   return [
     h("h1", {}, t("products")),
-    page.items.length
-      ? h("ul", { class: "grid", id: "products" }, page.items.map(productCard))
-      : h("p", {}, t("no_products")),
+    h("form", { role: "search", class: "search", onsubmit: (event) => { event.preventDefault(); clearTimeout(timer); refresh(); } },
+      h("label", { for: "search", class: "sr-only" }, t("search")),
+      q,
+      h("label", { class: "check" }, ships, t("ships_only")),
+      h("label", { for: "sort" }, t("sort")),
+      sort,
+    ),
+    results,
   ];
 }
 
