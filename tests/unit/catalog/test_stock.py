@@ -275,7 +275,9 @@ async def test_racing_reservations_never_oversell(catalog: CatalogDeps) -> None:
     refused = [r for r in results if isinstance(r, BaseException)]
     assert len(held) == 10 and all(r.status == "held" for r in held)
     assert len(refused) == 40
-    assert all(getattr(r, "code", None) == "out_of_stock" for r in refused), refused[:3]
+    assert all(getattr(r, "code", None) == "out_of_stock" for r in refused), [
+        repr(r) for r in refused if getattr(r, "code", None) != "out_of_stock"
+    ][:3]
     level = await stock.get_stock(key=key)
     assert (level.on_hand, level.reserved, level.available) == (10, 10, 0)
     await asyncio.gather(*(stock.release_stock(order_id=oid) for oid in orders))
