@@ -3,8 +3,8 @@
 `orders.details` (and every column fixed at purchase time) never changes after the insert:
 the ORM refuses it here (`before_update`), and the database refuses it too — a trigger created
 by the first migration on PostgreSQL and on SQLite — so raw SQL cannot change it either.
-Only `owner_*` (re-owned on merge), `paid`/`paid_attempt_id` (set once) and `canceled_*` (set
-once, only while unpaid) may change.
+Only `owner_*` (re-owned on merge), `paid`/`paid_attempt_id` (set once), `canceled_*` (set
+once, only while unpaid) and `backordered` (set once, when paid without stock) may change.
 """
 
 from __future__ import annotations
