@@ -84,6 +84,22 @@ async def place_order(
     return Unpaid(body["order"]["id"], urlsplit(url).path + "/pay", cookie), took_ms
 
 
+def track_stock(running: Any, product_key: str, *, on_hand: int) -> str:
+    """Make a product track stock (through the admin API); its key."""
+    from gateway.identity import issue_token
+    from gateway.settings import DEV_JWT_SECRET
+
+    secret = running.env.get("GATEWAY_JWT_SECRET", DEV_JWT_SECRET)
+    token = issue_token("bench", secret=secret, roles=["store:admin"])
+    with httpx.Client(base_url=running.base_url, timeout=15) as http:
+        http.put(
+            f"/api/admin/products/{product_key}/stock",
+            json={"on_hand": on_hand},
+            headers={"authorization": f"Bearer {token}"},
+        ).raise_for_status()
+    return product_key
+
+
 async def on_schedule(
     count: int,
     rate: float,

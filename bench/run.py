@@ -29,6 +29,7 @@ from bench.report import (
     CEILING_AGAIN,
     CEILING_HOP,
     CHECKOUT,
+    CHECKOUT_STOCK,
     LOADGEN,
     OPEN_LOOP,
     OPEN_LOOP_RATE,
@@ -141,7 +142,7 @@ def group_of(workload: str) -> str:
         return "cart"
     if workload.startswith(CATALOG.split("{")[0]) or workload.startswith(SEARCH.split("{")[0]):
         return "catalog"
-    if workload in (CHECKOUT, PAYMENT):
+    if workload in (CHECKOUT, PAYMENT, CHECKOUT_STOCK):
         return "checkout"
     if workload.startswith(ARCHIVE.split("{")[0]):
         return "orders"
@@ -354,7 +355,7 @@ class Bench:
             for label, _ in self.plan.catalog_sizes
             for kind in SEARCH_QUERIES
         ]
-        names += [CHECKOUT, PAYMENT]
+        names += [CHECKOUT, PAYMENT, CHECKOUT_STOCK]
         names += [
             ARCHIVE.format(page, size)
             for size in (_count(self.plan.archive_orders), ARCHIVE_SHORT)
@@ -640,6 +641,32 @@ class Bench:
             )
 
         self.attempt(PAYMENT, payments)
+
+        def stocked_checkouts() -> Row:
+            # The same checkouts (shipped goods, standard shipping), of a product that now
+            # tracks stock: each one also checks, reserves and binds its units at catalog.
+            if not seeded:
+                raise shop.PrepareError(catalog_error)
+            key = checkout.track_stock(running, seeded[0].product_key, on_hand=1_000_000)
+            with self.profiling(self.plan.checkout_s):
+                measure, _ = asyncio.run(
+                    checkout.checkouts(
+                        base,
+                        seeded[0],
+                        duration_s=self.plan.checkout_s,
+                        min_orders=0,
+                        max_s=self.plan.checkout_max_s,
+                        concurrency=self.plan.checkout_concurrency,
+                    )
+                )
+            return Row(
+                CHECKOUT_STOCK,
+                measure,
+                note=f"checkouts/s of `{key}` (tracked), {self.plan.checkout_concurrency} "
+                "shoppers at a time; latency of POST /checkout",
+            )
+
+        self.attempt(CHECKOUT_STOCK, stocked_checkouts)
 
         self.order_archive(running, seeded[0] if seeded else None, catalog_error)
         self.outbox(running, catalog_error if not seeded else "")

@@ -27,6 +27,7 @@ from bench.shop import no_cookie_jar
 from chaos.invariants import Verdict, check
 from chaos.proxy import TcpProxy
 from chaos.shoppers import Shopper, Traffic, first_price, shop_until
+from chaos.stock import StockVerdict, check_stock, track
 from tests.support.cluster import SERVICES, RunningStore, distributed
 
 ALL = (*SERVICES, "gateway")
@@ -69,6 +70,8 @@ class Row:
     consistent_after_s: float | None
     paid: int  # orders paid during this phase
     ready_after_s: float = 0.0  # from the end of the fault until every process said ready
+    stock_problems: int = 0  # stock that disagrees with the orders (chaos/stock.py)
+    held_unpaid: int = 0  # holds of checkouts that never paid: released at their deadline
     detail: list[str] = field(default_factory=list)
 
     @property
@@ -78,6 +81,7 @@ class Row:
             and self.doubled == 0
             and self.unpublished == 0
             and self.server_errors_after_recovery == 0
+            and self.stock_problems == 0
             and self.consistent_after_s is not None
         )
 
@@ -148,6 +152,8 @@ class Chaos:
             for name in SERVICES
         }
         self.pricing_id = await first_price(self.store.base_url)
+        # The product bought tracks stock: every fault is also a stock experiment.
+        await track(self.store, self.pricing_id)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -187,7 +193,7 @@ class Chaos:
         await asyncio.sleep(self.plan.after_s)
         stop.set()
         await asyncio.wait_for(traffic, self.plan.client_budget_s * 4 + 30)
-        verdict, consistent_at = await self._consistency()
+        verdict, stock, consistent_at = await self._consistency()
         server_errors = self.traffic.server_errors_since(recovered)
         row = Row(
             fault=name,
@@ -199,7 +205,14 @@ class Chaos:
             consistent_after_s=None if consistent_at is None else consistent_at - lifted,
             paid=verdict.paid_attempts - sum(r.paid for r in self.rows),
             ready_after_s=recovered - lifted,
-            detail=[*verdict.lost[:5], *verdict.doubled[:5], *server_errors[:3]],
+            stock_problems=len(stock.problems),
+            held_unpaid=stock.held_unpaid,
+            detail=[
+                *verdict.lost[:5],
+                *verdict.doubled[:5],
+                *stock.problems[:5],
+                *server_errors[:3],
+            ],
         )
         _say(f"  {row}")
         self.rows.append(row)
@@ -221,9 +234,10 @@ class Chaos:
                 await asyncio.sleep(0.5)
         return since
 
-    async def _consistency(self) -> tuple[Verdict, float | None]:
+    async def _consistency(self) -> tuple[Verdict, StockVerdict, float | None]:
         deadline = time.monotonic() + self.plan.consistency_within_s
         verdict = Verdict(lost=["not checked yet"])
+        stock = StockVerdict(problems=["not checked yet"])
         polls = 0
         _say("  traffic stopped; checking the invariants")
         while True:
@@ -231,14 +245,15 @@ class Chaos:
                 verdict = await check(
                     self.server_url, self.databases, self.events, self.traffic.paid
                 )
+                stock = await check_stock(self.server_url, self.databases, self.pricing_id)
             except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 # The shared server may refuse the checker for a moment (too many clients):
                 # not a verdict, try again within the bound.
                 _say(f"  the check could not read the databases: {exc!r}")
-            if verdict.consistent:
-                return verdict, time.monotonic()
+            if verdict.consistent and not stock.problems:
+                return verdict, stock, time.monotonic()
             if time.monotonic() > deadline:
-                return verdict, None
+                return verdict, stock, None
             polls += 1
             if polls % 10 == 0:
                 _say(
@@ -350,8 +365,8 @@ async def run(plan: Plan, workdir: Path) -> list[Row]:
 def table(rows: list[Row]) -> str:
     lines = [
         "| fault | paid | lost | doubled | unpublished (parked) | 5xx after recovery "
-        "| ready after | consistent after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| stock off (held unpaid) | ready after | consistent after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         consistent = (
@@ -362,6 +377,6 @@ def table(rows: list[Row]) -> str:
         lines.append(
             f"| {row.fault} | {row.paid} | {row.lost} | {row.doubled} | "
             f"{row.unpublished} ({row.parked}) | {row.server_errors_after_recovery} | "
-            f"{row.ready_after_s:.1f} s | {consistent} |"
+            f"{row.stock_problems} ({row.held_unpaid}) | {row.ready_after_s:.1f} s | {consistent} |"
         )
     return "\n".join(lines)

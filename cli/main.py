@@ -307,6 +307,39 @@ def payments_refunds(
         typer.echo(refund.model_dump_json())
 
 
+# --- store stock ... --------------------------------------------------------------------------
+
+stock_app = typer.Typer(help="Stock of products: set what is on hand.", no_args_is_help=True)
+app.add_typer(stock_app, name="stock")
+
+
+@stock_app.command("set")
+def stock_set(
+    key: Annotated[str, typer.Argument(help="The product key.")],
+    on_hand: Annotated[int, typer.Argument(min=0, help="Units on hand, not yet sold.")],
+    untracked: Annotated[
+        bool, typer.Option("--untracked", help="Stop tracking the product's stock.")
+    ] = False,
+    actor: Annotated[
+        str | None, typer.Option(help="Who did it, for the event; default: cli:$USER.")
+    ] = None,
+) -> None:
+    """Set a product's units on hand on the catalog's database (like PUT
+    /api/admin/products/{key}/stock); reserved units stay reserved."""
+    import getpass
+
+    from libs.runtime.problems import ProblemError
+    from services.catalog.operations import set_stock
+
+    who = actor or f"cli:{getpass.getuser()}"
+    try:
+        level = asyncio.run(set_stock(key=key, on_hand=on_hand, tracked=not untracked, actor=who))
+    except ProblemError as exc:
+        typer.echo(f"{exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(level.model_dump_json())
+
+
 # --- store outbox: parked outbox rows ------------------------------------------------------
 
 outbox_app = typer.Typer(help="See and release outbox rows parked after repeated failures.")

@@ -13,6 +13,7 @@ import uuid
 import structlog
 
 from gateway.clients import Clients
+from libs.contracts.catalog import StockLevelOut, StockSetIn
 from libs.contracts.common import Page, Principal
 from libs.contracts.orders import (
     CreateFulfillmentIn,
@@ -115,3 +116,16 @@ class AdminInteractor:
             ),
         )
         return admin_refund_out(refund)
+
+    async def get_stock(self, key: str) -> StockLevelOut:
+        """A product's stock: on hand, reserved, available."""
+        return await self.clients.catalog.get_stock(key)
+
+    async def set_stock(
+        self, *, actor: str, key: str, on_hand: int, tracked: bool = True
+    ) -> StockLevelOut:
+        """Set a product's units on hand; the operator goes into `catalog.stock.changed.v1`."""
+        body = StockSetIn(on_hand=on_hand, tracked=tracked, actor=actor)
+        level = await self.clients.catalog.set_stock(key, body)
+        log.info("admin.stock_set", actor=actor, product_key=key, on_hand=on_hand)
+        return level

@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import admin_orders, admin_refunds
+from gateway import admin_orders, admin_refunds, admin_stock
 from gateway.deps import Admin, CurrentAdmin, Deps, current_admin
 from gateway.idempotency import AdminIdempotent
 from gateway.identity import ADMIN_ROLE
@@ -102,6 +102,7 @@ def install_admin_api(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(admin_orders.router, **ADMIN_ROUTES)
     app.include_router(admin_refunds.router, **ADMIN_ROUTES)
+    app.include_router(admin_stock.router, **ADMIN_ROUTES)
     document: dict[str, Any] = {}
 
     @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)

@@ -9,7 +9,18 @@ import httpx
 from pydantic import TypeAdapter
 
 from libs.contracts.cart import AddLineIn, CartOut, FrozenCart, MergeIn, MergeOut, SetQuantityIn
-from libs.contracts.catalog import ProductOut, ShippingMethodOut
+from libs.contracts.catalog import (
+    BindAttemptIn,
+    ProductOut,
+    ReservationOut,
+    ReserveStockIn,
+    ShippingMethodOut,
+    StockCheckIn,
+    StockCheckOut,
+    StockLevelOut,
+    StockLineIn,
+    StockSetIn,
+)
 from libs.contracts.common import Page, Principal
 from libs.contracts.orders import CancelOrderIn, FulfilOrderIn, OrderOut, PrepareOrderIn
 from libs.contracts.payments import (
@@ -80,6 +91,37 @@ class CatalogClient:
             params=_params(country=country, currency=currency, locale=locale),
             headers=headers,
         )
+
+    async def check_stock(self, lines: list[StockLineIn]) -> StockCheckOut:
+        body = StockCheckIn(lines=lines).model_dump()
+        return await self.http.call("POST", "/internal/stock/check", StockCheckOut, json=body)
+
+    async def reserve_stock(self, order_id: str, lines: list[StockLineIn]) -> ReservationOut:
+        body = ReserveStockIn(order_id=order_id, lines=lines).model_dump()
+        return await self.http.call(
+            "POST", "/internal/stock/reservations", ReservationOut, json=body
+        )
+
+    async def bind_stock_attempt(self, order_id: str, attempt_id: str) -> ReservationOut:
+        return await self.http.call(
+            "PUT",
+            f"/internal/stock/reservations/{_seg(order_id)}/attempt",
+            ReservationOut,
+            json=BindAttemptIn(attempt_id=attempt_id).model_dump(),
+        )
+
+    async def release_stock(self, order_id: str) -> ReservationOut:
+        return await self.http.call(
+            "POST", f"/internal/stock/reservations/{_seg(order_id)}/release", ReservationOut
+        )
+
+    async def set_stock(self, key: str, body: StockSetIn) -> StockLevelOut:
+        return await self.http.call(
+            "PUT", f"/admin/products/{_seg(key)}/stock", StockLevelOut, json=body.model_dump()
+        )
+
+    async def get_stock(self, key: str) -> StockLevelOut:
+        return await self.http.call("GET", f"/admin/products/{_seg(key)}/stock", StockLevelOut)
 
     async def media(self, path: str) -> httpx.Response:
         """A public media file; `path` was checked by gateway/security.py. No credential goes."""

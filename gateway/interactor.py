@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import babel
 import structlog
 
 from gateway.clients import Clients
 from gateway.identity import AnonymousIdentityMerged, Caller
+from gateway.stock import check_cart_stock, check_line_stock, order_stock_lines
 from libs.contracts.cart import AddLineIn, CartOut, MergeOut, SetQuantityIn
 from libs.contracts.catalog import ProductOut, ProductSearchParams, ShippingMethodOut
 from libs.contracts.common import Page, Principal
@@ -40,6 +42,11 @@ from libs.runtime.http import Passthrough
 from libs.runtime.problems import Conflict, InvalidInput, NotFound, ProblemError
 
 log = structlog.get_logger(__name__)
+
+
+# Answers of a payment that could not start because another one of the order is under way or
+# has paid: the order's stock hold is that payment's, so checkout does not give it back.
+_HOLD_BELONGS_TO_A_PAYMENT = frozenset({"payment_processing", "order_already_paid"})
 
 
 class NoCustomer(ProblemError):
@@ -194,6 +201,7 @@ class StoreInteractor:
         caller.ensure_anonymous()
         if caller.user_id is None:
             caller.set_cookie = True  # refresh: the cookie's lifetime slides like the cart's
+        await check_line_stock(self.clients, caller, line.pricing_id, add=line.quantity)
         return await self.clients.cart.add_line(caller.principal, line, locale=locale.for_services)
 
     async def update_line(
@@ -201,6 +209,7 @@ class StoreInteractor:
     ) -> Passthrough[CartOut]:
         """Set a line's quantity."""
         caller.require_any()
+        await check_line_stock(self.clients, caller, None, line_id=line_id, quantity=body.quantity)
         return await self.clients.cart.set_quantity(
             caller.principal, line_id, body, locale=locale.for_services
         )
@@ -265,6 +274,7 @@ class StoreInteractor:
         # provider cannot charge is refused while it is still the shopper's to change (ADR 016).
         cart = await self._check_chargeable(principal, locale=locale)
         _check_shipping_needed(cart, body.shipping)
+        await check_cart_stock(self.clients, cart)  # the reservation below is the real guard
         if cart.currency is not None and body.shipping and body.shipping.address is not None:
             await self._check_ships(body.shipping, body.shipping.address, cart.currency, locale)
         customer = await self._customer_for_checkout(caller, body)
@@ -446,6 +456,49 @@ class StoreInteractor:
             )
         if order.customer_id is None:
             raise NotFound("The order has no customer.", code="customer_not_found")
+        # The saga's stock step (docs/stock.md): hold the order's stock (409 `out_of_stock`,
+        # all lines or none; the same hold again on a retry), give it back when the payment
+        # cannot start, and bind it to the attempt that did, whose expiry alone releases it.
+        held = await self.clients.catalog.reserve_stock(order.id, order_stock_lines(details))
+        tracked = held.status != "none"  # nothing of it tracks stock: no hold to look after
+        try:
+            payment = await self._start_payment(
+                caller, order, lines, shipping, success_url, cancel_url, new_attempt
+            )
+        except Exception as exc:
+            if tracked:
+                await self._release_stock(order.id, exc)
+            raise
+        if tracked:
+            await self._bind_stock(order.id, payment.attempt_id)
+        return payment
+
+    async def _release_stock(self, order_id: str, failure: Exception) -> None:
+        if getattr(failure, "code", None) in _HOLD_BELONGS_TO_A_PAYMENT:
+            return  # a payment under way, or paid: the hold is that payment's
+        try:
+            await self.clients.catalog.release_stock(order_id)
+        except ProblemError as exc:  # the deadline sweep releases it later
+            log.warning("checkout.stock_release_failed", order_id=order_id, error=str(exc))
+
+    async def _bind_stock(self, order_id: str, attempt_id: str) -> None:
+        try:
+            await self.clients.catalog.bind_stock_attempt(order_id, attempt_id)
+        except ProblemError as exc:  # unbound, the hold waits for the deadline sweep instead
+            log.warning("checkout.stock_bind_failed", order_id=order_id, error=str(exc))
+
+    async def _start_payment(
+        self,
+        caller: Caller,
+        order: OrderOut,
+        lines: list[PaymentLine],
+        shipping: Any,
+        success_url: str,
+        cancel_url: str,
+        new_attempt: bool,
+    ) -> PaymentOut:
+        details = order.details
+        assert order.customer_id is not None
         return await self.clients.payments.start_payment(
             caller.principal,
             StartPaymentIn(

@@ -100,6 +100,16 @@ class ImageOut(Contract):
     model_config = _example(_IMAGE)
 
 
+class ProductStock(Contract):
+    """What a shopper may still buy of a product: `available` is on hand minus reserved (at
+    least 0), `null` when the product does not track stock (always available)."""
+
+    tracked: bool = False
+    available: int | None = Field(None, ge=0)
+
+    model_config = _example({"tracked": True, "available": 3})
+
+
 class ProductOut(Contract):
     key: str
     name: str
@@ -113,6 +123,10 @@ class ProductOut(Contract):
     )
     prices: list[PriceOut] = Field(default_factory=list)
     images: list[ImageOut] = Field(default_factory=list, description="Primary image first.")
+    stock: ProductStock = Field(
+        default_factory=ProductStock,
+        description="Stock shown to shoppers; checkout reserves it (docs/stock.md).",
+    )
 
     model_config = _example(
         {
@@ -126,6 +140,7 @@ class ProductOut(Contract):
             "active": True,
             "prices": [_PRICE],
             "images": [_IMAGE],
+            "stock": {"tracked": False, "available": None},
         }
     )
 
@@ -423,6 +438,148 @@ class ShippingQuoteOut(Contract):
     tax_rates: list[TaxRateOut] = Field(default_factory=list)
 
     model_config = _example({"method": _SHIPPING_METHOD, "tax_rates": [_TAX_RATE]})
+
+
+# ------------------------------------------------------------------------------------- stock
+
+_ORDER_ID = "0b9e3c55-7a51-4c8e-8f3e-6c2d9b1e4a22"
+
+
+class StockLineIn(Contract):
+    """One line to reserve or check: a price (its product's stock) or a product key."""
+
+    pricing_id: str | None = Field(None, max_length=64)
+    product_key: str | None = Field(None, max_length=128)
+    quantity: int = Field(ge=1, le=1_000_000)
+
+    model_config = _example({"pricing_id": _PRICE["id"], "quantity": 2})
+
+
+class StockCheckIn(Contract):
+    """Internal: `POST /internal/stock/check` — can these quantities be bought now?"""
+
+    lines: list[StockLineIn] = Field(min_length=1, max_length=500)
+
+    model_config = _example({"lines": [{"pricing_id": _PRICE["id"], "quantity": 2}]})
+
+
+class StockLevelOut(Contract):
+    """A product's stock; `available` is `null` when it is not tracked."""
+
+    product_key: str
+    tracked: bool
+    on_hand: int | None = None
+    reserved: int = 0
+    available: int | None = None
+
+    model_config = _example(
+        {"product_key": "mug", "tracked": True, "on_hand": 10, "reserved": 2, "available": 8}
+    )
+
+
+class StockCheckLine(Contract):
+    pricing_id: str | None = None
+    product_key: str
+    quantity: int
+    tracked: bool
+    available: int | None = None
+
+    model_config = _example(
+        {
+            "pricing_id": _PRICE["id"],
+            "product_key": "mug",
+            "quantity": 2,
+            "tracked": True,
+            "available": 1,
+        }
+    )
+
+
+class StockCheckOut(Contract):
+    """The lines as checked, and the product keys that are short (none: all can be bought)."""
+
+    lines: list[StockCheckLine]
+    short: list[str] = Field(default_factory=list)
+
+    model_config = _example(
+        {
+            "lines": [
+                {
+                    "pricing_id": _PRICE["id"],
+                    "product_key": "mug",
+                    "quantity": 2,
+                    "tracked": True,
+                    "available": 1,
+                }
+            ],
+            "short": ["mug"],
+        }
+    )
+
+
+class ReserveStockIn(Contract):
+    """Internal: `POST /internal/stock/reservations` — hold an order's quantities, all or none."""
+
+    order_id: str = Field(min_length=1, max_length=64)
+    lines: list[StockLineIn] = Field(max_length=500)
+
+    model_config = _example(
+        {"order_id": _ORDER_ID, "lines": [{"pricing_id": _PRICE["id"], "quantity": 2}]}
+    )
+
+
+class ReservationLineOut(Contract):
+    product_key: str
+    quantity: int
+    status: str = Field(description="`held`, `released` or `sold`.")
+    backordered: int = Field(0, ge=0, description="Units sold without stock to cover them.")
+
+    model_config = _example(
+        {"product_key": "mug", "quantity": 2, "status": "sold", "backordered": 1}
+    )
+
+
+class ReservationOut(Contract):
+    """An order's reservation: one line per tracked product (none when nothing is tracked)."""
+
+    order_id: str
+    status: str = Field(description="`held`, `released`, `sold`, or `none` (nothing tracked).")
+    attempt_id: str | None = Field(
+        None, description="The payment attempt the hold is bound to; its expiry releases it."
+    )
+    expires_at: datetime | None = Field(
+        None, description="When an unpaid hold is released by the sweep."
+    )
+    lines: list[ReservationLineOut] = Field(default_factory=list)
+
+    model_config = _example(
+        {
+            "order_id": _ORDER_ID,
+            "status": "held",
+            "attempt_id": None,
+            "expires_at": "2026-03-02T13:00:00Z",
+            "lines": [{"product_key": "mug", "quantity": 2, "status": "held", "backordered": 0}],
+        }
+    )
+
+
+class BindAttemptIn(Contract):
+    """Internal: the payment attempt that now holds an order's reservation."""
+
+    attempt_id: str = Field(min_length=1, max_length=64)
+
+    model_config = _example({"attempt_id": "8d2c1a30-9e4b-4f1e-a0b2-2b7f7c1e9a11"})
+
+
+class StockSetIn(Contract):
+    """`/admin/products/{key}/stock`: the units on hand (not yet sold); tracked from now on
+    unless `tracked` is false."""
+
+    on_hand: int = Field(ge=0, le=1_000_000_000)
+    tracked: bool = True
+    actor: str | None = Field(None, max_length=200, description="The operator, for the event.")
+
+    model_config = _example({"on_hand": 10})
 
 
 # The search parameters of `GET /products` (catalog) and `GET /api/store/products` (gateway):

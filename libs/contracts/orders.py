@@ -212,6 +212,11 @@ class OrderOut(Contract):
     details: dict[str, Any] = Field(description="Immutable snapshot taken at purchase time.")
     owner: Owner
     customer_id: str | None = None
+    backordered: bool = Field(
+        False,
+        description="Paid after its stock reservation was released, with too little stock "
+        "left to cover it: it waits for stock (docs/stock.md).",
+    )
     refunded_amount: int = Field(0, ge=0, description="Σ amounts of the succeeded refunds.")
     refunds: list[OrderRefundOut] = Field(default_factory=list, description="Oldest first.")
     disputes: list[OrderDisputeOut] = Field(default_factory=list, description="Oldest first.")

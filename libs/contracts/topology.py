@@ -16,7 +16,11 @@ DEFAULT_EXCHANGE = "store.events"
 DEFAULT_QUEUE_PREFIX = "store"
 
 CONSUMERS: dict[str, tuple[str, ...]] = {
-    "catalog": ("cart.cart.checked_out.v1",),
+    "catalog": (
+        "cart.cart.checked_out.v1",
+        "orders.order.canceled.v1",
+        "payments.payment.expired.v1",
+    ),
     "cart": (
         "catalog.pricing.changed.v1",
         "catalog.product.changed.v1",

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from libs.contracts.catalog import (
     SEARCH_DOCS,
+    BindAttemptIn,
     PriceIn,
     PricingLookupIn,
     PricingLookupOut,
@@ -25,8 +26,14 @@ from libs.contracts.catalog import (
     ProductIn,
     ProductOut,
     ProductUpdateIn,
+    ReservationOut,
+    ReserveStockIn,
     ShippingMethodOut,
     ShippingQuoteOut,
+    StockCheckIn,
+    StockCheckOut,
+    StockLevelOut,
+    StockSetIn,
     TaxRateOut,
     TaxRatesIn,
     TranslationIn,
@@ -206,6 +213,48 @@ async def get_shipping_quote(
     )
 
 
+OrderId = Annotated[str, PathParam(min_length=1, max_length=64)]
+
+
+@internal.post("/stock/check", response_model=StockCheckOut, tags=["stock"])
+async def check_stock(body: StockCheckIn, catalog: Catalog) -> StockCheckOut:
+    """Whether these quantities can be bought now (`short` names the products that cannot)."""
+    return await catalog.stock.check_stock(lines=body.lines)
+
+
+@internal.post("/stock/reservations", response_model=ReservationOut, tags=["stock"])
+async def reserve_stock(body: ReserveStockIn, catalog: Catalog) -> ReservationOut:
+    """Hold an order's quantities, all lines or none (409 `out_of_stock` naming the products);
+    idempotent per order."""
+    return await catalog.stock.reserve_stock(order_id=body.order_id, lines=body.lines)
+
+
+@internal.put(
+    "/stock/reservations/{order_id}/attempt", response_model=ReservationOut, tags=["stock"]
+)
+async def bind_stock_attempt(
+    order_id: OrderId, body: BindAttemptIn, catalog: Catalog
+) -> ReservationOut:
+    """Bind the hold to the payment attempt it now waits for."""
+    return await catalog.stock.bind_attempt(order_id=order_id, attempt_id=body.attempt_id)
+
+
+@internal.post(
+    "/stock/reservations/{order_id}/release", response_model=ReservationOut, tags=["stock"]
+)
+async def release_stock(order_id: OrderId, catalog: Catalog) -> ReservationOut:
+    """Give the order's held stock back (idempotent)."""
+    return await catalog.stock.release_stock(order_id=order_id)
+
+
+@internal.post(
+    "/stock/reservations/{order_id}/commit", response_model=ReservationOut, tags=["stock"]
+)
+async def commit_stock(order_id: OrderId, catalog: Catalog) -> ReservationOut:
+    """The order is paid: its reservation is sold (lines no longer held: `backordered`)."""
+    return await catalog.stock.commit_stock(order_id=order_id)
+
+
 # ---------------------------------------------------------------------------- write API
 
 admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_service_token)])
@@ -227,6 +276,20 @@ async def get_product_admin(key: str, catalog: Catalog) -> ProductAdminOut:
 async def update_product(key: str, body: ProductUpdateIn, catalog: Catalog) -> ProductAdminOut:
     """Change tax code, shipping or active flag; fields not given stay as they are."""
     return await catalog.update_product(key=key, changes=body)
+
+
+@admin.get("/products/{key}/stock", response_model=StockLevelOut, tags=["stock"])
+async def get_stock(key: str, catalog: Catalog) -> StockLevelOut:
+    """A product's stock: on hand, reserved, available."""
+    return await catalog.stock.get_stock(key=key)
+
+
+@admin.put("/products/{key}/stock", response_model=StockLevelOut, tags=["stock"])
+async def set_stock(key: str, body: StockSetIn, catalog: Catalog) -> StockLevelOut:
+    """Set the units on hand (and start tracking); held reservations stay held."""
+    return await catalog.stock.set_on_hand(
+        key=key, on_hand=body.on_hand, tracked=body.tracked, actor=body.actor
+    )
 
 
 @admin.put("/products/{key}/translations/{locale}", response_model=TranslationOut)

@@ -13,6 +13,7 @@ from libs.runtime.runtime import Shared, shared_for
 from services.catalog.api import PUBLIC_ROUTERS, ROUTERS
 from services.catalog.bootstrap import CatalogDeps, build_deps
 from services.catalog.settings import CatalogSettings
+from services.catalog.stock import sweeping
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +35,12 @@ def create_app(
             from services.catalog.setup import seed_if_empty
 
             await seed_if_empty(ready.service, ready.settings)
-        yield
+        async with sweeping(
+            ready.service.stock,
+            interval_s=ready.settings.stock_sweep_interval_s,
+            batch=ready.settings.stock_sweep_batch,
+        ):
+            yield
 
     app = create_service_app(
         runtime=deps.runtime,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from libs.runtime.runtime import Runtime, Shared
@@ -42,6 +43,7 @@ def build_service(settings: CatalogSettings, runtime: Runtime) -> CatalogService
         rules=rules,
         default_locale=settings.default_locale,
         media_url_prefix=settings.media_url_prefix,
+        stock_hold=timedelta(seconds=settings.stock_hold_s),
     )
 
 

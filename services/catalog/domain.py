@@ -537,6 +537,7 @@ class ProductSpec:
     translations: Mapping[str, Texts]
     prices: Sequence[Terms]
     images: Sequence[ImageSource] = ()
+    initial_stock: int | None = None  # on hand when it starts tracking (never reset later)
 
 
 def decimal_text(value: Decimal) -> str:

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Literal, TypeVar
 
@@ -88,6 +89,7 @@ from services.catalog.search import (
     wants_search,
 )
 from services.catalog.shipping import ShippingService
+from services.catalog.stock import StockService, stock_view
 from services.catalog.store import SqlCatalogRepository, new_id
 
 MAX_PAGE_SIZE = 100
@@ -133,6 +135,7 @@ class CatalogService:
         rules: ImageRules,
         default_locale: str = "en",
         media_url_prefix: str = "/media",
+        stock_hold: timedelta = timedelta(hours=25),
     ) -> None:
         self.runtime = runtime
         self.media = media
@@ -140,6 +143,7 @@ class CatalogService:
         self.default_locale = default_locale
         self.media_url_prefix = media_url_prefix
         self.shipping = ShippingService(runtime=runtime, default_locale=default_locale)
+        self.stock = StockService(runtime=runtime, hold=stock_hold)
 
     # ============================================================== reads
 
@@ -701,6 +705,7 @@ class CatalogService:
         prices = await repo.prices_of(ids, active_only=True)
         images = await repo.images_of(ids)
         texts = await repo.translations_of(ids)
+        levels = await self.stock.levels_of(repo.session, ids)
         items = []
         for product in page:
             own = prices.get(product.id, [])
@@ -731,6 +736,7 @@ class CatalogService:
                         for p in prices.get(product.id, [])
                     ],
                     images=[self._image_out(i) for i in images.get(product.id, [])],
+                    stock=stock_view(levels.get(product.id)),
                 )
             )
         return items

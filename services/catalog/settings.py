@@ -71,6 +71,21 @@ class CatalogSettings(BaseSettings):
         "a list, or an object with `shipping_methods`); default: the `shipping_methods` of the "
         "product configuration.",
     )
+    stock_hold_s: int = Field(
+        default=25 * 3600,
+        ge=60,
+        description="How long checkout's stock reservation is held for an unpaid order before "
+        "the sweep releases it, in seconds; longer than a payment session lives (Stripe's and "
+        "the dev provider's: 24 h), so an open session always has its stock.",
+    )
+    stock_sweep_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the catalog releases reservations past their deadline (0: never).",
+    )
+    stock_sweep_batch: int = Field(
+        default=200, ge=1, description="Most expired reservations one sweep releases."
+    )
     currency: str = Field(
         default="EUR",
         validation_alias="ISO_ALPHA_3_CURRENCY_CODE",

@@ -94,6 +94,9 @@ class ProductEntry(_Strict):
     translations: dict[str, TextsEntry] = Field(min_length=1)
     prices: list[PriceEntry] = Field(default_factory=list, max_length=100)
     images: list[str] = Field(default_factory=list, max_length=20)
+    # Units on hand when the product starts tracking stock; counted, not configured: a
+    # rerun never resets what sales took (docs/stock.md).
+    stock: int | None = Field(None, ge=0, le=1_000_000_000)
 
 
 class TaxRateEntry(TaxRateIn):
@@ -325,6 +328,7 @@ def parse_product(raw: dict[str, Any], *, currency: str, base_dir: Path) -> Prod
         translations=translations,
         prices=prices,
         images=images,
+        initial_stock=entry.stock,
     )
 
 
@@ -407,6 +411,9 @@ async def apply_config(
                 raise EntryError("key", f"duplicate of product #{seen[spec.key]}")
             seen[spec.key] = index
             outcome = await service.sync_product(spec=spec, dry_run=dry_run)
+            if spec.initial_stock is not None and not dry_run:
+                if await service.stock.start_tracking(key=spec.key, on_hand=spec.initial_stock):
+                    outcome.steps.append(f"stock: {spec.initial_stock} on hand")
         except (EntryError, ProblemError) as exc:
             error = exc if isinstance(exc, EntryError) else _entry_error(exc)
             _line(console, "error", label, f"{error.field}: {error.message}")

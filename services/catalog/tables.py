@@ -140,5 +140,45 @@ shipping_methods = Table(
     UniqueConstraint("code"),
 )
 
+# Stock (docs/stock.md): a row per product that tracks it; no row means not tracked. `reserved`
+# is what held reservations take; a sale takes its units off both (`on_hand` may then be below
+# `reserved` only through a backorder, never through a reservation).
+stock_levels = Table(
+    "stock_levels",
+    metadata,
+    Column(
+        "product_id",
+        String(36),
+        ForeignKey("products.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tracked", Boolean, nullable=False),
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One row per (order, tracked product): held, released or sold. A hold is bound to the payment
+# attempt it waits for (its expiry releases it) and has a deadline the sweep enforces.
+stock_reservations = Table(
+    "stock_reservations",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column(
+        "product_id",
+        String(36),
+        ForeignKey("products.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("quantity", Integer, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("attempt_id", String(64), nullable=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("backordered", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_stock_reservations_expiry", "status", "expires_at"),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

@@ -55,6 +55,7 @@ def order_out(order: Order) -> OrderOut:
         details=dict(order.details),
         owner=Owner.model_validate(order.owner),
         customer_id=order.customer_id,
+        backordered=order.backordered,
         refunded_amount=order.refunded_amount,
         refunds=[
             OrderRefundOut(

@@ -191,6 +191,7 @@ class Order:
     created_at: datetime
     paid: datetime | None = None
     paid_attempt_id: str | None = None
+    backordered: bool = False
     canceled_at: datetime | None = None
     canceled_by: str | None = None
     cancel_reason: str | None = None

@@ -3,6 +3,8 @@
 Published (through the outbox, in the transaction of the change): `OrderCreated` by
 `prepare_order`, `OrderPaid` by `mark_paid`, `OrderCanceled` by `cancel_order` — each once
 per order; `OrderFulfilled` by `fulfil_order` — once per fulfilment.
+`OrderBackordered` by `mark_paid` when the paid order's stock was no longer held and could
+not be covered (once).
 Consumed: `PaymentSucceeded` (set paid), `RefundSucceeded` and `RefundFailed` (keep the
 order's refunds; the first final status wins), `DisputeOpened` and `DisputeClosed` (keep the
 order's disputes; a closed one never reopens) and `AnonymousMerged` (re-own the shopper's
@@ -32,6 +34,7 @@ PUBLISHES = (
     "orders.order.created.v1",
     "orders.order.paid.v1",
     "orders.order.canceled.v1",
+    "orders.order.backordered.v1",
     "orders.order.fulfilled.v1",
 )
 

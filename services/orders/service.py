@@ -54,6 +54,7 @@ from services.orders.domain import (
 from services.orders.fulfillments import SqlFulfillmentRepository, fulfil_order
 from services.orders.refunds import SqlRefundRepository
 from services.orders.settings import OrdersSettings
+from services.orders.stock import CatalogStock, StockLedger, sell_reserved_stock
 from services.orders.store import SqlOrderRepository
 
 log = structlog.get_logger(__name__)
@@ -75,11 +76,13 @@ class OrdersService:
         catalog: Catalog,
         settings: OrdersSettings,
         clock: Callable[[], datetime] = utc_now,
+        stock: StockLedger | None = None,
     ) -> None:
         self.runtime = runtime
         self.catalog = catalog
         self.settings = settings
         self.clock = clock
+        self.stock: StockLedger = stock or CatalogStock(lambda: runtime.client("catalog"))
 
     # --- prepare_order -----------------------------------------------------------------------
 
@@ -317,6 +320,7 @@ class OrdersService:
             )
             return
         _check_amount(order, payment)
+        await sell_reserved_stock(self.runtime, self.stock, session, order)
         await self.runtime.record(
             session,
             OrderPaid(

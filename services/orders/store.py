@@ -233,6 +233,7 @@ def _to_order(row: OrderRow | Row[Any]) -> Order:
         created_at=row.created_at,
         paid=row.paid,
         paid_attempt_id=row.paid_attempt_id,
+        backordered=bool(row.backordered),
         canceled_at=row.canceled_at,
         canceled_by=row.canceled_by,
         cancel_reason=row.cancel_reason,

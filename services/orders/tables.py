@@ -3,8 +3,8 @@
 `orders.details` (and every column fixed at purchase time) never changes after the insert:
 the ORM refuses it here (`before_update`), and the database refuses it too — a trigger created
 by the first migration on PostgreSQL and on SQLite — so raw SQL cannot change it either.
-Only `owner_*` (re-owned on merge), `paid`/`paid_attempt_id` (set once) and `canceled_*` (set
-once, only while unpaid) may change.
+Only `owner_*` (re-owned on merge), `paid`/`paid_attempt_id` (set once), `canceled_*` (set
+once, only while unpaid) and `backordered` (set once, when paid without stock) may change.
 """
 
 from __future__ import annotations
@@ -12,7 +12,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, event, inspect
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    event,
+    false,
+    inspect,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.runtime.db import JSONType, UTCDateTime, new_metadata
@@ -54,6 +64,8 @@ class OrderRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paid_attempt_id: Mapped[str | None] = mapped_column(String(64))
+    # Paid after its stock was released, with too little left to cover it (set once).
+    backordered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Set once, only while unpaid: a canceled order is never paid (ADR 020).
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     canceled_by: Mapped[str | None] = mapped_column(String(20), nullable=True)

@@ -50,7 +50,8 @@ def counting_queries(catalog: CatalogDeps) -> Iterator[list[str]]:
     statements: list[str] = []
 
     def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("SELECT"):
+        # The outbox relay polls on the same engine in the background: not the page's cost.
+        if statement.lstrip().upper().startswith("SELECT") and "FROM outbox" not in statement:
             statements.append(statement)
 
     engine = catalog.runtime.engine.sync_engine
@@ -263,7 +264,7 @@ async def test_a_page_costs_the_same_number_of_queries_however_long_it_is(
         await catalog.service.list_products(limit=2, locale="de")
     with counting_queries(catalog) as large:
         await catalog.service.list_products(limit=100, locale="de")
-    assert len(small) == len(large) == 4
+    assert len(small) == len(large) == 5  # products, prices, images, texts, stock
 
     page = await catalog.service.list_products(limit=100)
     ids = [price.id for product in page.items for price in product.prices]

@@ -13,6 +13,7 @@ import pytest
 from gateway.identity import Caller
 from gateway.interactor import Locale, StoreInteractor
 from libs.contracts.cart import CartLineOut, CartOut, FrozenCart
+from libs.contracts.catalog import ReservationOut, StockCheckOut
 from libs.contracts.common import Owner
 from libs.contracts.events import CartLineSnapshot
 from libs.contracts.orders import OrderOut
@@ -37,6 +38,13 @@ class Services:
         )
         self.cart = SimpleNamespace(checkout=self.checkout, summary=self.summary)
         self.orders = SimpleNamespace(prepare_order=self.prepare_order)
+        self.catalog = SimpleNamespace(check_stock=self.check_stock, reserve_stock=self.reserve)
+
+    async def check_stock(self, lines: Any) -> StockCheckOut:
+        return StockCheckOut(lines=[], short=[])
+
+    async def reserve(self, order_id: str, lines: Any) -> ReservationOut:
+        return ReservationOut(order_id=order_id, status="none")  # nothing tracks stock
 
     async def default_customer(self, principal: Any) -> CustomerOut:
         address = Address(line1="Hauptstraße 1", city="Berlin", postal_code="10115", country="DE")

@@ -18,6 +18,8 @@ from libs.contracts.catalog import (
     PricingInfo,
     PricingLookupIn,
     PricingLookupOut,
+    ReservationLineOut,
+    ReservationOut,
     ShippingMethodOut,
     ShippingQuoteOut,
     TaxRateOut,
@@ -61,6 +63,11 @@ class FakeCatalog:
     rendezvous: int = 0
     # False: a catalog from before lookups took a country (it answers no rates).
     knows_country: bool = True
+    # Stock: what a commit reports backordered per order, the commits asked for, and how
+    # many commits fail (503) before one is answered.
+    backorders: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    commits: list[str] = field(default_factory=list)
+    commit_failures: int = 0
     _arrived: int = 0
     _all_arrived: asyncio.Event | None = None
 
@@ -195,6 +202,20 @@ class FakeCatalog:
                 raise ProblemError("does not ship there", status=422, code="shipping_unavailable")
             method = found[0]
             return ShippingQuoteOut(method=method, tax_rates=self._rates(country, method.tax_code))
+
+        @app.post("/internal/stock/reservations/{order_id}/commit")
+        async def commit_stock(order_id: str) -> ReservationOut:
+            self.commits.append(order_id)
+            if self.commit_failures > 0:
+                self.commit_failures -= 1
+                raise ProblemError("catalog is down", status=503, code="service_unavailable")
+            lines = [
+                ReservationLineOut(product_key=key, quantity=q, status="sold", backordered=q)
+                for key, q in self.backorders.get(order_id, [])
+            ]
+            return ReservationOut(
+                order_id=order_id, status="sold" if lines else "none", lines=lines
+            )
 
         return app
 

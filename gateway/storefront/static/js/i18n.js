@@ -3,7 +3,7 @@ const WORDS = {
   en: {
     shop: "Store", products: "Products", cart: "Cart", orders: "Orders", language: "Language",
     loading: "Loading…", unreachable: "The store cannot be reached. Try again in a moment.",
-    add_to_cart: "Add to cart", subscribe: "Subscribe", quantity: "Quantity",
+    add_to_cart: "Add to cart", subscribe: "Subscribe", quantity: "Quantity", sold_out: "Sold out", only_left: "Only {n} left",
     added: "Added to your cart.", one_off: "One-off", per: { day: "per day", week: "per week", month: "per month", year: "per year" },
     every: { day: "every {n} days", week: "every {n} weeks", month: "every {n} months", year: "every {n} years" },
     search: "Search products", search_placeholder: "Search…", ships_only: "Ships", sort: "Sort",
@@ -39,7 +39,7 @@ const WORDS = {
   de: {
     shop: "Store", products: "Produkte", cart: "Warenkorb", orders: "Bestellungen", language: "Sprache",
     loading: "Wird geladen…", unreachable: "Der Shop ist nicht erreichbar. Bitte gleich noch einmal versuchen.",
-    add_to_cart: "In den Warenkorb", subscribe: "Abonnieren", quantity: "Menge",
+    add_to_cart: "In den Warenkorb", subscribe: "Abonnieren", quantity: "Menge", sold_out: "Ausverkauft", only_left: "Nur noch {n} verfügbar",
     added: "Zum Warenkorb hinzugefügt.", one_off: "Einmalig", per: { day: "pro Tag", week: "pro Woche", month: "pro Monat", year: "pro Jahr" },
     every: { day: "alle {n} Tage", week: "alle {n} Wochen", month: "alle {n} Monate", year: "alle {n} Jahre" },
     search: "Produkte suchen", search_placeholder: "Suchen…", ships_only: "Versandfähig", sort: "Sortieren",
@@ -75,7 +75,7 @@ const WORDS = {
   fr: {
     shop: "Store", products: "Produits", cart: "Panier", orders: "Commandes", language: "Langue",
     loading: "Chargement…", unreachable: "La boutique est injoignable. Réessayez dans un instant.",
-    add_to_cart: "Ajouter au panier", subscribe: "S’abonner", quantity: "Quantité",
+    add_to_cart: "Ajouter au panier", subscribe: "S’abonner", quantity: "Quantité", sold_out: "Épuisé", only_left: "Plus que {n} en stock",
     added: "Ajouté au panier.", one_off: "À l’unité", per: { day: "par jour", week: "par semaine", month: "par mois", year: "par an" },
     every: { day: "tous les {n} jours", week: "toutes les {n} semaines", month: "tous les {n} mois", year: "tous les {n} ans" },
     search: "Rechercher des produits", search_placeholder: "Rechercher…", ships_only: "Livrable", sort: "Trier",

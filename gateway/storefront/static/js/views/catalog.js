@@ -21,11 +21,28 @@ async function addToCart(price, quantity, button) {
   }
 }
 
+// How many are left, when the product counts its stock: null when it does not.
+function left(product) {
+  const stock = product.stock || {};
+  return stock.tracked && stock.available !== null && stock.available !== undefined ? stock.available : null;
+}
+
+/** "Sold out" or "Only 3 left" (at 5 or fewer), else nothing. */
+function stockNote(product) {
+  const n = left(product);
+  if (n === null || n > 5) return null;
+  return h("p", { class: n === 0 ? "stock sold-out" : "stock low", "data-stock": n },
+    n === 0 ? t("sold_out") : t("only_left", { n }));
+}
+
 function priceForm(product, price, { withQuantity }) {
   const id = `qty-${price.id}`;
-  const quantity = h("input", { id, name: "quantity", type: "number", min: 1, max: 99, value: 1, inputmode: "numeric" });
-  const button = h("button", { type: "submit", class: "primary", "aria-label": `${price.interval ? t("subscribe") : t("add_to_cart")}: ${product.name}, ${priceLabel(price.unit_amount, price.currency, price.interval, price.interval_count)}` },
-    price.interval ? t("subscribe") : t("add_to_cart"));
+  const n = left(product);
+  const soldOut = n === 0;
+  const quantity = h("input", { id, name: "quantity", type: "number", min: 1, max: n === null ? 99 : Math.max(1, Math.min(99, n)), value: 1, inputmode: "numeric", disabled: soldOut || null });
+  const label = soldOut ? t("sold_out") : price.interval ? t("subscribe") : t("add_to_cart");
+  const button = h("button", { type: "submit", class: "primary", disabled: soldOut || null, "aria-label": `${label}: ${product.name}, ${priceLabel(price.unit_amount, price.currency, price.interval, price.interval_count)}` },
+    label);
   return h("form", {
     class: "price",
     "data-pricing": price.id,
@@ -47,6 +64,7 @@ function productCard(product) {
     h("a", { href: link, class: "thumb", tabindex: -1, "aria-hidden": "true" },
       image ? h("img", { src: imageUrl(image, 256), alt: "", width: 256, height: 256, loading: "lazy" }) : h("span", { class: "noimg" }, t("no_image"))),
     h("h2", {}, h("a", { href: link }, product.name)),
+    stockNote(product),
     h("div", { class: "prices" }, product.prices.map((price) => priceForm(product, price, { withQuantity: false }))),
   );
 }
@@ -126,6 +144,7 @@ export async function productView(key) {
       h("div", {},
         h("h1", {}, product.name),
         h("p", {}, product.description),
+        stockNote(product),
         product.prices.map((price) => priceForm(product, price, { withQuantity: true })),
       ),
     ),
