@@ -161,7 +161,7 @@ def test_a_bank_debit_on_its_way_shows_processing_instead_of_pay_again(shop: Sho
     row.get_by_role("button", name="Pay again").click()
     expect(row.locator(".msg.processing")).to_have_text(processing)
     row.locator("a.number").click()
-    expect(page.locator("main .status")).to_have_text("Processing")
+    expect(page.locator("main h1 .status")).to_have_text("Processing")
     expect(page.locator("main .msg.processing")).to_have_text(processing)
     expect(page.get_by_role("button", name="Pay again")).to_have_count(0)
 
