@@ -75,13 +75,18 @@ class CartOut(Contract):
     }
 
 
+# No cart line holds more (CART_MAX_QUANTITY_PER_LINE is at most this): a larger number is
+# refused as input, before anything (the stock check, the cart) works with it.
+MAX_LINE_QUANTITY = 1_000_000
+
+
 class AddLineIn(Contract):
     pricing_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~:-]+$")
-    quantity: int = Field(default=1, ge=1)
+    quantity: int = Field(default=1, ge=1, le=MAX_LINE_QUANTITY)
 
 
 class SetQuantityIn(Contract):
-    quantity: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
 
 
 class MergeIn(Contract):

@@ -101,3 +101,22 @@ async def test_organization_customers_are_for_members(
         ),
         403,
     )
+
+
+async def test_an_absurd_quantity_is_refused_as_input_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    price = await one_off_price(client)
+    huge = 135_993_401_920_834  # found by the fuzzer: it used to reach the stock check, a 500
+    for pricing_id in (price["id"], "6rcaRa"):
+        added = await client.post(
+            "/api/store/cart/lines", json={"pricing_id": pricing_id, "quantity": huge}
+        )
+        assert_problem(added, 422)
+    added = await client.post("/api/store/cart/lines", json={"pricing_id": price["id"]})
+    line_id = added.json()["lines"][0]["line_id"]
+    raised = await client.patch(f"/api/store/cart/lines/{line_id}", json={"quantity": huge})
+    assert_problem(raised, 422)
+    assert [line["quantity"] for line in (await client.get("/api/store/cart")).json()["lines"]] == [
+        1
+    ]
