@@ -12,7 +12,8 @@ import httpx
 from bench.checkout import BILLING, CHECKOUT
 from libs.contracts.topology import CONSUMERS
 
-DATABASES = {name: f"store_{name}" for name in ("catalog", "cart", "orders", "payments")}
+# Every consumer keeps its inbox (and its outbox) in a database of its own, notifications too.
+DATABASES = {name: f"store_{name}" for name in CONSUMERS}
 
 
 class CheckFailed(AssertionError):
